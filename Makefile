@@ -1,0 +1,57 @@
+# qoectl developer entry points. Quick start on a fresh Debian/Ubuntu machine:
+#   make demo   # virtualenv + install + validate/plan/explain the bundled example policies
+#   make test   # lint, type-check and every test (BDD features included)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint typecheck pytest bench schema golden system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	@echo "== qoectl validate policies"
+	$(BIN)/qoectl validate policies
+	@echo "== qoectl plan policies --out out   (exit 2 = changes, like terraform -detailed-exitcode)"
+	@$(BIN)/qoectl plan policies --out out --no-diff; rc=$$?; [ $$rc -ne 1 ] || exit 1
+	@echo "== qoectl explain voice --device br2-rtr1"
+	$(BIN)/qoectl explain voice --device br2-rtr1
+	@echo "== qoectl qoe voice --delay-ms 150 --jitter-ms 10 --loss-pct 0.5"
+	$(BIN)/qoectl qoe voice --delay-ms 150 --jitter-ms 10 --loss-pct 0.5
+	@echo "Rendered configs are in out/<device>/"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check controller
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python bench/compile_bench.py
+
+schema: install
+	$(BIN)/qoectl schema --out schema/qoectl-v1.schema.json
+
+golden: install
+	$(BIN)/pytest tests/test_golden.py --update-golden
+
+# Debian packages the root-only tests use (network namespaces, nftables, sshd, prometheus).
+system-deps:
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends iproute2 nftables openssh-server prometheus
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

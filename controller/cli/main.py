@@ -1,0 +1,349 @@
+"""The ``qoectl`` command line.
+
+Exit codes follow ``terraform plan -detailed-exitcode``: 0 nothing to change,
+2 changes, 1 errors. A user's mistake never prints a traceback: it prints
+``file:line:col: field: message; hint: ...`` lines.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from controller import __version__
+from controller.errors import Diagnostic, PolicyError
+from controller.pipeline import Build, build, render_plan
+from controller.render.outputs import compare, read_tree, write_tree
+
+DEFAULT_POLICIES = "policies"
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+policy_arg = click.argument("path", default=DEFAULT_POLICIES, type=click.Path(path_type=Path))
+json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+
+
+def _print_diagnostics(diags: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
+    for d in diags:
+        style = "yellow" if d.severity == "warning" else "red"
+        err.print(d.format(), style=style, markup=False)
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Any]:
+    """A progress bar on stderr for fleets big enough to wait for; silent otherwise."""
+    if total < 50 or not err.is_terminal:
+        yield lambda n=1: None
+        return
+    with Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def _build(path: Path, as_json: bool) -> Build:
+    """Load+validate+compile, or report every problem and exit 1."""
+    try:
+        result = build(path)
+    except PolicyError as exc:
+        _report_failure(exc.diagnostics, as_json)
+        raise SystemExit(EXIT_ERROR) from None
+    if not result.ok:
+        _report_failure(list(result.diagnostics), as_json)
+        raise SystemExit(EXIT_ERROR)
+    return result
+
+
+def _report_failure(diags: list[Diagnostic], as_json: bool) -> None:
+    if as_json:
+        _emit_json({"ok": False, "diagnostics": [d.to_json() for d in diags]})
+    else:
+        _print_diagnostics(diags)
+        n = sum(1 for d in diags if d.severity == "error")
+        files = len({d.location.file for d in diags})
+        err.print(f"{n} error(s) in {files} file(s)", style="bold red")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="qoectl")
+def cli() -> None:
+    """Policy-as-code QoS/QoE controller: journey targets in Git -> device QoS configs."""
+
+
+@cli.command()
+@policy_arg
+@json_opt
+def validate(path: Path, as_json: bool) -> None:
+    """Check the policy repository at PATH (schema and meaning); exit 1 on any error."""
+    result = _build(path, as_json)
+    warnings = [d for d in result.diagnostics if d.severity == "warning"]
+    if as_json:
+        _emit_json(
+            {
+                "ok": True,
+                "journeys": len(result.policy.journeys),
+                "devices": len(result.plans),
+                "diagnostics": [d.to_json() for d in warnings],
+            }
+        )
+        return
+    _print_diagnostics(warnings)
+    out.print(
+        f"[green]ok[/green]: {len(result.policy.journeys)} journeys, {len(result.policy.devices)} devices, "
+        f"{len(result.policy.sites)} sites"
+    )
+
+
+def _render_all(result: Build) -> dict[str, tuple[str, dict[str, str]]]:
+    rendered: dict[str, tuple[str, dict[str, str]]] = {}
+    with _progress(len(result.plans), "rendering") as advance:
+        for plan in result.plans:
+            rendered[plan.device] = (plan.platform, render_plan(plan))
+            advance()
+    return rendered
+
+
+@cli.command()
+@policy_arg
+@click.option("--out", "out_dir", default="out", type=click.Path(path_type=Path), show_default=True)
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Compare with this folder instead of the previous contents of --out.",
+)
+@click.option("--diff/--no-diff", default=True, show_default=True, help="Show unified diffs of changed files.")
+@json_opt
+def plan(path: Path, out_dir: Path, baseline: Path | None, diff: bool, as_json: bool) -> None:
+    """Compile and render every device into --out and show what changed.
+
+    Exit 0: nothing changed; 2: changes; 1: errors (like terraform plan -detailed-exitcode).
+    """
+    result = _build(path, as_json)
+    rendered = _render_all(result)
+    before = read_tree(baseline or out_dir)
+    changes = compare(before, rendered)
+    write_tree(out_dir, rendered)
+    changed = [c for c in changes if c.status != "unchanged"]
+    code = EXIT_CHANGES if changed else EXIT_OK
+    if as_json:
+        _emit_json(
+            {
+                "ok": True,
+                "out": str(out_dir),
+                "changed": len(changed),
+                "exit_code": code,
+                "notes": {p.device: list(p.notes) for p in result.plans if p.notes},
+                "devices": [
+                    {
+                        "device": c.device,
+                        "platform": c.platform,
+                        "status": c.status,
+                        "added": c.added,
+                        "removed": c.removed,
+                        "files": {f.name: {"status": f.status, "diff": f.diff} for f in c.files},
+                    }
+                    for c in changes
+                ],
+            }
+        )
+        raise SystemExit(code)
+    if diff:
+        for c in changed:
+            for f in c.files:
+                if f.diff:
+                    for line in f.diff.splitlines():
+                        style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "")
+                        out.print(line, style=style, markup=False)
+    table = Table(title=f"qoectl plan -> {out_dir}", show_lines=False)
+    for col in ("device", "platform", "status", "+lines", "-lines", "notes"):
+        table.add_column(col, justify="right" if ("lines" in col or col == "notes") else "left")
+    notes = {p.device: p.notes for p in result.plans}
+    colour = {"new": "green", "changed": "yellow", "removed": "red", "unchanged": "dim"}
+    for c in changes:
+        table.add_row(
+            c.device,
+            c.platform,
+            f"[{colour[c.status]}]{c.status}[/]",
+            str(c.added),
+            str(c.removed),
+            str(len(notes.get(c.device, ()))) if notes.get(c.device) else "",
+        )
+    out.print(table)
+    for device, device_notes in notes.items():
+        for note in device_notes:
+            out.print(f"note: {device}: {note}", style="yellow", markup=False)
+    summary = f"{len(changed)} of {len(changes)} devices change" if changed else "no changes"
+    out.print(f"[bold]{summary}[/bold]; configs in {out_dir}/")
+    raise SystemExit(code)
+
+
+@cli.command()
+@policy_arg
+@click.option("--device", required=True, help="Device name from the inventory.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Write files here instead of printing.")
+def render(path: Path, device: str, out_dir: Path | None) -> None:
+    """Render one device's configs."""
+    result = _build(path, False)
+    plan_ = result.plan(device)
+    if plan_ is None:
+        names = ", ".join(p.device for p in result.plans[:20])
+        err.print(f"unknown device '{device}'; devices: {names}", style="red", markup=False)
+        raise SystemExit(EXIT_ERROR)
+    files = render_plan(plan_)
+    for name, text in files.items():
+        if out_dir:
+            target = out_dir / device / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            err.print(f"wrote {target}", markup=False)
+        else:
+            click.echo(f"# ---- {device}/{name}")
+            click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("journey")
+@click.option("--policies", "path", default=DEFAULT_POLICIES, type=click.Path(path_type=Path), show_default=True)
+@click.option("--device", help="Only this device.")
+@json_opt
+def explain(journey: str, path: Path, device: str | None, as_json: bool) -> None:
+    """Show how JOURNEY's targets became budgets, classes and config lines, per device."""
+    from controller.compile.explain import explain as do_explain
+
+    result = _build(path, as_json)
+    try:
+        data = do_explain(result, journey, device)
+    except KeyError:
+        known = ", ".join(j.name for j in result.policy.journeys)
+        err.print(f"unknown journey '{journey}'; journeys: {known}", style="red", markup=False)
+        raise SystemExit(EXIT_ERROR) from None
+    if as_json:
+        _emit_json(data)
+        return
+    out.print(
+        f"[bold]journey {data['journey']}[/bold] ({data['kind']}, priority {data['priority']}, owner {data['owner']})"
+    )
+    out.print(f"target: {json.dumps(data['target'])}", markup=False)
+    out.print(f"service class: {data['service_class']}")
+    budget = data["budget"] or {}
+    out.print("[bold]budgets[/bold]")
+    for step in budget.get("steps", []):
+        out.print(f"  - {step}", markup=False)
+    for key in ("one_way_delay_ms", "jitter_ms", "loss_pct", "min_throughput_kbps"):
+        if budget.get(key) is not None:
+            pinned = " (pinned)" if key in budget.get("pinned", []) else ""
+            out.print(f"  {key}: {budget[key]}{pinned}")
+    for d in data["devices"]:
+        out.print(
+            f"[bold]{d['device']}[/bold] ({d['platform']}, site {d['site']}): class {d['class']} "
+            f"queue {d['queue']}{' strict priority' if d['strict_priority'] else ''}, DSCP {d['dscp']}"
+        )
+        for a in d["interfaces"]:
+            police = f", policed at {a['police_kbps']} kbps" if a["police_kbps"] else ""
+            out.print(
+                f"  {a['interface']}: {a['guaranteed_kbps']} kbps guaranteed ({a['guaranteed_pct']} %), "
+                f"up to {a['max_kbps']} kbps{police}",
+                markup=False,
+            )
+        if d["sla_class"]:
+            s = d["sla_class"]
+            out.print(
+                f"  SLA class {s['name']}: latency {s['latency_ms']} ms, "
+                f"jitter {s['jitter_ms']} ms, loss {s['loss_pct']} %"
+            )
+        if d["path"]:
+            out.print(
+                f"  path: prefer {', '.join(d['path']['preferred'])}; backup {', '.join(d['path']['backup']) or '-'}"
+            )
+        for name, lines in d["config_lines"].items():
+            out.print(f"  [dim]{name}[/dim]")
+            for line in lines:
+                out.print(f"    {line}", markup=False)
+
+
+@cli.command()
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
+def schema(out_file: Path | None) -> None:
+    """Write the JSON Schema of the policy language (for yaml-language-server)."""
+    from controller.spec.schema import schema_text
+
+    text = schema_text()
+    if out_file:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(text, encoding="utf-8")
+        err.print(f"wrote {out_file}", markup=False)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.group()
+def qoe() -> None:
+    """Quality-of-experience models for quick answers."""
+
+
+@qoe.command()
+@click.option("--delay-ms", type=click.FloatRange(min=0), required=True, help="One-way delay.")
+@click.option("--jitter-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--loss-pct", type=click.FloatRange(min=0, max=100), default=0.0, show_default=True)
+@click.option("--codec", type=click.Choice(["g711", "g711-plc", "g729a"]), default="g711", show_default=True)
+@json_opt
+def voice(delay_ms: float, jitter_ms: float, loss_pct: float, codec: str, as_json: bool) -> None:
+    """R factor and MOS from the ITU-T G.107 E-model (qoectl's documented variant)."""
+    from controller.qoe.emodel import voice_quality
+
+    q = voice_quality(delay_ms, jitter_ms, loss_pct, codec)
+    if as_json:
+        _emit_json(
+            {
+                "r": round(q.r, 4),
+                "mos": round(q.mos, 4),
+                "codec": codec,
+                "effective_delay_ms": round(q.effective_delay_ms, 4),
+                "id": round(q.id, 4),
+                "ie_eff": round(q.ie_eff, 4),
+            }
+        )
+        return
+    out.print(f"R = {q.r:.2f}  MOS = {q.mos:.2f}  ({codec}, effective delay {q.effective_delay_ms:.1f} ms)")
+
+
+def _load_command_modules() -> None:
+    """Each ``controller/cli/cmd_*.py`` module adds its commands with ``register(cli)``."""
+    import importlib
+    import pkgutil
+
+    import controller.cli as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name.startswith("cmd_"):
+            importlib.import_module(f"controller.cli.{info.name}").register(cli)
+
+
+_load_command_modules()
+
+
+def main() -> None:  # pragma: no cover - console script
+    try:
+        cli(standalone_mode=True)
+    except BrokenPipeError:
+        sys.exit(EXIT_OK)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,63 @@
+"""``qoectl explain``: how one journey's targets became budgets, classes and config lines."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from controller.compile.compiler import class_name_for
+from controller.render import get_renderer
+
+
+def explain(build: Any, journey_name: str, device: str | None = None) -> dict[str, Any]:
+    """A JSON-ready explanation; ``build`` is a :class:`controller.pipeline.Build`."""
+    journey = build.policy.journey(journey_name)
+    if journey is None:
+        raise KeyError(journey_name)
+    budget = build.budgets.get(journey_name)
+    devices = []
+    for plan in build.plans:
+        if device and plan.device != device:
+            continue
+        rule = next((r for r in plan.markings if r.journey == journey_name), None)
+        if rule is None:
+            continue
+        cls = plan.qos_class(rule.class_name)
+        renderer = get_renderer(plan.platform)
+        files = renderer.render(plan) if renderer else {}
+        lines = renderer.journey_lines(files, plan, journey_name) if renderer else {}
+        sla = next((s for s in plan.sla_classes if journey_name in s.journeys), None)
+        path = next((p for p in plan.path_preferences if p.journey == journey_name), None)
+        devices.append(
+            {
+                "device": plan.device,
+                "platform": plan.platform,
+                "site": plan.site,
+                "class": cls.name,
+                "queue": cls.queue,
+                "strict_priority": cls.strict,
+                "dscp": rule.dscp_name,
+                "interfaces": [
+                    {"interface": i.name, **dataclasses.asdict(a)}
+                    for i in plan.wan_interfaces
+                    for a in i.allocations
+                    if a.class_name == cls.name
+                ],
+                "sla_class": dataclasses.asdict(sla) if sla else None,
+                "path": {"preferred": list(path.preferred), "backup": list(path.backup), "strict": path.strict}
+                if path
+                else None,
+                "notes": list(plan.notes),
+                "config_lines": lines,
+            }
+        )
+    return {
+        "journey": journey.name,
+        "owner": journey.owner,
+        "kind": journey.kind,
+        "priority": journey.priority,
+        "target": dataclasses.asdict(journey.target),
+        "service_class": class_name_for(journey),
+        "budget": dataclasses.asdict(budget) if budget else None,
+        "devices": devices,
+    }

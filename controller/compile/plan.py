@@ -1,0 +1,161 @@
+"""The vendor-neutral QoS plan: one frozen object per device.
+
+Templates see only this, never the YAML. Everything is sorted so that the same
+policy always gives byte-identical plans and configs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from controller.spec.types import dscp_name
+
+
+@dataclass(frozen=True, slots=True)
+class PlanMatch:
+    """One classifier: every given field must match (empty tuples match anything)."""
+
+    protocol: Literal["udp", "tcp", "icmp", "any"]
+    family: Literal["ipv4", "ipv6", "any"]
+    source_prefixes: tuple[str, ...]
+    destination_prefixes: tuple[str, ...]
+    source_ports: tuple[tuple[int, int], ...]
+    destination_ports: tuple[tuple[int, int], ...]
+    dscp: int | None
+
+    @property
+    def dscp_name(self) -> str | None:
+        return None if self.dscp is None else dscp_name(self.dscp)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkingRule:
+    """Traffic of one journey, recognised at the edge and marked with ``dscp``."""
+
+    journey: str
+    ident: str  # config-safe upper-case identifier, e.g. VOICE-UC
+    class_name: str
+    dscp: int
+    matches: tuple[PlanMatch, ...]
+    application: str | None
+    category: str | None
+
+    @property
+    def dscp_name(self) -> str:
+        return dscp_name(self.dscp)
+
+
+@dataclass(frozen=True, slots=True)
+class QosClass:
+    name: str  # catalogue name, e.g. telephony
+    ident: str  # config-safe upper-case identifier, e.g. TELEPHONY
+    queue: int  # 0-based queue index: strict classes first, default last
+    dscp: int  # the marking value
+    dscps: tuple[int, ...]  # every DSCP classified into this class
+    strict: bool
+    aqm: bool
+    fair_queue: bool
+    queue_depth: int
+    scavenger: bool
+    is_default: bool
+    journeys: tuple[str, ...]
+
+    @property
+    def dscp_name(self) -> str:
+        return dscp_name(self.dscp)
+
+    @property
+    def dscp_names(self) -> tuple[str, ...]:
+        return tuple(dscp_name(d) for d in self.dscps)
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """What one class gets on one egress interface."""
+
+    class_name: str
+    guaranteed_kbps: int
+    guaranteed_pct: float  # of the shaped/link rate
+    max_kbps: int
+    police_kbps: int | None  # strict classes are policed to their guarantee
+
+
+@dataclass(frozen=True, slots=True)
+class InterfacePlan:
+    name: str
+    role: Literal["wan", "lan"]
+    link_kbps: int | None
+    port_kbps: int | None
+    shape_kbps: int | None  # set when the usable rate is below the port speed (or always on Linux)
+    transport: str | None
+    trust_dscp: bool
+    allocations: tuple[Allocation, ...]
+
+    def allocation(self, class_name: str) -> Allocation | None:
+        return next((a for a in self.allocations if a.class_name == class_name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class SlaClass:
+    name: str
+    ident: str
+    latency_ms: float | None  # one-way budget
+    jitter_ms: float | None
+    loss_pct: float | None
+    mos: float | None
+    journeys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PathPreference:
+    journey: str
+    ident: str
+    application: str | None
+    category: str | None
+    dscp: int
+    matches: tuple[PlanMatch, ...]
+    sla_class: str | None
+    preferred: tuple[str, ...]
+    backup: tuple[str, ...]
+    strict: bool
+    priority: str
+
+    @property
+    def dscp_name(self) -> str:
+        return dscp_name(self.dscp)
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePlan:
+    device: str
+    platform: str
+    site: str
+    context: str
+    tags: tuple[str, ...]
+    features: tuple[str, ...]
+    classes: tuple[QosClass, ...]
+    markings: tuple[MarkingRule, ...]
+    interfaces: tuple[InterfacePlan, ...]
+    sla_classes: tuple[SlaClass, ...]
+    path_preferences: tuple[PathPreference, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def wan_interfaces(self) -> tuple[InterfacePlan, ...]:
+        return tuple(i for i in self.interfaces if i.role == "wan")
+
+    @property
+    def lan_interfaces(self) -> tuple[InterfacePlan, ...]:
+        return tuple(i for i in self.interfaces if i.role == "lan")
+
+    def qos_class(self, name: str) -> QosClass:
+        return next(c for c in self.classes if c.name == name)
+
+    @property
+    def strict_classes(self) -> tuple[QosClass, ...]:
+        return tuple(c for c in self.classes if c.strict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,402 @@
+"""Load a policy repository: YAML files -> spec documents -> internal model.
+
+Every problem in every file is collected and reported at once, each pointing
+at the file, line and field the user wrote, with a hint of what would be right.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from controller import model as m
+from controller.errors import Diagnostic, Location, PolicyError, sort_diagnostics
+from controller.load.yamlsrc import YamlDocument, dotted, load_documents
+from controller.model.catalogue import RFC4594
+from controller.spec import v1
+from controller.spec.types import ENV_PATTERN, FILE_PATTERN, HOST_PATTERN, INTERFACE_PATTERN, NAME_PATTERN
+
+SUPPORTED_VERSIONS = (v1.API_VERSION,)
+PATTERN_HINTS = {
+    NAME_PATTERN: "use only letters, digits, '-', '_' and '.', starting with a letter or digit (max 63)",
+    INTERFACE_PATTERN: "use the interface name as the device spells it, e.g. GigabitEthernet0/0/1 or eth0",
+    HOST_PATTERN: "use an IP address or a DNS name",
+    ENV_PATTERN: "give the NAME of an environment variable (letters, digits, '_'), never the secret",
+    FILE_PATTERN: "give a plain file path",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SpecDoc:
+    """A schema-valid document with its YAML source."""
+
+    source: YamlDocument
+    spec: Any
+
+
+def display_path(path: FsPath) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # pragma: no cover - other drive on Windows
+        return str(path)
+
+
+def policy_files(root: FsPath) -> list[FsPath]:
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def read_documents(root: FsPath) -> tuple[list[YamlDocument], list[Diagnostic]]:
+    if not root.exists():
+        raise PolicyError([Diagnostic(Location(str(root)), "", "no such file or directory", "give a policy folder")])
+    docs: list[YamlDocument] = []
+    problems: list[Diagnostic] = []
+    for path in policy_files(root):
+        name = display_path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Diagnostic(Location(name), "", f"cannot read file: {exc}", "save it as UTF-8 text"))
+            continue
+        file_docs, file_problems = load_documents(text, name)
+        docs.extend(file_docs)
+        problems.extend(file_problems)
+    return docs, problems
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _unwrap_model(annotation: Any) -> type[BaseModel] | None:
+    """Find the pydantic model inside ``X | None``, ``list[X]``, ``Annotated[X, ...]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is None:
+        return None
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _unwrap_model(args[0])
+    if origin in (list, tuple, typing.Union, types.UnionType, dict):
+        for arg in args:
+            found = _unwrap_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    current: type[BaseModel] | None = root
+    for part in loc:
+        if current is None:
+            return None
+        if isinstance(part, int):
+            continue
+        info = current.model_fields.get(part)
+        if info is None:
+            return None
+        current = _unwrap_model(info.annotation)
+    return current
+
+
+def _hint_for(error: Any, root: type[BaseModel]) -> tuple[str, str]:
+    kind = error["type"]
+    loc = tuple(error["loc"])
+    if kind == "extra_forbidden":
+        parent = _model_at(root, loc[:-1])
+        allowed = sorted(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"unknown field '{loc[-1]}'", hint + (f"allowed here: {', '.join(allowed)}" if allowed else "")
+    if kind == "missing":
+        return "required field is missing", f"add '{loc[-1]}'"
+    if kind == "string_pattern_mismatch":
+        pattern = error.get("ctx", {}).get("pattern", "")
+        return f"invalid value {error['input']!r}", PATTERN_HINTS.get(pattern, f"must match {pattern}")
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    hint = ""
+    if kind == "literal_error":
+        hint = "use " + str(error.get("ctx", {}).get("expected", "one of the listed values"))
+    elif kind in ("int_type", "float_type", "bool_type", "string_type"):
+        hint = f"got {type(error['input']).__name__} {error['input']!r}; write it without quotes or fix the value"
+    elif kind.startswith(("greater", "less")):
+        hint = "change the value to fit the range"
+    return message, hint
+
+
+def _schema_problems(doc: YamlDocument, model: type[BaseModel], exc: ValidationError) -> list[Diagnostic]:
+    out = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(p for p in error["loc"] if isinstance(p, int | str))
+        message, hint = _hint_for(error, model)
+        out.append(Diagnostic(doc.locate(loc), dotted(loc), message, hint))
+    return out
+
+
+def check_schema(docs: Iterable[YamlDocument]) -> tuple[list[SpecDoc], list[Diagnostic]]:
+    valid: list[SpecDoc] = []
+    problems: list[Diagnostic] = []
+    for doc in docs:
+        data = doc.data
+        if not isinstance(data, dict):
+            problems.append(
+                Diagnostic(
+                    doc.locate(()), "", "a policy document must be a mapping", "start with 'apiVersion: qoectl/v1'"
+                )
+            )
+            continue
+        version, kind = data.get("apiVersion"), data.get("kind")
+        if version not in SUPPORTED_VERSIONS:
+            problems.append(
+                Diagnostic(
+                    doc.locate(("apiVersion",)),
+                    "apiVersion",
+                    f"unsupported apiVersion {version!r}" if version is not None else "apiVersion is missing",
+                    f"use one of: {', '.join(SUPPORTED_VERSIONS)}",
+                )
+            )
+            continue
+        model = v1.DOC_MODELS.get(str(kind))
+        if model is None:
+            close = difflib.get_close_matches(str(kind), list(v1.DOC_MODELS), n=1)
+            problems.append(
+                Diagnostic(
+                    doc.locate(("kind",)),
+                    "kind",
+                    f"unknown kind {kind!r}" if kind is not None else "kind is missing",
+                    (f"did you mean '{close[0]}'? " if close else "") + "kinds: " + ", ".join(v1.DOC_MODELS),
+                )
+            )
+            continue
+        try:
+            valid.append(SpecDoc(doc, model.model_validate(data)))
+        except ValidationError as exc:
+            problems.extend(_schema_problems(doc, model, exc))
+    return valid, problems
+
+
+# --------------------------------------------------------------------------- conversion to the internal model
+
+
+def _match(spec: v1.TrafficMatch) -> m.Match:
+    return m.Match(
+        protocol=spec.protocol,
+        source_ports=tuple(spec.source_ports),
+        destination_ports=tuple(spec.destination_ports),
+        source_prefixes=tuple(str(p) for p in spec.source_prefixes),
+        destination_prefixes=tuple(str(p) for p in spec.destination_prefixes),
+        dscp=spec.dscp,
+    )
+
+
+def _target(spec: v1.Target) -> m.Target:
+    if spec.voice is not None:
+        t = spec.voice
+        return m.VoiceTarget(t.codec, t.mos, t.one_way_delay_ms, t.jitter_ms, t.loss_pct)
+    if spec.video is not None:
+        v = spec.video
+        return m.VideoTarget(
+            v.mode, v.bitrate_kbps, v.startup_s, v.rebuffering_pct, v.one_way_delay_ms, v.jitter_ms, v.loss_pct
+        )
+    if spec.interactive is not None:
+        i = spec.interactive
+        return m.InteractiveTarget(
+            i.apdex_t_ms, i.apdex, i.response_time_ms, i.error_rate_pct, i.round_trips, i.network_share
+        )
+    assert spec.bulk is not None
+    return m.BulkTarget(spec.bulk.min_throughput_kbps, spec.bulk.scavenger)
+
+
+def _journey(doc: SpecDoc) -> m.Journey:
+    spec: v1.JourneyDoc = doc.spec
+    s = spec.spec
+    return m.Journey(
+        name=spec.metadata.name,
+        owner=spec.metadata.owner,
+        description=spec.metadata.description,
+        application=s.traffic.application,
+        category=s.traffic.category,
+        matches=tuple(_match(x) for x in s.traffic.match),
+        target=_target(s.target),
+        priority=s.priority,
+        bandwidth=m.Bandwidth(s.bandwidth.per_flow_kbps, s.bandwidth.concurrent_flows, s.bandwidth.share_pct),
+        sites=tuple(s.scope.sites),
+        device_tags=tuple(s.scope.device_tags),
+        contexts=tuple(s.scope.contexts),
+        service_class=s.service_class,
+        sdwan_strict=s.sdwan.strict,
+        preferred_transports=tuple(s.sdwan.preferred_transports),
+        origin=m.Origin(doc.source, ()),
+    )
+
+
+def _inventory(doc: SpecDoc) -> tuple[list[m.Site], list[m.Transport], list[m.Device]]:
+    spec: v1.InventorySpec = doc.spec.spec
+    src = doc.source
+    sites = [m.Site(s.name, s.context, s.region, m.Origin(src, ("spec", "sites", i))) for i, s in enumerate(spec.sites)]
+    transports = [
+        m.Transport(
+            t.name,
+            t.base_delay_ms,
+            t.jitter_ms,
+            t.loss_pct,
+            t.metered,
+            t.cost,
+            m.Origin(src, ("spec", "transports", i)),
+        )
+        for i, t in enumerate(spec.transports)
+    ]
+    devices = []
+    for i, d in enumerate(spec.devices):
+        dpath = ("spec", "devices", i)
+        interfaces = tuple(
+            m.Interface(
+                f.name,
+                f.role,
+                f.bandwidth_kbps,
+                f.port_speed_kbps,
+                f.transport,
+                f.base_delay_ms,
+                f.trust_dscp,
+                m.Origin(src, dpath + ("interfaces", k)),
+            )
+            for k, f in enumerate(d.interfaces)
+        )
+        creds = m.Credentials(d.credentials.username_env, d.credentials.password_env, d.credentials.key_file)
+        devices.append(
+            m.Device(
+                d.name,
+                d.platform,
+                d.host,
+                d.port,
+                d.site,
+                tuple(d.tags),
+                creds,
+                interfaces,
+                tuple(d.features),
+                m.Origin(src, dpath),
+            )
+        )
+    return sites, transports, devices
+
+
+def _classes(docs: list[SpecDoc]) -> tuple[tuple[m.ServiceClass, ...], list[Diagnostic]]:
+    by_name = {c.name: c for c in RFC4594}
+    order = [c.name for c in RFC4594]
+    problems: list[Diagnostic] = []
+    for doc in docs:
+        spec: v1.ServiceClassesSpec = doc.spec.spec
+        for i, c in enumerate(spec.classes):
+            origin = m.Origin(doc.source, ("spec", "classes", i))
+            if c.name not in by_name:
+                order.append(c.name)
+            elif by_name[c.name].origin.doc is not None:
+                problems.append(
+                    Diagnostic(
+                        origin.at("name"),
+                        origin.field("name"),
+                        f"duplicate service class name '{c.name}'",
+                        "define each class once",
+                        related=(by_name[c.name].origin.at("name"),),
+                    )
+                )
+                continue
+            by_name[c.name] = m.ServiceClass(
+                name=c.name,
+                dscps=tuple(dict.fromkeys(c.dscp)),
+                strict_priority=c.strict_priority,
+                aqm=c.aqm,
+                fair_queue=c.fair_queue,
+                queue_depth=c.queue_depth,
+                scavenger=c.scavenger,
+                description=c.description or "",
+                origin=origin,
+            )
+    return tuple(by_name[n] for n in order), problems
+
+
+def _settings(docs: list[SpecDoc]) -> m.Settings:
+    if not docs:
+        return m.Settings()
+    doc = docs[-1]
+    s: v1.SettingsSpec = doc.spec.spec
+    return m.Settings(
+        priority_cap_pct=s.priority_cap_pct,
+        guaranteed_cap_pct=s.guaranteed_cap_pct,
+        default_class_min_pct=s.default_class_min_pct,
+        voice_split=m.VoiceSplit(s.voice_split.delay_share, s.voice_split.jitter_fraction),
+        origin=m.Origin(doc.source, ()),
+    )
+
+
+def to_model(docs: list[SpecDoc]) -> tuple[m.Policy, list[Diagnostic]]:
+    by_kind: dict[str, list[SpecDoc]] = {}
+    for d in docs:
+        by_kind.setdefault(d.spec.kind, []).append(d)
+    problems: list[Diagnostic] = []
+    settings_docs = by_kind.get("Settings", [])
+    for extra in settings_docs[1:]:
+        first = settings_docs[0].source
+        problems.append(
+            Diagnostic(
+                extra.source.locate(("kind",)),
+                "kind",
+                "more than one Settings document",
+                "keep one Settings document per policy repository",
+                related=(first.locate(("kind",)),),
+            )
+        )
+    sites: list[m.Site] = []
+    transports: list[m.Transport] = []
+    devices: list[m.Device] = []
+    for d in by_kind.get("Inventory", []):
+        s, t, dv = _inventory(d)
+        sites += s
+        transports += t
+        devices += dv
+    classes, class_problems = _classes(by_kind.get("ServiceClasses", []))
+    problems += class_problems
+    policy = m.Policy(
+        journeys=tuple(_journey(d) for d in by_kind.get("Journey", [])),
+        sites=tuple(sites),
+        transports=tuple(transports),
+        devices=tuple(devices),
+        classes=classes,
+        settings=_settings(settings_docs),
+    )
+    return policy, problems
+
+
+def load_policy(root: FsPath | str) -> tuple[m.Policy, list[Diagnostic]]:
+    """Read, schema-check and convert a policy repository.
+
+    Returns the model and every problem found so far (schema and YAML). When
+    any document failed its schema, raises :class:`PolicyError` with them all,
+    because a partial model would only produce misleading follow-up errors.
+    """
+    docs, problems = read_documents(FsPath(root))
+    valid, schema_problems = check_schema(docs)
+    problems += schema_problems
+    if problems:
+        raise PolicyError(sort_diagnostics(problems))
+    if not valid:
+        raise PolicyError(
+            [
+                Diagnostic(
+                    Location(str(root)), "", "no policy documents found", "add YAML files with apiVersion: qoectl/v1"
+                )
+            ]
+        )
+    policy, model_problems = to_model(valid)
+    return policy, model_problems

@@ -1,0 +1,279 @@
+"""The internal policy model: version-free, immutable, typed.
+
+The loader turns any supported spec version into these objects; the validator,
+compiler and everything after work only on them. Each object keeps an
+:class:`Origin` so a problem found later still points at the user's YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+from controller.errors import Location
+from controller.load.yamlsrc import Path, YamlDocument
+
+Priority = Literal["critical", "high", "normal", "low", "scavenger"]
+TargetKind = Literal["voice", "video", "interactive", "bulk"]
+
+PRIORITY_RANK: dict[str, int] = {"critical": 0, "high": 1, "normal": 2, "low": 3, "scavenger": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an object was written: a YAML document and the path inside it."""
+
+    doc: YamlDocument | None
+    path: Path = ()
+
+    def at(self, *parts: str | int) -> Location:
+        if self.doc is None:
+            return Location("<built-in>")
+        return self.doc.locate(self.path + tuple(parts))
+
+    def field(self, *parts: str | int) -> str:
+        from controller.load.yamlsrc import dotted
+
+        return dotted(self.path + tuple(parts))
+
+    @property
+    def file(self) -> str:
+        return self.doc.file if self.doc else "<built-in>"
+
+
+BUILTIN = Origin(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    protocol: Literal["udp", "tcp", "icmp", "any"]
+    source_ports: tuple[tuple[int, int], ...] = ()
+    destination_ports: tuple[tuple[int, int], ...] = ()
+    source_prefixes: tuple[str, ...] = ()
+    destination_prefixes: tuple[str, ...] = ()
+    dscp: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceTarget:
+    codec: str
+    mos: float | None
+    one_way_delay_ms: float | None
+    jitter_ms: float | None
+    loss_pct: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class VideoTarget:
+    mode: Literal["conferencing", "streaming"]
+    bitrate_kbps: float
+    startup_s: float | None
+    rebuffering_pct: float | None
+    one_way_delay_ms: float | None
+    jitter_ms: float | None
+    loss_pct: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class InteractiveTarget:
+    apdex_t_ms: float
+    apdex: float
+    response_time_ms: float | None
+    error_rate_pct: float | None
+    round_trips: int
+    network_share: float
+
+
+@dataclass(frozen=True, slots=True)
+class BulkTarget:
+    min_throughput_kbps: float
+    scavenger: bool
+
+
+Target = VoiceTarget | VideoTarget | InteractiveTarget | BulkTarget
+
+
+def target_kind(target: Target) -> TargetKind:
+    if isinstance(target, VoiceTarget):
+        return "voice"
+    if isinstance(target, VideoTarget):
+        return "video"
+    if isinstance(target, InteractiveTarget):
+        return "interactive"
+    return "bulk"
+
+
+@dataclass(frozen=True, slots=True)
+class Bandwidth:
+    per_flow_kbps: float | None
+    concurrent_flows: int | None
+    share_pct: float | None
+
+    def kbps_on(self, link_kbps: float) -> float:
+        if self.share_pct is not None:
+            return link_kbps * self.share_pct / 100.0
+        assert self.per_flow_kbps is not None and self.concurrent_flows is not None
+        return self.per_flow_kbps * self.concurrent_flows
+
+
+@dataclass(frozen=True, slots=True)
+class Journey:
+    name: str
+    owner: str | None
+    description: str | None
+    application: str | None
+    category: str | None
+    matches: tuple[Match, ...]
+    target: Target
+    priority: Priority
+    bandwidth: Bandwidth
+    sites: tuple[str, ...]
+    device_tags: tuple[str, ...]
+    contexts: tuple[str, ...]
+    service_class: str | None
+    sdwan_strict: bool
+    preferred_transports: tuple[str, ...]
+    origin: Origin = field(default=BUILTIN, compare=False)
+
+    @property
+    def kind(self) -> TargetKind:
+        return target_kind(self.target)
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    name: str
+    context: str
+    region: str | None
+    origin: Origin = field(default=BUILTIN, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    name: str
+    base_delay_ms: float
+    jitter_ms: float
+    loss_pct: float
+    metered: bool
+    cost: int
+    origin: Origin = field(default=BUILTIN, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    name: str
+    role: Literal["wan", "lan"]
+    bandwidth_kbps: int | None
+    port_speed_kbps: int | None
+    transport: str | None
+    base_delay_ms: float | None
+    trust_dscp: bool
+    origin: Origin = field(default=BUILTIN, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    username_env: str | None = None
+    password_env: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    name: str
+    platform: str
+    host: str
+    port: int
+    site: str
+    tags: tuple[str, ...]
+    credentials: Credentials
+    interfaces: tuple[Interface, ...]
+    features: tuple[str, ...]
+    origin: Origin = field(default=BUILTIN, compare=False)
+
+    @property
+    def wan_interfaces(self) -> tuple[Interface, ...]:
+        return tuple(i for i in self.interfaces if i.role == "wan")
+
+    @property
+    def lan_interfaces(self) -> tuple[Interface, ...]:
+        return tuple(i for i in self.interfaces if i.role == "lan")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceClass:
+    """A service class of the catalogue (RFC 4594 by default)."""
+
+    name: str
+    dscps: tuple[int, ...]
+    strict_priority: bool
+    aqm: bool
+    fair_queue: bool
+    queue_depth: int
+    scavenger: bool
+    description: str = ""
+    origin: Origin = field(default=BUILTIN, compare=False)
+
+    @property
+    def dscp(self) -> int:
+        return self.dscps[0]
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSplit:
+    delay_share: float = 0.6
+    jitter_fraction: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    priority_cap_pct: float = 33.0
+    guaranteed_cap_pct: float = 100.0
+    default_class_min_pct: float = 5.0
+    voice_split: VoiceSplit = VoiceSplit()
+    origin: Origin = field(default=BUILTIN, compare=False)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Everything one policy repository says, after loading."""
+
+    journeys: tuple[Journey, ...]
+    sites: tuple[Site, ...]
+    transports: tuple[Transport, ...]
+    devices: tuple[Device, ...]
+    classes: tuple[ServiceClass, ...]
+    settings: Settings
+
+    @cached_property
+    def _sites(self) -> dict[str, Site]:
+        return {s.name: s for s in reversed(self.sites)}
+
+    @cached_property
+    def _transports(self) -> dict[str, Transport]:
+        return {t.name: t for t in reversed(self.transports)}
+
+    @cached_property
+    def _classes(self) -> dict[str, ServiceClass]:
+        return {c.name: c for c in self.classes}
+
+    @cached_property
+    def _journeys(self) -> dict[str, Journey]:
+        return {j.name: j for j in reversed(self.journeys)}
+
+    def journey(self, name: str) -> Journey | None:
+        return self._journeys.get(name)
+
+    def site(self, name: str) -> Site | None:
+        return self._sites.get(name)
+
+    def service_class(self, name: str) -> ServiceClass | None:
+        return self._classes.get(name)
+
+    def transport(self, name: str) -> Transport | None:
+        return self._transports.get(name)
+
+    def context_of(self, device: Device) -> str:
+        site = self.site(device.site)
+        return site.context if site else ""

@@ -1,0 +1,1 @@
+"""Quality-of-experience models: one implementation each, shared by compile and verify."""

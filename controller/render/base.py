@@ -1,0 +1,192 @@
+"""The small renderer interface every platform implements.
+
+A renderer declares its platform name, the capabilities it can express, its
+limits and its template folder; it turns one :class:`DevicePlan` into named
+config files. The compiler checks each plan against these declarations and
+reports everything unsupported at once, before anything is rendered.
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import jinja2
+
+from controller.compile.plan import DevicePlan
+
+# Capabilities a plan may need.
+MARKING = "marking"  # classify by 5-tuple and set DSCP
+DSCP_CLASSIFY = "dscp_classify"  # queue by DSCP
+STRICT_PRIORITY = "strict_priority"
+SHAPING = "shaping"
+AQM = "aqm"
+FAIR_QUEUE = "fair_queue"
+PORT_RANGES = "port_ranges"
+IPV6 = "ipv6"
+SDWAN_SLA = "sdwan_sla"
+SDWAN_PATH = "sdwan_path"
+QUEUING = "queuing"
+
+CAPABILITY_TEXT = {
+    MARKING: "marking traffic by protocol, ports and prefixes",
+    DSCP_CLASSIFY: "queuing by DSCP",
+    STRICT_PRIORITY: "a strict-priority (LLQ) queue",
+    SHAPING: "shaping to a sub-rate link",
+    AQM: "active queue management (WRED/fq_codel)",
+    FAIR_QUEUE: "flow-fair queuing within a class",
+    PORT_RANGES: "matching port ranges",
+    IPV6: "matching IPv6 prefixes",
+    SDWAN_SLA: "SD-WAN SLA classes",
+    SDWAN_PATH: "SD-WAN path preference",
+    QUEUING: "per-class queues and bandwidth",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_classes: int = 8
+    max_strict_classes: int = 1
+    min_bandwidth_pct: float = 1.0  # smallest guarantee the platform can express
+    sla_latency_ms: tuple[float, float] = (1, 1000)
+    sla_jitter_ms: tuple[float, float] = (1, 1000)
+    sla_loss_pct: tuple[float, float] = (0, 100)
+
+
+def templates_root() -> Path:
+    """``templates/`` in a source checkout, or the copy packaged inside ``controller``."""
+    here = Path(__file__).resolve().parent.parent
+    packaged = here / "templates"
+    if packaged.is_dir():
+        return packaged
+    return here.parent / "templates"
+
+
+def _kbps(value: float) -> str:
+    return f"{int(value)}kbit"
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_root())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - device configs, not HTML; inputs are restricted at load
+        auto_reload=False,
+    )
+    env.filters["kbit"] = _kbps
+    return env
+
+
+class Renderer(ABC):
+    platform: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]]
+    limits: ClassVar[Limits] = Limits()
+    # Capabilities that may be missing with a documented fallback: capability -> what happens instead.
+    degradable: ClassVar[Mapping[str, str]] = {}
+    # Optional features a device can declare in the inventory (device.features) that add capabilities.
+    feature_capabilities: ClassVar[Mapping[str, frozenset[str]]] = {}
+
+    def capabilities_for(self, features: tuple[str, ...]) -> frozenset[str]:
+        caps = set(self.capabilities)
+        for f in features:
+            caps |= self.feature_capabilities.get(f, frozenset())
+        return frozenset(caps)
+
+    @property
+    def template_dir(self) -> str:
+        return self.platform
+
+    def template(self, name: str) -> jinja2.Template:
+        return environment().get_template(f"{self.template_dir}/{name}")
+
+    # Output files: (file name, template name inside the platform's template folder).
+    outputs: ClassVar[tuple[tuple[str, str], ...]]
+
+    @abstractmethod
+    def context(self, plan: DevicePlan) -> dict[str, Any]:
+        """What the templates see: the plan plus platform-specific derived names/values."""
+
+    def render(self, plan: DevicePlan) -> dict[str, str]:
+        """Config files for one device: file name -> text."""
+        return self.render_context(self.context(plan))
+
+    def render_context(self, ctx: dict[str, Any]) -> dict[str, str]:
+        """Render from a precomputed context (also the benchmark's floor)."""
+        return {name: self.template(tpl).render(ctx) for name, tpl in self.outputs}
+
+    def explain_tokens(self, plan: DevicePlan, journey: str) -> list[str]:
+        """Words that identify a journey's config lines (its marking and its class)."""
+        tokens = [journey]
+        for rule in plan.markings:
+            if rule.journey == journey:
+                tokens += [rule.ident, rule.class_name]
+                tokens += [c.ident for c in plan.classes if c.name == rule.class_name]
+        return tokens
+
+    def journey_lines(self, files: dict[str, str], plan: DevicePlan, journey: str) -> dict[str, list[str]]:
+        tokens = self.explain_tokens(plan, journey)
+        found = {name: lines_mentioning(text, tokens) for name, text in files.items()}
+        return {name: lines for name, lines in found.items() if lines}
+
+
+def percent_split(values: list[float]) -> list[int]:
+    """Whole percentages proportional to ``values`` that sum to exactly 100, each at least 1.
+
+    Uses the largest-remainder method, so the result is deterministic and as
+    close to the exact shares as whole numbers allow.
+    """
+    if not values:
+        return []
+    total = sum(values) or 1.0
+    exact = [max(v / total * 100.0, 1.0) for v in values]
+    scale = 100.0 / sum(exact)
+    exact = [e * scale for e in exact]
+    out = [max(1, int(e)) for e in exact]
+    order = sorted(range(len(values)), key=lambda i: (-(exact[i] - int(exact[i])), i))
+    k = 0
+    while sum(out) < 100:
+        out[order[k % len(order)]] += 1
+        k += 1
+    while sum(out) > 100:
+        i = max(range(len(out)), key=lambda i: (out[i], -i))
+        out[i] -= 1
+    return out
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def lines_mentioning(text: str, tokens: list[str]) -> list[str]:
+    """Lines that mention any token (as a whole word), each with the block indented under it."""
+    import re
+
+    if not tokens:
+        return []
+    pattern = re.compile("|".join(rf"(?<![A-Za-z0-9_-]){re.escape(t)}(?![A-Za-z0-9_-])" for t in sorted(set(tokens))))
+    lines = text.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if pattern.search(line):
+            out.append(line)
+            depth = _indent(line)
+            j = i + 1
+            while j < len(lines) and lines[j].strip() and _indent(lines[j]) > depth and line.lstrip()[:1] != "#":
+                if lines[j].lstrip().startswith(("class ", "table ", "chain ")):
+                    break
+                out.append(lines[j])
+                j += 1
+            i = j
+            continue
+        i += 1
+    return out

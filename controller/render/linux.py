@@ -1,0 +1,169 @@
+"""Linux: one nftables ruleset (DSCP marking + ``meta priority``) and a tc HTB tree per WAN interface.
+
+Both files apply atomically in one step each: ``nft -f nftables.nft`` replaces
+the whole ``inet qoectl`` table in one transaction, and ``tc -batch tc.batch``
+swaps each interface's root qdisc and builds the new tree in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from controller.compile.plan import DevicePlan, InterfacePlan, PlanMatch, QosClass
+from controller.render import base
+from controller.render.base import Limits, Renderer
+from controller.spec.types import dscp_name
+
+HTB_ROOT = 1
+CLASS_BASE = 0x10
+R2Q = 10
+
+
+def classid(c: QosClass) -> str:
+    return f"{HTB_ROOT}:{CLASS_BASE + c.queue:x}"
+
+
+def _htb_prio(c: QosClass) -> int:
+    if c.strict:
+        return 0
+    if c.scavenger:
+        return 3
+    return 2 if c.is_default else 1
+
+
+def _quantum(kbps: int) -> int:
+    return max(1514, min(200_000, kbps * 1000 // 8 // R2Q))
+
+
+NFT_DSCP_NAMES = {f"cs{i}" for i in range(8)} | {f"af{c}{d}" for c in range(1, 5) for d in range(1, 4)} | {"ef"}
+
+
+def nft_dscp(value: int) -> str:
+    """nft knows cs*, af* and ef by name; anything else (LE is 1) is written as a number."""
+    name = dscp_name(value)
+    return name if name in NFT_DSCP_NAMES else str(value)
+
+
+def _set(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
+
+
+def _ports(ranges: tuple[tuple[int, int], ...]) -> str:
+    return _set([str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges])
+
+
+def nft_match(m: PlanMatch, family: str) -> str:
+    """The nftables match expression for one classifier in one address family."""
+    parts: list[str] = []
+    ip = "ip" if family == "ipv4" else "ip6"
+    if m.protocol in ("udp", "tcp"):
+        if not (m.source_ports or m.destination_ports):
+            parts.append(f"meta l4proto {m.protocol}")
+        if m.source_ports:
+            parts.append(f"{m.protocol} sport {_ports(m.source_ports)}")
+        if m.destination_ports:
+            parts.append(f"{m.protocol} dport {_ports(m.destination_ports)}")
+    elif m.protocol == "icmp":
+        parts.append("meta l4proto " + ("icmp" if family == "ipv4" else "ipv6-icmp"))
+    if m.source_prefixes:
+        parts.append(f"{ip} saddr {_set(list(m.source_prefixes))}")
+    if m.destination_prefixes:
+        parts.append(f"{ip} daddr {_set(list(m.destination_prefixes))}")
+    if m.dscp is not None:
+        parts.append(f"{ip} dscp {nft_dscp(m.dscp)}")
+    return " ".join(parts)
+
+
+def families(m: PlanMatch) -> tuple[str, ...]:
+    return ("ipv4", "ipv6") if m.family == "any" else (m.family,)
+
+
+def _leaf(c: QosClass, fq_codel: bool) -> str:
+    if fq_codel and (c.aqm or c.fair_queue) and not c.strict:
+        return f"fq_codel limit {max(c.queue_depth, 64)}"
+    return f"pfifo limit {c.queue_depth}"
+
+
+def _tree(plan: DevicePlan, iface: InterfacePlan, fq_codel: bool) -> dict[str, Any]:
+    assert iface.link_kbps is not None
+    rate = iface.shape_kbps or iface.link_kbps
+    classes = []
+    for c in plan.classes:
+        a = iface.allocation(c.name)
+        assert a is not None
+        classes.append(
+            {
+                "cls": c,
+                "classid": classid(c),
+                "handle": f"{CLASS_BASE + c.queue:x}",
+                "rate": a.guaranteed_kbps,
+                "ceil": min(a.max_kbps, rate),
+                "prio": _htb_prio(c),
+                "quantum": _quantum(a.guaranteed_kbps),
+                "leaf": _leaf(c, fq_codel),
+            }
+        )
+    default = next(c for c in plan.classes if c.is_default)
+    return {
+        "iface": iface,
+        "rate": rate,
+        "quantum": _quantum(rate),
+        "classes": classes,
+        "default": f"{CLASS_BASE + default.queue:x}",
+    }
+
+
+class LinuxRenderer(Renderer):
+    platform = "linux"
+    capabilities = frozenset(
+        {
+            base.MARKING,
+            base.DSCP_CLASSIFY,
+            base.QUEUING,
+            base.STRICT_PRIORITY,
+            base.SHAPING,
+            base.PORT_RANGES,
+            base.IPV6,
+        }
+    )
+    feature_capabilities: ClassVar[Mapping[str, frozenset[str]]] = {"fq_codel": frozenset({base.AQM, base.FAIR_QUEUE})}
+    degradable: ClassVar[Mapping[str, str]] = {
+        base.AQM: "no fq_codel on this kernel (declare features: [fq_codel] if it has one); "
+        "short pfifo tail-drop queues are used",
+        base.FAIR_QUEUE: "no fq_codel on this kernel; classes are FIFO",
+    }
+    limits = Limits(max_classes=64, max_strict_classes=4, min_bandwidth_pct=0.01)
+    outputs = (("nftables.nft", "nftables.nft.j2"), ("tc.batch", "tc.batch.j2"))
+
+    def explain_tokens(self, plan: DevicePlan, journey: str) -> list[str]:
+        tokens = super().explain_tokens(plan, journey)
+        for rule in plan.markings:
+            if rule.journey == journey:
+                tokens += [classid(c) for c in plan.classes if c.name == rule.class_name]
+        return tokens
+
+    def context(self, plan: DevicePlan) -> dict[str, Any]:
+        fq_codel = "fq_codel" in plan.features
+        rules = []
+        for rule in plan.markings:
+            for m in rule.matches:
+                for fam in families(m):
+                    rules.append({"rule": rule, "family": fam, "match": nft_match(m, fam), "dscp": nft_dscp(rule.dscp)})
+        classify = [
+            {"cls": c, "classid": classid(c), "dscps": _set([nft_dscp(d) for d in c.dscps])}
+            for c in plan.classes
+            if not c.is_default
+        ]
+        trees = [_tree(plan, i, fq_codel) for i in plan.wan_interfaces if i.link_kbps]
+        untrusted = [i.name for i in plan.lan_interfaces if not i.trust_dscp]
+        return {
+            "plan": plan,
+            "marks": rules,
+            "classify": classify,
+            "trees": trees,
+            "untrusted": untrusted,
+        }
+
+
+RENDERER = LinuxRenderer()

@@ -1,0 +1,1 @@
+"""Versioned policy languages (``apiVersion``). Only the loader imports these."""

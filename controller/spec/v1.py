@@ -1,0 +1,301 @@
+"""The ``qoectl/v1`` policy language: what network engineers write in Git.
+
+Every model forbids unknown keys and uses strict types, so a typo is an error
+with the right spelling suggested, never a silently ignored setting. These
+models are converted into :mod:`controller.model` right after loading; nothing
+downstream of the loader sees a spec version.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from controller.spec.types import (
+    Dscp,
+    EnvVarName,
+    FilePath,
+    FreeText,
+    Host,
+    InterfaceName,
+    Name,
+    PortRange,
+    Prefix,
+)
+
+API_VERSION = "qoectl/v1"
+
+Platform = Literal["linux", "cisco_iosxe", "juniper_junos", "arista_eos", "cisco_sdwan", "fortios_sdwan"]
+Priority = Literal["critical", "high", "normal", "low", "scavenger"]
+Codec = Literal["g711", "g711-plc", "g729a"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Metadata(Strict):
+    name: Name
+    owner: FreeText | None = None
+    description: FreeText | None = None
+    labels: dict[Name, Name] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- Journey
+
+
+class TrafficMatch(Strict):
+    """One way to recognise the journey's packets (all given fields must match)."""
+
+    protocol: Literal["udp", "tcp", "icmp", "any"] = "any"
+    source_ports: list[PortRange] = Field(default_factory=list)
+    destination_ports: list[PortRange] = Field(default_factory=list)
+    source_prefixes: list[Prefix] = Field(default_factory=list)
+    destination_prefixes: list[Prefix] = Field(default_factory=list)
+    dscp: Dscp | None = Field(default=None, description="Match packets arriving with this DSCP.")
+
+    @model_validator(mode="after")
+    def _ports_need_l4(self) -> TrafficMatch:
+        if (self.source_ports or self.destination_ports) and self.protocol not in ("udp", "tcp"):
+            raise ValueError("ports can only be matched with protocol udp or tcp")
+        return self
+
+
+class Traffic(Strict):
+    application: Name | None = Field(default=None, description="Application name for SD-WAN app lists.")
+    category: Name | None = Field(default=None, description="Application category, e.g. voice, collaboration.")
+    match: list[TrafficMatch] = Field(min_length=1)
+
+
+class VoiceTarget(Strict):
+    codec: Codec = "g711"
+    mos: float | None = Field(default=None, ge=1.0, le=4.5, description="Minimum MOS (E-model, G.107).")
+    one_way_delay_ms: float | None = Field(default=None, gt=0, le=1000)
+    jitter_ms: float | None = Field(default=None, ge=0, le=500)
+    loss_pct: float | None = Field(default=None, ge=0, le=50)
+
+    @model_validator(mode="after")
+    def _mos_or_budgets(self) -> VoiceTarget:
+        budgets = (self.one_way_delay_ms, self.jitter_ms, self.loss_pct)
+        if self.mos is None and any(b is None for b in budgets):
+            raise ValueError("give a mos target, or all of one_way_delay_ms, jitter_ms and loss_pct")
+        return self
+
+
+class VideoTarget(Strict):
+    mode: Literal["conferencing", "streaming"]
+    bitrate_kbps: float = Field(gt=0, le=100_000_000)
+    startup_s: float | None = Field(default=None, gt=0, le=60)
+    rebuffering_pct: float | None = Field(default=None, ge=0, le=100)
+    one_way_delay_ms: float | None = Field(default=None, gt=0, le=5000)
+    jitter_ms: float | None = Field(default=None, ge=0, le=1000)
+    loss_pct: float | None = Field(default=None, ge=0, le=50)
+
+
+class InteractiveTarget(Strict):
+    apdex_t_ms: float = Field(gt=0, le=60_000, description="Apdex threshold T: satisfied at or below it.")
+    apdex: float = Field(ge=0, le=1, description="Target Apdex score, e.g. 0.9.")
+    response_time_ms: float | None = Field(default=None, gt=0, le=600_000)
+    error_rate_pct: float | None = Field(default=None, ge=0, le=100)
+    round_trips: int = Field(default=4, ge=1, le=100, description="Network round trips per transaction.")
+    network_share: float = Field(default=0.5, gt=0, le=1, description="Share of T the network may use.")
+
+
+class BulkTarget(Strict):
+    min_throughput_kbps: float = Field(default=0, ge=0, le=100_000_000)
+    scavenger: bool = False
+
+
+class Target(Strict):
+    voice: VoiceTarget | None = None
+    video: VideoTarget | None = None
+    interactive: InteractiveTarget | None = None
+    bulk: BulkTarget | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Target:
+        given = [k for k in ("voice", "video", "interactive", "bulk") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one target kind: voice, video, interactive or bulk"
+                + (f" (found {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class Bandwidth(Strict):
+    per_flow_kbps: float | None = Field(default=None, gt=0, le=100_000_000)
+    concurrent_flows: int | None = Field(default=None, ge=1, le=1_000_000)
+    share_pct: float | None = Field(default=None, gt=0, le=100, description="Share of each WAN link.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Bandwidth:
+        flows = self.per_flow_kbps is not None or self.concurrent_flows is not None
+        if flows and self.share_pct is not None:
+            raise ValueError("give per_flow_kbps x concurrent_flows, or share_pct, not both")
+        if flows and (self.per_flow_kbps is None or self.concurrent_flows is None):
+            raise ValueError("per_flow_kbps and concurrent_flows go together")
+        if not flows and self.share_pct is None:
+            raise ValueError("give per_flow_kbps and concurrent_flows, or share_pct")
+        return self
+
+
+class Scope(Strict):
+    sites: list[Name] = Field(default_factory=list, description="Empty: every site.")
+    device_tags: list[Name] = Field(default_factory=list, description="Empty: every device.")
+    contexts: list[Name] = Field(default_factory=list, description="Site contexts, e.g. branch, remote-users.")
+
+
+class SdwanIntent(Strict):
+    strict: bool = Field(default=False, description="Drop rather than use a path out of SLA.")
+    preferred_transports: list[Name] = Field(default_factory=list)
+
+
+class JourneySpec(Strict):
+    traffic: Traffic
+    target: Target
+    priority: Priority = "normal"
+    bandwidth: Bandwidth
+    scope: Scope = Field(default_factory=Scope)
+    service_class: Name | None = Field(default=None, description="Override the derived service class.")
+    sdwan: SdwanIntent = Field(default_factory=SdwanIntent)
+
+
+class JourneyDoc(Strict):
+    apiVersion: Literal["qoectl/v1"]
+    kind: Literal["Journey"]
+    metadata: Metadata
+    spec: JourneySpec
+
+
+# --------------------------------------------------------------------------- Inventory
+
+
+class Site(Strict):
+    name: Name
+    context: Name = Field(default="branch", description="branch, campus, datacenter, remote-users, ...")
+    region: Name | None = None
+    description: FreeText | None = None
+
+
+class Transport(Strict):
+    name: Name = Field(description="SD-WAN colour / transport name, e.g. mpls, biz-internet, lte.")
+    base_delay_ms: float = Field(ge=0, le=2000, description="Expected one-way delay of the path.")
+    jitter_ms: float = Field(default=0, ge=0, le=1000)
+    loss_pct: float = Field(default=0, ge=0, le=100)
+    metered: bool = False
+    cost: int = Field(default=10, ge=0, le=1000, description="Lower is cheaper.")
+
+
+class Credentials(Strict):
+    username_env: EnvVarName | None = None
+    password_env: EnvVarName | None = None
+    key_file: FilePath | None = None
+
+
+class Interface(Strict):
+    name: InterfaceName
+    role: Literal["wan", "lan"]
+    bandwidth_kbps: int | None = Field(default=None, ge=64, le=400_000_000, description="Usable link rate.")
+    port_speed_kbps: int | None = Field(default=None, ge=64, le=400_000_000)
+    transport: Name | None = None
+    base_delay_ms: float | None = Field(default=None, ge=0, le=2000)
+    trust_dscp: bool = True
+
+    @model_validator(mode="after")
+    def _wan_has_rate(self) -> Interface:
+        if self.role == "wan" and self.bandwidth_kbps is None:
+            raise ValueError("a wan interface needs bandwidth_kbps (the usable link rate)")
+        if (
+            self.port_speed_kbps is not None
+            and self.bandwidth_kbps is not None
+            and (self.bandwidth_kbps > self.port_speed_kbps)
+        ):
+            raise ValueError("bandwidth_kbps cannot exceed port_speed_kbps")
+        return self
+
+
+class Device(Strict):
+    name: Name
+    platform: Platform
+    host: Host
+    port: int = Field(default=22, ge=1, le=65535)
+    site: Name
+    tags: list[Name] = Field(default_factory=list)
+    credentials: Credentials = Field(default_factory=Credentials)
+    interfaces: list[Interface] = Field(min_length=1)
+    features: list[Name] = Field(default_factory=list, description="Optional platform features, e.g. fq_codel.")
+
+
+class InventorySpec(Strict):
+    sites: list[Site] = Field(default_factory=list)
+    transports: list[Transport] = Field(default_factory=list)
+    devices: list[Device] = Field(default_factory=list)
+
+
+class InventoryDoc(Strict):
+    apiVersion: Literal["qoectl/v1"]
+    kind: Literal["Inventory"]
+    metadata: Metadata
+    spec: InventorySpec
+
+
+# --------------------------------------------------------------------------- Service classes
+
+
+class ServiceClassDef(Strict):
+    name: Name
+    dscp: list[Dscp] = Field(min_length=1, description="First is the marking value; all are matched.")
+    strict_priority: bool = False
+    aqm: bool = False
+    fair_queue: bool = False
+    queue_depth: int = Field(default=64, ge=2, le=100_000, description="Queue depth in packets.")
+    scavenger: bool = False
+    description: FreeText | None = None
+
+
+class ServiceClassesSpec(Strict):
+    classes: list[ServiceClassDef] = Field(min_length=1)
+
+
+class ServiceClassesDoc(Strict):
+    apiVersion: Literal["qoectl/v1"]
+    kind: Literal["ServiceClasses"]
+    metadata: Metadata
+    spec: ServiceClassesSpec
+
+
+# --------------------------------------------------------------------------- Settings
+
+
+class VoiceSplit(Strict):
+    delay_share: float = Field(default=0.6, gt=0, lt=1, description="Share of R headroom for delay+jitter.")
+    jitter_fraction: float = Field(default=0.1, ge=0, lt=0.5, description="Share of the delay budget for jitter.")
+
+
+class SettingsSpec(Strict):
+    priority_cap_pct: float = Field(default=33, gt=0, le=100, description="Max strict-priority share of a link.")
+    guaranteed_cap_pct: float = Field(default=100, gt=0, le=100)
+    default_class_min_pct: float = Field(default=5, ge=0, le=50, description="Kept free for class-default.")
+    voice_split: VoiceSplit = Field(default_factory=VoiceSplit)
+
+
+class SettingsDoc(Strict):
+    apiVersion: Literal["qoectl/v1"]
+    kind: Literal["Settings"]
+    metadata: Metadata
+    spec: SettingsSpec
+
+
+AnyDoc = Annotated[
+    JourneyDoc | InventoryDoc | ServiceClassesDoc | SettingsDoc,
+    Field(discriminator="kind"),
+]
+
+DOC_MODELS: dict[str, type[Strict]] = {
+    "Journey": JourneyDoc,
+    "Inventory": InventoryDoc,
+    "ServiceClasses": ServiceClassesDoc,
+    "Settings": SettingsDoc,
+}

@@ -1,0 +1,308 @@
+"""Meaning checks a network engineer cares about, beyond the schema.
+
+Each check takes the immutable policy (and derived budgets) and returns
+diagnostics; none of them stops the others, so the user sees everything at once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from itertools import combinations
+
+from controller.compile.budgets import Budget
+from controller.compile.compiler import class_name_for, in_scope, link_needs, marking_dscp
+from controller.errors import Diagnostic, Location
+from controller.model import Device, Journey, Match, Origin, Policy, VoiceTarget
+from controller.model.catalogue import DEFAULT_CLASS
+from controller.qoe import emodel
+from controller.spec.types import dscp_name
+
+
+def _duplicates(items: Iterable[tuple[str, Origin]], what: str, key: tuple[str, ...] = ("name",)) -> list[Diagnostic]:
+    seen: dict[str, Origin] = {}
+    out = []
+    for name, origin in items:
+        if name in seen:
+            out.append(
+                Diagnostic(
+                    origin.at(*key),
+                    origin.field(*key),
+                    f"duplicate {what} name '{name}'",
+                    f"{what} names must be unique; rename one",
+                    related=(seen[name].at(*key),),
+                )
+            )
+        else:
+            seen[name] = origin
+    return out
+
+
+def check_unique_names(policy: Policy) -> list[Diagnostic]:
+    out = _duplicates(((j.name, j.origin) for j in policy.journeys), "journey", ("metadata", "name"))
+    out += _duplicates(((s.name, s.origin) for s in policy.sites), "site")
+    out += _duplicates(((t.name, t.origin) for t in policy.transports), "transport")
+    out += _duplicates(((d.name, d.origin) for d in policy.devices), "device")
+    for dev in policy.devices:
+        out += _duplicates(((i.name, i.origin) for i in dev.interfaces), f"interface (device {dev.name})")
+    return out
+
+
+def check_references(policy: Policy) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    sites = {s.name for s in policy.sites}
+    transports = {t.name for t in policy.transports}
+    tags = {t for d in policy.devices for t in d.tags}
+    contexts = {s.context for s in policy.sites}
+    classes = {c.name for c in policy.classes}
+
+    def unknown(origin: Origin, parts: tuple[str | int, ...], what: str, value: str, known: set[str]) -> None:
+        shown = ", ".join(sorted(known)) or "none defined"
+        out.append(Diagnostic(origin.at(*parts), origin.field(*parts), f"unknown {what} '{value}'", f"known: {shown}"))
+
+    for dev in policy.devices:
+        if dev.site not in sites:
+            unknown(dev.origin, ("site",), "site", dev.site, sites)
+        for k, iface in enumerate(dev.interfaces):
+            if iface.transport and iface.transport not in transports:
+                unknown(dev.origin, ("interfaces", k, "transport"), "transport", iface.transport, transports)
+    for j in policy.journeys:
+        scope = ("spec", "scope")
+        for i, s in enumerate(j.sites):
+            if s not in sites:
+                unknown(j.origin, scope + ("sites", i), "site", s, sites)
+        for i, t in enumerate(j.device_tags):
+            if t not in tags:
+                unknown(j.origin, scope + ("device_tags", i), "device tag", t, tags)
+        for i, c in enumerate(j.contexts):
+            if c not in contexts:
+                unknown(j.origin, scope + ("contexts", i), "site context", c, contexts)
+        if j.service_class and j.service_class not in classes:
+            unknown(j.origin, ("spec", "service_class"), "service class", j.service_class, classes)
+        for i, t in enumerate(j.preferred_transports):
+            if t not in transports:
+                unknown(j.origin, ("spec", "sdwan", "preferred_transports", i), "transport", t, transports)
+    return out
+
+
+def check_classes(policy: Policy) -> list[Diagnostic]:
+    out = []
+    owner: dict[int, str] = {}
+    for c in policy.classes:
+        for i, d in enumerate(c.dscps):
+            if d in owner and owner[d] != c.name:
+                out.append(
+                    Diagnostic(
+                        c.origin.at("dscp", i),
+                        c.origin.field("dscp", i),
+                        f"DSCP {dscp_name(d)} is already used by service class '{owner[d]}'",
+                        "each DSCP may belong to one class only; remove it from one of them",
+                    )
+                )
+            owner.setdefault(d, c.name)
+    if policy.service_class(DEFAULT_CLASS) is None:  # pragma: no cover - the catalogue always has it
+        out.append(Diagnostic(Location("<built-in>"), "", f"the '{DEFAULT_CLASS}' class is required", ""))
+    return out
+
+
+# --------------------------------------------------------------------------- overlapping traffic
+
+
+def _ranges_overlap(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]) -> bool:
+    if not a or not b:
+        return True
+    return any(x[0] <= y[1] and y[0] <= x[1] for x in a for y in b)
+
+
+def _prefixes_overlap(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    if not a or not b:
+        return True
+    for x in a:
+        nx = ipaddress.ip_network(x)
+        for y in b:
+            ny = ipaddress.ip_network(y)
+            if nx.version == ny.version and nx.overlaps(ny):
+                return True
+    return False
+
+
+def matches_overlap(a: Match, b: Match) -> bool:
+    if a.protocol != "any" and b.protocol != "any" and a.protocol != b.protocol:
+        return False
+    if a.dscp is not None and b.dscp is not None and a.dscp != b.dscp:
+        return False
+    return (
+        _ranges_overlap(a.source_ports, b.source_ports)
+        and _ranges_overlap(a.destination_ports, b.destination_ports)
+        and _prefixes_overlap(a.source_prefixes, b.source_prefixes)
+        and _prefixes_overlap(a.destination_prefixes, b.destination_prefixes)
+    )
+
+
+def _scopes_overlap(a: Journey, b: Journey, policy: Policy) -> bool:
+    for dev in policy.devices:
+        ctx = policy.context_of(dev)
+        if in_scope(a, dev, ctx) and in_scope(b, dev, ctx):
+            return True
+    return not policy.devices
+
+
+def check_overlaps(policy: Policy) -> list[Diagnostic]:
+    out = []
+    catalogue = {c.name: c for c in policy.classes}
+    for a, b in combinations(policy.journeys, 2):
+        ca, cb = class_name_for(a), class_name_for(b)
+        if ca not in catalogue or cb not in catalogue:
+            continue
+        da, db = marking_dscp(a, catalogue[ca]), marking_dscp(b, catalogue[cb])
+        if (ca, da) == (cb, db):
+            continue
+        for ia, ma in enumerate(a.matches):
+            hit = next((ib for ib, mb in enumerate(b.matches) if matches_overlap(ma, mb)), None)
+            if hit is None:
+                continue
+            if not _scopes_overlap(a, b, policy):
+                break
+            out.append(
+                Diagnostic(
+                    b.origin.at("spec", "traffic", "match", hit),
+                    b.origin.field("spec", "traffic", "match", hit),
+                    f"journey '{b.name}' claims traffic that journey '{a.name}' also claims "
+                    f"({b.name}: {cb}/{dscp_name(db)}, {a.name}: {ca}/{dscp_name(da)})",
+                    "narrow one match (ports, prefixes, protocol) or give both journeys the same class",
+                    related=(a.origin.at("spec", "traffic", "match", ia),),
+                )
+            )
+            break
+    return out
+
+
+# --------------------------------------------------------------------------- targets versus paths
+
+
+def _paths(dev: Device, policy: Policy) -> list[tuple[str, float, float, float]]:
+    out = []
+    for iface in dev.wan_interfaces:
+        t = policy.transport(iface.transport) if iface.transport else None
+        delay = iface.base_delay_ms if iface.base_delay_ms is not None else (t.base_delay_ms if t else None)
+        if delay is None:
+            continue
+        out.append((iface.name, delay, t.jitter_ms if t else 0.0, t.loss_pct if t else 0.0))
+    return out
+
+
+def check_paths(policy: Policy, budgets: dict[str, Budget]) -> list[Diagnostic]:
+    """A target the path cannot meet: base delay above the budget, or MOS out of reach."""
+    out = []
+    for j in policy.journeys:
+        bud = budgets.get(j.name)
+        if bud is None:
+            continue
+        for dev in policy.devices:
+            if not in_scope(j, dev, policy.context_of(dev)):
+                continue
+            paths = _paths(dev, policy)
+            if not paths:
+                continue
+            t = j.target
+            if isinstance(t, VoiceTarget) and t.mos is not None:
+                scored = [(emodel.voice_quality(d, jit, loss, t.codec).mos, n, d, loss) for n, d, jit, loss in paths]
+                best = max(scored)
+                if best[0] < t.mos:
+                    out.append(
+                        Diagnostic(
+                            j.origin.at("spec", "target", "voice", "mos"),
+                            "spec.target.voice.mos",
+                            f"MOS {t.mos} cannot be met at device {dev.name}: its best WAN path {best[1]} "
+                            f"({best[2]:g} ms base delay, {best[3]:g} % loss) gives MOS {best[0]:.2f}",
+                            "lower the target, or scope the journey away from this site",
+                        )
+                    )
+                continue
+            if bud.one_way_delay_ms is None:
+                continue
+            best_path = min(paths, key=lambda p: p[1])
+            if best_path[1] > bud.one_way_delay_ms:
+                field = "spec.target." + j.kind
+                pinned = "one_way_delay_ms" in bud.pinned
+                out.append(
+                    Diagnostic(
+                        j.origin.at(*field.split("."), *(("one_way_delay_ms",) if pinned else ())),
+                        field + (".one_way_delay_ms" if pinned else ""),
+                        f"latency budget {bud.one_way_delay_ms:g} ms one-way is below the base delay of every WAN "
+                        f"path at device {dev.name} (best: {best_path[0]}, {best_path[1]:g} ms)",
+                        "relax the target, or scope the journey away from this site",
+                    )
+                )
+    return out
+
+
+# --------------------------------------------------------------------------- bandwidth
+
+
+def check_bandwidth(policy: Policy) -> list[Diagnostic]:
+    """Strict-priority share per link against the cap, and total guarantees against 100 %."""
+    out = []
+    s = policy.settings
+    catalogue = {c.name: c for c in policy.classes}
+    for dev in policy.devices:
+        journeys = [j for j in policy.journeys if in_scope(j, dev, policy.context_of(dev))]
+        for k, iface in enumerate(dev.interfaces):
+            if iface.role != "wan" or not iface.bandwidth_kbps:
+                continue
+            link = iface.bandwidth_kbps
+            needs = link_needs(journeys, catalogue, link)
+            strict = [n for n in needs if catalogue[n.class_name].strict_priority]
+            strict_kbps = sum(n.kbps for n in strict)
+            where = dev.origin.at("interfaces", k, "bandwidth_kbps")
+            field = dev.origin.field("interfaces", k, "bandwidth_kbps")
+            names = sorted({j for n in strict for j in n.journeys})
+            related = tuple(jj.origin.at("spec", "bandwidth") for jj in journeys if jj.name in names)
+            if strict_kbps > link * s.priority_cap_pct / 100.0:
+                out.append(
+                    Diagnostic(
+                        where,
+                        field,
+                        f"strict-priority traffic on {dev.name} {iface.name} is {strict_kbps:.0f} kbps = "
+                        f"{100 * strict_kbps / link:.1f} % of the {link} kbps link, above the "
+                        f"{s.priority_cap_pct:g} % cap (journeys: {', '.join(names)})",
+                        "lower concurrent_flows or per_flow_kbps, raise the link bandwidth, or change "
+                        "priority_cap_pct in Settings",
+                        related=related,
+                    )
+                )
+            total = sum(n.kbps for n in needs if n.class_name != DEFAULT_CLASS)
+            cap = link * (s.guaranteed_cap_pct - s.default_class_min_pct) / 100.0
+            if total > cap:
+                all_names = sorted({j for n in needs for j in n.journeys})
+                out.append(
+                    Diagnostic(
+                        where,
+                        field,
+                        f"guaranteed bandwidth on {dev.name} {iface.name} is {total:.0f} kbps = "
+                        f"{100 * total / link:.1f} % of the link; at most "
+                        f"{s.guaranteed_cap_pct - s.default_class_min_pct:g} % "
+                        f"can be guaranteed ({s.default_class_min_pct:g} % stays for class-default) "
+                        f"(journeys: {', '.join(all_names)})",
+                        "lower the journeys' bandwidth needs or raise the link bandwidth",
+                        related=tuple(jj.origin.at("spec", "bandwidth") for jj in journeys if jj.name in all_names),
+                    )
+                )
+    return out
+
+
+POLICY_CHECKS: tuple[Callable[[Policy], list[Diagnostic]], ...] = (
+    check_unique_names,
+    check_references,
+    check_classes,
+    check_overlaps,
+    check_bandwidth,
+)
+
+
+def run_checks(policy: Policy, budgets: dict[str, Budget]) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for check in POLICY_CHECKS:
+        out += check(policy)
+    out += check_paths(policy, budgets)
+    return out

@@ -19,6 +19,8 @@ install: $(STAMP)
 demo: install
 	@echo "== qoectl validate policies"
 	$(BIN)/qoectl validate policies
+	@echo "== qoectl validate examples/broken-policies   (a deliberately broken repo: every problem at once, exit 1)"
+	@$(BIN)/qoectl validate examples/broken-policies; [ $$? -eq 1 ]
 	@echo "== qoectl plan policies --out out   (exit 2 = changes, like terraform -detailed-exitcode)"
 	@$(BIN)/qoectl plan policies --out out --no-diff; rc=$$?; [ $$rc -ne 1 ] || exit 1
 	@echo "== qoectl explain voice --device br2-rtr1"

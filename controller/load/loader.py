@@ -381,14 +381,19 @@ def to_model(docs: list[SpecDoc]) -> tuple[m.Policy, list[Diagnostic]]:
 def load_policy(root: FsPath | str) -> tuple[m.Policy, list[Diagnostic]]:
     """Read, schema-check and convert a policy repository.
 
-    Returns the model and every problem found so far (schema and YAML). When
-    any document failed its schema, raises :class:`PolicyError` with them all,
-    because a partial model would only produce misleading follow-up errors.
+    Returns the model and every problem found so far (schema and YAML). Journey
+    documents that fail their schema are left out and checking goes on, so the
+    user sees their other problems too. When a YAML file cannot be parsed or an
+    Inventory/ServiceClasses/Settings document fails, raises
+    :class:`PolicyError` with everything found: a model missing those would only
+    produce misleading follow-up errors (unknown site, unknown tag ...).
     """
     docs, problems = read_documents(FsPath(root))
     valid, schema_problems = check_schema(docs)
+    passed = {id(v.source) for v in valid}
+    failed_kinds = {d.data.get("kind") if isinstance(d.data, dict) else None for d in docs if id(d) not in passed}
     problems += schema_problems
-    if problems:
+    if problems and (failed_kinds - {"Journey"} or len(problems) > len(schema_problems)):
         raise PolicyError(sort_diagnostics(problems))
     if not valid:
         raise PolicyError(
@@ -399,4 +404,4 @@ def load_policy(root: FsPath | str) -> tuple[m.Policy, list[Diagnostic]]:
             ]
         )
     policy, model_problems = to_model(valid)
-    return policy, model_problems
+    return policy, problems + model_problems

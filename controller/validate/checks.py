@@ -6,6 +6,7 @@ diagnostics; none of them stops the others, so the user sees everything at once.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 from collections.abc import Callable, Iterable
 from itertools import combinations
@@ -58,7 +59,9 @@ def check_references(policy: Policy) -> list[Diagnostic]:
 
     def unknown(origin: Origin, parts: tuple[str | int, ...], what: str, value: str, known: set[str]) -> None:
         shown = ", ".join(sorted(known)) or "none defined"
-        out.append(Diagnostic(origin.at(*parts), origin.field(*parts), f"unknown {what} '{value}'", f"known: {shown}"))
+        close = difflib.get_close_matches(value, sorted(known), n=1)
+        hint = (f"did you mean '{close[0]}'? " if close else "") + f"known: {shown}"
+        out.append(Diagnostic(origin.at(*parts), origin.field(*parts), f"unknown {what} '{value}'", hint))
 
     for dev in policy.devices:
         if dev.site not in sites:

@@ -46,6 +46,7 @@ bench: install
 
 schema: install
 	$(BIN)/qoectl schema --out schema/qoectl-v1.schema.json
+	$(BIN)/python -m controller.spec.reference > docs/policy-reference.md
 
 golden: install
 	$(BIN)/pytest tests/test_golden.py --update-golden

@@ -17,3 +17,10 @@ def test_every_policy_file_points_editors_at_the_schema() -> None:
         assert first.startswith("# yaml-language-server: $schema="), f"{path} lacks the schema modeline"
         target = (path.parent / first.split("=", 1)[1]).resolve()
         assert target == (REPO / "schema" / "qoectl-v1.schema.json").resolve(), f"{path}: wrong schema path"
+
+
+def test_committed_policy_reference_is_current() -> None:
+    from controller.spec.reference import reference
+
+    committed = (REPO / "docs" / "policy-reference.md").read_text(encoding="utf-8")
+    assert committed == reference(), "docs/policy-reference.md is stale: run `make schema`"

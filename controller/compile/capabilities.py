@@ -7,6 +7,7 @@ and why the platform cannot express it. Needs with a documented fallback
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -115,6 +116,8 @@ def check_plan(
                 "put the real-time journeys in one strict class",
             )
         )
+    errors += _bandwidth_limits(plan, renderer, device)
+    errors += renderer.check(plan, device, policy)
     for s in plan.sla_classes:
         j = s.journeys[0]
         for value, (lo, hi), label in (
@@ -134,3 +137,59 @@ def check_plan(
                     )
                 )
     return errors, tuple(notes)
+
+
+def _bandwidth_limits(plan: DevicePlan, renderer: Renderer, device: Device) -> list[Diagnostic]:
+    """Per-link limits: shaper range and whole-step bandwidth granularity.
+
+    A platform that expresses guarantees in steps of ``min_bandwidth_pct`` (whole
+    percent on most) must round every small guarantee up to a step; when those
+    rounded guarantees leave less than one step for the default class, the plan
+    cannot be expressed on this link.
+    """
+    lim = renderer.limits
+    out: list[Diagnostic] = []
+    index = {i.name: k for k, i in enumerate(device.interfaces)}
+    for iface in plan.wan_interfaces:
+        k = index.get(iface.name)
+        if k is None or not iface.link_kbps:
+            continue
+        loc = device.origin.at("interfaces", k, "bandwidth_kbps")
+        field = device.origin.field("interfaces", k, "bandwidth_kbps")
+        shape = iface.shape_kbps
+        if shape is not None and (
+            (lim.min_shape_kbps is not None and shape < lim.min_shape_kbps)
+            or (lim.max_shape_kbps is not None and shape > lim.max_shape_kbps)
+        ):
+            out.append(
+                Diagnostic(
+                    loc,
+                    field,
+                    f"device {plan.device} ({renderer.platform}) cannot shape {iface.name} to {shape} kbps: "
+                    f"its shaper accepts {lim.min_shape_kbps or 0}-{lim.max_shape_kbps or 'any'} kbps",
+                    "use a link rate inside the platform's shaping range",
+                )
+            )
+        step = lim.min_bandwidth_pct
+        if step <= 0:
+            continue
+        classes = {c.name: c for c in plan.classes}
+        rounded = {
+            a.class_name: max(step, math.ceil(a.guaranteed_pct / step - 1e-9) * step)
+            for a in iface.allocations
+            if a.class_name in classes and not classes[a.class_name].is_default
+        }
+        if sum(rounded.values()) + step > 100.0 + 1e-9:
+            journeys = sorted({j for n in rounded for j in classes[n].journeys})
+            out.append(
+                Diagnostic(
+                    loc,
+                    field,
+                    f"on device {plan.device} ({renderer.platform}) {iface.name} expresses guarantees in steps of "
+                    f"{step:g} %: the classes' guarantees round up to {sum(rounded.values()):g} %, leaving less "
+                    f"than {step:g} % for the default class (journeys: {', '.join(journeys)})",
+                    "raise bandwidth_kbps, lower the journeys' bandwidth, "
+                    "or give small journeys a shared service_class",
+                )
+            )
+    return out

@@ -106,6 +106,7 @@ class SlaClass:
     loss_pct: float | None
     mos: float | None
     journeys: tuple[str, ...]
+    codec: str | None = None  # voice codec the MOS target assumes (platforms with a MOS threshold need it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,15 +9,20 @@ reports everything unsupported at once, before anything is rendered.
 from __future__ import annotations
 
 import functools
+import ipaddress
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jinja2
 
 from controller.compile.plan import DevicePlan
+
+if TYPE_CHECKING:
+    from controller.errors import Diagnostic
+    from controller.model import Device, Policy
 
 # Capabilities a plan may need.
 MARKING = "marking"  # classify by 5-tuple and set DSCP
@@ -55,6 +60,9 @@ class Limits:
     sla_latency_ms: tuple[float, float] = (1, 1000)
     sla_jitter_ms: tuple[float, float] = (1, 1000)
     sla_loss_pct: tuple[float, float] = (0, 100)
+    # Range of an interface shaper (kbit/s); None: no documented bound to check.
+    min_shape_kbps: int | None = None
+    max_shape_kbps: int | None = None
 
 
 def templates_root() -> Path:
@@ -70,15 +78,48 @@ def _kbps(value: float) -> str:
     return f"{int(value)}kbit"
 
 
+class _Environment(jinja2.Environment):
+    """Jinja's environment with a faster ``x.key`` on plain dicts (the contexts are dicts).
+
+    Jinja tries ``getattr(obj, key)`` first and only then ``obj[key]``; on a dict
+    every ``{{ row.name }}`` therefore raised and caught an AttributeError, which
+    was about half of all rendering time. A plain ``dict`` has no attributes but
+    those of its type, so looking the key up first whenever ``key`` is not such
+    an attribute gives exactly the same result (``d.items`` is still the method).
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+@functools.lru_cache(maxsize=4096)
+def network(prefix: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """``ipaddress.ip_network(prefix)``, memoised.
+
+    Every device's config repeats the same few journey prefixes, and parsing them
+    again for each device was the largest cost of building render contexts.
+    Network objects are immutable, so sharing them is safe.
+    """
+    return ipaddress.ip_network(prefix)
+
+
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = _Environment(
         loader=jinja2.FileSystemLoader(str(templates_root())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - device configs, not HTML; inputs are restricted at load
+        autoescape=False,  # device configs, not HTML; inputs are restricted at load (S701)
         auto_reload=False,
     )
     env.filters["kbit"] = _kbps
@@ -99,6 +140,14 @@ class Renderer(ABC):
         for f in features:
             caps |= self.feature_capabilities.get(f, frozenset())
         return frozenset(caps)
+
+    def check(self, plan: DevicePlan, device: Device, policy: Policy) -> list[Diagnostic]:
+        """Platform rules the generic capabilities and limits cannot state (default: none).
+
+        For example a Cisco SD-WAN transport must be named after a TLOC colour. Each problem
+        is a located diagnostic, reported with all the others before anything is rendered.
+        """
+        return []
 
     @property
     def template_dir(self) -> str:
@@ -140,24 +189,31 @@ class Renderer(ABC):
 def percent_split(values: list[float]) -> list[int]:
     """Whole percentages proportional to ``values`` that sum to exactly 100, each at least 1.
 
-    Uses the largest-remainder method, so the result is deterministic and as
-    close to the exact shares as whole numbers allow.
+    Shares below 1 % are raised to exactly 1 % and the others share what is
+    left; then the largest-remainder method rounds them, so the result is
+    deterministic and as close to the exact shares as whole numbers allow.
     """
-    if not values:
+    n = len(values)
+    if n == 0:
         return []
+    if n > 100:
+        raise ValueError("cannot give more than 100 shares at least 1 % each")
     total = sum(values) or 1.0
-    exact = [max(v / total * 100.0, 1.0) for v in values]
-    scale = 100.0 / sum(exact)
-    exact = [e * scale for e in exact]
-    out = [max(1, int(e)) for e in exact]
-    order = sorted(range(len(values)), key=lambda i: (-(exact[i] - int(exact[i])), i))
-    k = 0
-    while sum(out) < 100:
+    exact = [max(v, 0.0) / total * 100.0 for v in values]
+    floored: set[int] = set()
+    while True:
+        free = [i for i in range(n) if i not in floored]
+        free_total = sum(exact[i] for i in free)
+        budget = 100.0 - len(floored)
+        scaled = {i: (exact[i] / free_total * budget if free_total else budget / len(free)) for i in free}
+        small = {i for i, v in scaled.items() if v < 1.0}
+        if not small:
+            break
+        floored |= small
+    out = [1 if i in floored else int(scaled[i]) for i in range(n)]
+    order = sorted(free, key=lambda i: (-(scaled[i] - out[i]), i))
+    for k in range(100 - sum(out)):
         out[order[k % len(order)]] += 1
-        k += 1
-    while sum(out) > 100:
-        i = max(range(len(out)), key=lambda i: (out[i], -i))
-        out[i] -= 1
     return out
 
 

@@ -6,11 +6,18 @@ starve the rest), the other classes share what is left with ``bandwidth
 remaining percent``, ``fair-queue`` and ``random-detect dscp-based`` where the
 class asks for them. Sub-rate links get a parent shaper with the queuing policy
 nested under ``class class-default``.
+
+Names are chosen so that no two objects of one kind can collide: journey
+class-maps are ``QOECTL-J-<JOURNEY>``, service-class class-maps
+``QOECTL-<CLASS>`` (or ``QOECTL-C-<CLASS>`` for a class whose name itself starts
+with ``j-``, ``j6-`` or ``c-``), and interfaces that map to the same
+identifier get a numeric suffix. DSCP values are written with the keywords
+IOS-XE knows (``af11``-``af43``, ``cs1``-``cs7``, ``ef``, ``default``) and as
+numbers otherwise (LE is ``1``), at most eight per ``match dscp`` line.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from itertools import product
 from typing import Any
@@ -18,18 +25,54 @@ from typing import Any
 from controller.compile.plan import DevicePlan, InterfacePlan, PlanMatch
 from controller.render import base
 from controller.render.base import Limits, Renderer, percent_split
+from controller.spec.types import dscp_name
 
 PREFIX = "QOECTL"
+
+
+IOS_DSCP_KEYWORDS = frozenset(
+    {f"af{c}{d}" for c in range(1, 5) for d in range(1, 4)} | {f"cs{i}" for i in range(1, 8)} | {"ef", "default"}
+)
+MAX_DSCP_PER_MATCH = 8
+MIN_POLICE_BPS = 8000  # IOS "police cir" accepts 8000 bps and up
+
+
+def ios_dscp(value: int) -> str:
+    """The DSCP as IOS-XE spells it: a keyword where one exists, else the number (LE -> 1)."""
+    name = dscp_name(value)
+    return name if name in IOS_DSCP_KEYWORDS else str(value)
 
 
 def if_ident(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").upper()
 
 
+def if_idents(names: list[str]) -> dict[str, str]:
+    """``if_ident`` for each interface, made unique per device (``Gi0/0.1`` and ``Gi0/0/1`` differ)."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name in sorted(names):
+        base_id = candidate = if_ident(name)
+        n = 1
+        while candidate in used:
+            n += 1
+            candidate = f"{base_id}-{n}"
+        used.add(candidate)
+        out[name] = candidate
+    return out
+
+
+def class_map_name(class_ident: str) -> str:
+    """The class-map of a service class; never equal to a journey's ``QOECTL-J-...`` class-map."""
+    if class_ident.startswith(("J-", "J6-", "C-")):
+        return f"{PREFIX}-C-{class_ident}"
+    return f"{PREFIX}-{class_ident}"
+
+
 def _v4(prefix: str | None) -> str:
     if prefix is None:
         return "any"
-    net = ipaddress.ip_network(prefix)
+    net = base.network(prefix)
     if net.prefixlen == 32:
         return f"host {net.network_address}"
     return f"{net.network_address} {net.hostmask}"
@@ -38,7 +81,7 @@ def _v4(prefix: str | None) -> str:
 def _v6(prefix: str | None) -> str:
     if prefix is None:
         return "any"
-    net = ipaddress.ip_network(prefix)
+    net = base.network(prefix)
     return f"host {net.network_address}" if net.prefixlen == 128 else str(net)
 
 
@@ -58,14 +101,14 @@ def acl_lines(m: PlanMatch, family: str) -> list[str]:
     dsts: list[str | None] = list(m.destination_prefixes) or [None]
     sports: list[tuple[int, int] | None] = list(m.source_ports) or [None]
     dports: list[tuple[int, int] | None] = list(m.destination_ports) or [None]
-    dscp = f" dscp {m.dscp_name}" if m.dscp is not None else ""
+    dscp = f" dscp {ios_dscp(m.dscp)}" if m.dscp is not None else ""
     return [
         f"permit {proto} {addr(s)}{_port(sp)} {addr(d)}{_port(dp)}{dscp}"
         for s, d, sp, dp in product(srcs, dsts, sports, dports)
     ]
 
 
-def _queuing(plan: DevicePlan, iface: InterfacePlan) -> dict[str, Any]:
+def _queuing(plan: DevicePlan, iface: InterfacePlan, ident: str) -> dict[str, Any]:
     strict_level = 0
     rows = []
     rest = [c for c in plan.classes if not c.strict]
@@ -74,15 +117,14 @@ def _queuing(plan: DevicePlan, iface: InterfacePlan) -> dict[str, Any]:
     for c in plan.classes:
         a = iface.allocation(c.name)
         assert a is not None
-        row: dict[str, Any] = {"cls": c, "name": "class-default" if c.is_default else f"{PREFIX}-{c.ident}"}
+        row: dict[str, Any] = {"cls": c, "name": "class-default" if c.is_default else class_map_name(c.ident)}
         if c.strict:
             strict_level += 1
             row["priority_level"] = strict_level
-            row["police_bps"] = (a.police_kbps or a.guaranteed_kbps) * 1000
+            row["police_bps"] = max(MIN_POLICE_BPS, (a.police_kbps or a.guaranteed_kbps) * 1000)
         else:
             row["remaining_pct"] = share[c.name]
         rows.append(row)
-    ident = if_ident(iface.name)
     return {
         "iface": iface,
         "policy": f"{PREFIX}-Q-{ident}",
@@ -113,7 +155,7 @@ class CiscoIosXeRenderer(Renderer):
 
     def explain_tokens(self, plan: DevicePlan, journey: str) -> list[str]:
         tokens = super().explain_tokens(plan, journey)
-        return tokens + [f"{PREFIX}-{t}" for t in tokens] + [f"{PREFIX}-J-{t}" for t in tokens]
+        return tokens + [class_map_name(t) for t in tokens] + [f"{PREFIX}-J-{t}" for t in tokens]
 
     def context(self, plan: DevicePlan) -> dict[str, Any]:
         acls = []
@@ -128,6 +170,7 @@ class CiscoIosXeRenderer(Renderer):
             acls.append(
                 {
                     "rule": rule,
+                    "dscp": ios_dscp(rule.dscp),
                     "classmap": f"{PREFIX}-J-{rule.ident}",
                     "v4": f"{PREFIX}-J-{rule.ident}" if v4 else None,
                     "v6": f"{PREFIX}-J6-{rule.ident}" if v6 else None,
@@ -135,13 +178,25 @@ class CiscoIosXeRenderer(Renderer):
                     "v6_lines": list(dict.fromkeys(v6)),
                 }
             )
-        queuing = [_queuing(plan, i) for i in plan.wan_interfaces if i.link_kbps]
+        idents = if_idents([i.name for i in plan.interfaces])
+        queuing = [_queuing(plan, i, idents[i.name]) for i in plan.wan_interfaces if i.link_kbps]
         lan = plan.lan_interfaces
+        classes = [
+            {
+                "name": class_map_name(c.ident),
+                "dscp_lines": [
+                    " ".join(ios_dscp(d) for d in c.dscps[k : k + MAX_DSCP_PER_MATCH])
+                    for k in range(0, len(c.dscps), MAX_DSCP_PER_MATCH)
+                ],
+            }
+            for c in plan.classes
+            if not c.is_default
+        ]
         return {
             "plan": plan,
             "prefix": PREFIX,
             "acls": acls,
-            "classes": [c for c in plan.classes if not c.is_default],
+            "classes": classes,
             "queuing": queuing,
             "lan": lan,
             "mark_trusted": f"{PREFIX}-MARK",

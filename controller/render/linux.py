@@ -3,19 +3,30 @@
 Both files apply atomically in one step each: ``nft -f nftables.nft`` replaces
 the whole ``inet qoectl`` table in one transaction, and ``tc -batch tc.batch``
 swaps each interface's root qdisc and builds the new tree in one process.
+
+The tc batch first grafts two throw-away FIFO roots of different kinds and
+lets the kernel pick their handles: that discards any previous tree (so a
+removed journey leaves no stale class) whatever root was there before, and
+never touches an ingress or clsact qdisc, which owns handle ``ffff:`` (a
+fixed ``ffff:`` root handle fails with "Cannot move an existing qdisc" on
+such interfaces).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from controller.compile.plan import DevicePlan, InterfacePlan, PlanMatch, QosClass
+from controller.errors import Diagnostic
+from controller.model import Device, Policy
 from controller.render import base
 from controller.render.base import Limits, Renderer
 from controller.spec.types import dscp_name
 
 HTB_ROOT = 1
+LINUX_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 CLASS_BASE = 0x10
 R2Q = 10
 
@@ -53,8 +64,20 @@ def _ports(ranges: tuple[tuple[int, int], ...]) -> str:
     return _set([str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges])
 
 
+def prefix_family(prefix: str) -> str:
+    return "ipv6" if ":" in prefix else "ipv4"
+
+
+def _of_family(prefixes: tuple[str, ...], family: str) -> list[str]:
+    return [p for p in prefixes if prefix_family(p) == family]
+
+
 def nft_match(m: PlanMatch, family: str) -> str:
-    """The nftables match expression for one classifier in one address family."""
+    """The nftables match expression for one classifier in one address family.
+
+    Only the prefixes of ``family`` are written: an nft set holds one address
+    type, so a dual-stack match becomes one rule per family (see :func:`families`).
+    """
     parts: list[str] = []
     ip = "ip" if family == "ipv4" else "ip6"
     if m.protocol in ("udp", "tcp"):
@@ -66,17 +89,27 @@ def nft_match(m: PlanMatch, family: str) -> str:
             parts.append(f"{m.protocol} dport {_ports(m.destination_ports)}")
     elif m.protocol == "icmp":
         parts.append("meta l4proto " + ("icmp" if family == "ipv4" else "ipv6-icmp"))
-    if m.source_prefixes:
-        parts.append(f"{ip} saddr {_set(list(m.source_prefixes))}")
-    if m.destination_prefixes:
-        parts.append(f"{ip} daddr {_set(list(m.destination_prefixes))}")
+    if sources := _of_family(m.source_prefixes, family):
+        parts.append(f"{ip} saddr {_set(sources)}")
+    if destinations := _of_family(m.destination_prefixes, family):
+        parts.append(f"{ip} daddr {_set(destinations)}")
     if m.dscp is not None:
         parts.append(f"{ip} dscp {nft_dscp(m.dscp)}")
     return " ".join(parts)
 
 
 def families(m: PlanMatch) -> tuple[str, ...]:
-    return ("ipv4", "ipv6") if m.family == "any" else (m.family,)
+    """The address families a classifier can match, derived from all its prefixes.
+
+    ``PlanMatch.family`` names the family of the first prefix only. The policy
+    language rejects a match that mixes IPv4 and IPv6, but plans can also be
+    built in code; deriving the family from every prefix keeps this renderer
+    from ever writing ``ip saddr <IPv6 prefix>``, which nft refuses. A family is
+    rendered when every prefix field that is given holds a prefix of that
+    family; without prefixes both families are matched.
+    """
+    fields = [f for f in (m.source_prefixes, m.destination_prefixes) if f]
+    return tuple(fam for fam in ("ipv4", "ipv6") if all(_of_family(f, fam) for f in fields))
 
 
 def _leaf(c: QosClass, fq_codel: bool) -> str:
@@ -135,6 +168,21 @@ class LinuxRenderer(Renderer):
     }
     limits = Limits(max_classes=64, max_strict_classes=4, min_bandwidth_pct=0.01)
     outputs = (("nftables.nft", "nftables.nft.j2"), ("tc.batch", "tc.batch.j2"))
+
+    def check(self, plan: DevicePlan, device: Device, policy: Policy) -> list[Diagnostic]:
+        """Linux interface names: at most 15 characters (IFNAMSIZ 16), no '/', ':' or whitespace."""
+        out = []
+        for k, iface in enumerate(device.interfaces):
+            if not LINUX_IFNAME.match(iface.name):
+                out.append(
+                    Diagnostic(
+                        device.origin.at("interfaces", k, "name"),
+                        device.origin.field("interfaces", k, "name"),
+                        f"'{iface.name}' is not a Linux interface name (device {device.name} is linux)",
+                        "use the kernel's name, e.g. eth0 or wan0: at most 15 characters, no '/' or ':'",
+                    )
+                )
+        return out
 
     def explain_tokens(self, plan: DevicePlan, journey: str) -> list[str]:
         tokens = super().explain_tokens(plan, journey)

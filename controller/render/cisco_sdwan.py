@@ -1,0 +1,299 @@
+"""Cisco Catalyst SD-WAN (Viptela OS CLI): centralized app-route policy plus the edge's localized QoS.
+
+Two files per edge, because they go to two places:
+
+* ``centralized-policy.cfg`` is for the SD-WAN controller (vSmart): one
+  ``sla-class`` per journey SLA, data-prefix lists, and an ``app-route-policy``
+  whose sequences match each journey (marked DSCP, protocol, prefixes, ports)
+  and act with ``sla-class ... [strict] preferred-color ...`` and
+  ``backup-sla-preferred-color``. Cisco measures SLA with BFD round trips, so
+  the plan's one-way budgets are converted (see :mod:`controller.render._sdwan`).
+* ``localized-policy.cfg`` is for the edge itself: forwarding classes mapped to
+  queues (``class-map``), an ingress access list on the LAN side that marks and
+  classifies each journey, one ``qos-scheduler`` per class and WAN link with
+  ``bandwidth-percent``/``buffer-percent``, LLQ on queue 0 for the strict
+  class, and a ``qos-map`` (plus ``shaping-rate`` on sub-rate links) per WAN
+  interface.
+
+Why queue 0 is special: on Cisco SD-WAN hardware queue 0 is the low-latency
+queue, so the (single) strict class goes there and every other class takes
+queues 1-7 in plan order. A plan with two strict classes, or more than seven
+other classes, cannot be expressed; :meth:`CiscoSdwanRenderer.check` and the
+limits report it before anything is rendered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from controller.compile.plan import DevicePlan, InterfacePlan, PathPreference, PlanMatch, QosClass
+from controller.errors import Diagnostic
+from controller.model import Device, Policy
+from controller.render import _sdwan as sd
+from controller.render import base
+from controller.render.base import Limits, Renderer
+from controller.render.cisco_iosxe import if_ident
+
+PREFIX = "QOECTL"
+TRANSPORT_VPN = 0  # Viptela: VPN 0 is always the transport (WAN) side
+SERVICE_VPN = 1  # the service-side VPN the LAN interfaces and journeys live in; the inventory has no VPN field yet
+LIST_NAME_MAX = 32  # policy list and sla-class names: [A-Za-z0-9_-]{1,32} in the SD-WAN Manager data model
+OBJECT_NAME_MAX = 128  # class, qos-scheduler, qos-map and access-list names
+QUEUES = 8
+LLQ_QUEUE = 0
+
+# TLOC colours a Cisco SD-WAN edge accepts (transport names in the inventory must be one of them).
+COLORS = frozenset(
+    {
+        "default",
+        "mpls",
+        "metro-ethernet",
+        "biz-internet",
+        "public-internet",
+        "lte",
+        "3g",
+        "red",
+        "green",
+        "blue",
+        "gold",
+        "silver",
+        "bronze",
+        "custom1",
+        "custom2",
+        "custom3",
+        *(f"private{i}" for i in range(1, 7)),
+    }
+)
+
+
+def class_name(c: QosClass) -> str:
+    return sd.bounded(f"{PREFIX}-{c.ident}", OBJECT_NAME_MAX)
+
+
+def sla_name(ident: str) -> str:
+    return sd.bounded(f"{PREFIX}-SLA-{ident}", LIST_NAME_MAX)
+
+
+def queue_numbers(plan: DevicePlan) -> dict[str, int]:
+    """Queue per class: the strict class on the LLQ (0), the others on 1-7 in plan order."""
+    out: dict[str, int] = {}
+    nxt = LLQ_QUEUE + 1
+    for c in plan.classes:
+        if c.strict:
+            out[c.name] = LLQ_QUEUE
+        else:
+            out[c.name] = nxt
+            nxt += 1
+    return out
+
+
+def _prefix_lists(ident: str, index: int, m: PlanMatch) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    src = dst = None
+    if m.source_prefixes:
+        src = {"name": sd.bounded(f"{PREFIX}-{ident}-{index}-SRC", LIST_NAME_MAX), "prefixes": m.source_prefixes}
+    if m.destination_prefixes:
+        dst = {"name": sd.bounded(f"{PREFIX}-{ident}-{index}-DST", LIST_NAME_MAX), "prefixes": m.destination_prefixes}
+    return src, dst
+
+
+def _match_lines(m: PlanMatch, src: dict[str, Any] | None, dst: dict[str, Any] | None) -> list[str]:
+    """Match conditions shared by the localized access list and the app-route policy."""
+    lines = []
+    if src:
+        lines.append(f"source-data-prefix-list {src['name']}")
+    if dst:
+        lines.append(f"destination-data-prefix-list {dst['name']}")
+    proto = sd.protocol_number(m.protocol)
+    if proto is not None:
+        lines.append(f"protocol {proto}")
+    if m.source_ports:
+        lines.append("source-port " + " ".join(sd.port_text(r) for r in m.source_ports))
+    if m.destination_ports:
+        lines.append("destination-port " + " ".join(sd.port_text(r) for r in m.destination_ports))
+    return lines
+
+
+def _action_lines(p: PathPreference, sla: str | None) -> list[str]:
+    """App-route action: SLA with preferred colours; strict drops, otherwise pin the backup colours."""
+    preferred = " ".join(p.preferred)
+    if sla is None:
+        # No budget to measure against: steer to the preferred colour; when it is down the
+        # edge uses any other available tunnel (documented behaviour of backup-sla-preferred-color).
+        return [f"backup-sla-preferred-color {preferred}"] if preferred else []
+    first = f"sla-class {sla}" + (" strict" if p.strict else "")
+    lines = [first + (f" preferred-color {preferred}" if preferred else "")]
+    if not p.strict and p.backup:
+        lines.append("backup-sla-preferred-color " + " ".join(p.backup))
+    return lines
+
+
+def _schedulers(plan: DevicePlan, iface: InterfacePlan, queues: dict[str, int]) -> dict[str, Any]:
+    ident = if_ident(iface.name)
+    shares = sd.whole_percent_shares(plan, iface)
+    rows = []
+    for c in sorted(plan.classes, key=lambda c: queues[c.name]):
+        share = shares[c.name]
+        rows.append(
+            {
+                "cls": c,
+                "name": sd.bounded(f"{PREFIX}-{ident}-Q{queues[c.name]}", OBJECT_NAME_MAX),
+                "class": class_name(c),
+                "queue": queues[c.name],
+                "bandwidth_pct": share,
+                "buffer_pct": share,
+                "scheduling": "llq" if c.strict else "wrr",
+                # RED on the LLQ is not allowed, and a priority queue should stay short anyway.
+                "drops": "red-drop" if c.aqm and not c.strict else "tail-drop",
+            }
+        )
+    return {
+        "iface": iface,
+        "map": sd.bounded(f"{PREFIX}-QOS-{ident}", OBJECT_NAME_MAX),
+        "rows": rows,
+    }
+
+
+class CiscoSdwanRenderer(Renderer):
+    platform = "cisco_sdwan"
+    capabilities = frozenset(
+        {
+            base.MARKING,
+            base.DSCP_CLASSIFY,
+            base.QUEUING,
+            base.STRICT_PRIORITY,
+            base.SHAPING,
+            base.AQM,
+            base.PORT_RANGES,
+            base.SDWAN_SLA,
+            base.SDWAN_PATH,
+        }
+    )
+    degradable: ClassVar[Mapping[str, str]] = {
+        base.FAIR_QUEUE: "SD-WAN queues are weighted round robin, one FIFO per class; no flow fairness in a class",
+    }
+    # 8 queues, queue 0 is the only low-latency queue; whole-percent bandwidth. SLA ranges are the
+    # controller's round-trip ranges (latency and jitter 1-1000 ms, loss 0-100 %) expressed one way,
+    # because the plan (and this check) speak one-way budgets: round trip = 2 x one way.
+    limits = Limits(
+        max_classes=QUEUES,
+        max_strict_classes=1,
+        min_bandwidth_pct=1.0,
+        sla_latency_ms=(0.5, 500.0),
+        sla_jitter_ms=(0.5, 500.0),
+        sla_loss_pct=(0.0, 100.0),
+    )
+    outputs = (
+        ("centralized-policy.cfg", "centralized-policy.cfg.j2"),
+        ("localized-policy.cfg", "localized-policy.cfg.j2"),
+    )
+
+    def check(self, plan: DevicePlan, device: Device, policy: Policy) -> list[Diagnostic]:
+        """What the generic limits cannot see: TLOC colour names and the queue-0-is-LLQ rule."""
+        out: list[Diagnostic] = []
+        for k, iface in enumerate(device.interfaces):
+            if iface.role == "wan" and iface.transport and iface.transport not in COLORS:
+                out.append(
+                    Diagnostic(
+                        device.origin.at("interfaces", k, "transport"),
+                        device.origin.field("interfaces", k, "transport"),
+                        f"transport '{iface.transport}' is not a Cisco SD-WAN colour, so device {device.name} "
+                        "(cisco_sdwan) cannot prefer or avoid it in an app-route policy",
+                        "name the transport after its TLOC colour: " + ", ".join(sorted(COLORS)),
+                    )
+                )
+        other = [c for c in plan.classes if not c.strict]
+        if len(other) > QUEUES - 1:
+            out.append(
+                Diagnostic(
+                    device.origin.at("platform"),
+                    device.origin.field("platform"),
+                    f"device {device.name} needs {len(other)} non-priority queues "
+                    f"({', '.join(c.name for c in other)}) but cisco_sdwan has {QUEUES - 1} "
+                    "(queue 0 is reserved for low-latency queuing)",
+                    "map some journeys to a shared service_class",
+                )
+            )
+        return out
+
+    def context(self, plan: DevicePlan) -> dict[str, Any]:
+        queues = queue_numbers(plan)
+        classes = {c.name: c for c in plan.classes}
+        default = next(c for c in plan.classes if c.is_default)
+        prefix_lists: dict[str, dict[str, Any]] = {}
+        marks = []
+        for rule in plan.markings:
+            for i, m in enumerate(rule.matches, start=1):
+                src, dst = _prefix_lists(rule.ident, i, m)
+                for lst in (src, dst):
+                    if lst:
+                        prefix_lists[lst["name"]] = lst
+                lines = _match_lines(m, src, dst)
+                if m.dscp is not None:
+                    lines.append(f"dscp {m.dscp}")
+                marks.append(
+                    {
+                        "rule": rule,
+                        "match": lines or ["source-ip 0.0.0.0/0"],
+                        "class": class_name(classes[rule.class_name]),
+                        "dscp": rule.dscp,
+                    }
+                )
+        by_dscp = [
+            {"dscp": d, "class": class_name(c)} for c in plan.classes if not c.is_default for d in sorted(set(c.dscps))
+        ]
+        slas = {
+            s.name: sd.thresholds(s, sla_name(s.ident), min_latency=1, min_jitter=1, min_loss=1, with_mos=False)
+            for s in plan.sla_classes
+        }
+        routes = []
+        for p in plan.path_preferences:
+            sla = slas[p.sla_class].name if p.sla_class else None
+            for i, m in enumerate(p.matches, start=1):
+                src, dst = _prefix_lists(p.ident, i, m)
+                for lst in (src, dst):
+                    if lst:
+                        prefix_lists[lst["name"]] = lst
+                routes.append(
+                    {
+                        "pref": p,
+                        "match": [f"dscp {p.dscp}", *_match_lines(m, src, dst)],
+                        "action": _action_lines(p, sla),
+                    }
+                )
+        lan = plan.lan_interfaces
+        wan = [i for i in plan.wan_interfaces if i.link_kbps]
+        return {
+            "plan": plan,
+            "prefix": PREFIX,
+            "transport_vpn": TRANSPORT_VPN,
+            "service_vpn": SERVICE_VPN,
+            "vpn_list": f"{PREFIX}-VPN{SERVICE_VPN}",
+            "aar_policy": sd.bounded(f"{PREFIX}-AAR-{if_ident(plan.device)}", OBJECT_NAME_MAX),
+            "prefix_lists": [prefix_lists[n] for n in sorted(prefix_lists)],
+            "classes": [{"cls": c, "name": class_name(c), "queue": queues[c.name]} for c in plan.classes],
+            "marks": marks,
+            "by_dscp": by_dscp,
+            "default_class": class_name(default),
+            "slas": [slas[s.name] for s in plan.sla_classes],
+            "routes": routes,
+            "qos": [_schedulers(plan, i, queues) for i in wan],
+            "lan": lan,
+            "acl_trusted": f"{PREFIX}-MARK",
+            "acl_untrusted": f"{PREFIX}-MARK-UNTRUSTED",
+            "need_trusted": any(i.trust_dscp for i in lan),
+            "need_untrusted": any(not i.trust_dscp for i in lan),
+        }
+
+    def explain_tokens(self, plan: DevicePlan, journey: str) -> list[str]:
+        tokens = super().explain_tokens(plan, journey)
+        for rule in plan.markings:
+            if rule.journey == journey:
+                tokens.append(sla_name(rule.ident))
+                tokens += [class_name(c) for c in plan.classes if c.name == rule.class_name]
+                for i in range(1, len(rule.matches) + 1):
+                    tokens += [sd.bounded(f"{PREFIX}-{rule.ident}-{i}-{end}", LIST_NAME_MAX) for end in ("SRC", "DST")]
+        return tokens
+
+
+RENDERER = CiscoSdwanRenderer()

@@ -1,0 +1,317 @@
+"""FortiOS (FortiGate) SD-WAN: health checks with SLA targets, SD-WAN rules with DSCP marking, shaping.
+
+One file, ``fortios.conf``, in FortiOS CLI script form:
+
+* ``config firewall address`` objects for every journey prefix (SD-WAN rules
+  and shaping policies reference addresses by name, never raw prefixes);
+* ``config system sdwan``: the WAN members, one health check per journey SLA
+  (``latency-threshold``/``jitter-threshold``/``packetloss-threshold``, plus
+  ``mos-threshold`` for voice), and one SD-WAN rule per journey match in
+  ``sla`` mode (journeys with a budget) or ``manual`` mode (journeys without),
+  whose ``priority-members`` order is the plan's preferred then backup
+  transports, with ``dscp-forward``/``dscp-reverse`` marking (6-bit binary
+  tags, as FortiOS writes DSCP);
+* the queuing part, expressed with FortiOS traffic shaping: one traffic class
+  per plan class, one queuing shaping profile per WAN link (guaranteed and
+  maximum bandwidth in percent of the interface ``outbandwidth``), shaping
+  policies that put each journey (and, on trusted LANs, each DSCP) into its
+  class, and a catch-all that re-marks untrusted LAN traffic to DSCP 0.
+
+Why these choices: FortiOS health checks measure round trips, so one-way
+budgets are converted (:mod:`controller.render._sdwan`). The strict class gets
+priority ``top`` with maximum = guaranteed bandwidth, i.e. served first and
+capped at its guarantee, the same treatment the other renderers give a
+policed priority queue. FortiOS SD-WAN rules always fall back to a member when
+none meets the SLA; a journey that asks for ``sdwan.strict`` (drop instead)
+cannot be expressed, and :meth:`FortiosSdwanRenderer.check` says so.
+
+Health checks use ``detect-mode passive`` (measured on the traffic itself):
+the inventory does not name a probe server, and qoectl does not invent one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from itertools import product
+from typing import Any, ClassVar
+
+from controller.compile.plan import DevicePlan, InterfacePlan, PlanMatch, QosClass
+from controller.errors import Diagnostic
+from controller.model import Device, Policy
+from controller.render import _sdwan as sd
+from controller.render import base
+from controller.render.base import Limits, Renderer
+from controller.render.cisco_iosxe import if_ident
+
+PREFIX = "QOECTL"
+NAME_MAX = 35  # SD-WAN rule, health-check, shaping-profile and shaping-policy names
+ADDRESS_MAX = 79  # firewall address and custom service names
+FIRST_CLASS_ID = 2  # traffic-class ids are 2-31
+MAX_CLASSES = 30
+TOS_MASK = "0xfc"  # the DSCP bits of the IPv4 TOS byte
+
+# qoectl codec -> FortiOS mos-codec (G.729A is the reduced-complexity G.729, same bitstream).
+MOS_CODEC = {"g711": "g711", "g711-plc": "g711", "g729a": "g729"}
+
+
+def dscp_tag(dscp: int) -> str:
+    """FortiOS writes DSCP as a 6-bit binary string: EF (46) is 101110."""
+    return f"{dscp:06b}"
+
+
+def tos(dscp: int) -> str:
+    """TOS byte value that carries ``dscp`` (matched with mask 0xfc)."""
+    return f"0x{dscp << 2:02x}"
+
+
+def address_name(prefix: str) -> str:
+    return f"{PREFIX}-NET-{sd.prefix_token(prefix)}"
+
+
+def class_label(c: QosClass) -> str:
+    return sd.bounded(f"{PREFIX}-{c.ident}", NAME_MAX)
+
+
+def _shaping_priority(c: QosClass) -> str:
+    """Mirror of the other platforms' scheduling order: strict first, default and scavenger last."""
+    if c.strict:
+        return "top"
+    if c.scavenger:
+        return "low"
+    return "medium" if c.is_default else "high"
+
+
+def _port_pairs(m: PlanMatch) -> list[tuple[tuple[int, int] | None, tuple[int, int] | None]]:
+    """SD-WAN rules take one source and one destination port range each: one rule per pair."""
+    srcs: list[tuple[int, int] | None] = list(m.source_ports) or [None]
+    dsts: list[tuple[int, int] | None] = list(m.destination_ports) or [None]
+    return list(product(srcs, dsts))
+
+
+def _service(name: str, m: PlanMatch) -> dict[str, Any] | None:
+    """A custom service for a match with a protocol; ``None`` means the predefined service ALL."""
+    if m.protocol == "icmp":
+        return {"name": name, "protocol": "ICMP", "ranges": None}
+    if m.protocol not in ("tcp", "udp"):
+        return None
+    dsts = [sd.port_text(r) for r in m.destination_ports] or ["1-65535"]
+    srcs = [sd.port_text(r) for r in m.source_ports]
+    ranges = [f"{d}:{s}" for d in dsts for s in srcs] if srcs else dsts
+    return {"name": name, "protocol": "TCP/UDP/SCTP", "ranges": (f"{m.protocol}-portrange", " ".join(ranges))}
+
+
+def _profile(plan: DevicePlan, iface: InterfacePlan, ids: dict[str, int]) -> dict[str, Any]:
+    shares = sd.whole_percent_shares(plan, iface)
+    entries = [
+        {
+            "cls": c,
+            "class_id": ids[c.name],
+            "priority": _shaping_priority(c),
+            "guaranteed": shares[c.name],
+            # The strict class is capped at its guarantee, like a policed priority queue.
+            "maximum": shares[c.name] if c.strict else 100,
+        }
+        for c in plan.classes
+    ]
+    default = next(c for c in plan.classes if c.is_default)
+    return {
+        "iface": iface,
+        "name": sd.bounded(f"{PREFIX}-Q-{if_ident(iface.name)}", NAME_MAX),
+        "default_class_id": ids[default.name],
+        "entries": entries,
+    }
+
+
+class FortiosSdwanRenderer(Renderer):
+    platform = "fortios_sdwan"
+    capabilities = frozenset(
+        {
+            base.MARKING,
+            base.DSCP_CLASSIFY,
+            base.QUEUING,
+            base.STRICT_PRIORITY,
+            base.SHAPING,
+            base.PORT_RANGES,
+            base.SDWAN_SLA,
+            base.SDWAN_PATH,
+        }
+    )
+    degradable: ClassVar[Mapping[str, str]] = {
+        base.AQM: "queuing shaping profiles are rendered with tail drop (no RED parameters)",
+        base.FAIR_QUEUE: "each shaping class is one FIFO queue; no flow fairness inside a class",
+    }
+    # Traffic classes 2-31; whole-percent guarantees. SLA thresholds: latency and jitter 0-10000000 ms,
+    # packet loss 0-100 %, all round trip, expressed one way here (round trip = 2 x one way).
+    limits = Limits(
+        max_classes=MAX_CLASSES,
+        max_strict_classes=1,
+        min_bandwidth_pct=1.0,
+        sla_latency_ms=(0.0, 5_000_000.0),
+        sla_jitter_ms=(0.0, 5_000_000.0),
+        sla_loss_pct=(0.0, 100.0),
+    )
+    outputs = (("fortios.conf", "fortios.conf.j2"),)
+
+    def check(self, plan: DevicePlan, device: Device, policy: Policy) -> list[Diagnostic]:
+        """FortiOS rules never drop when no member meets the SLA: strict journeys cannot be expressed."""
+        out: list[Diagnostic] = []
+        for p in plan.path_preferences:
+            j = policy.journey(p.journey)
+            if not p.strict or j is None:
+                continue
+            out.append(
+                Diagnostic(
+                    j.origin.at("spec", "sdwan", "strict"),
+                    j.origin.field("spec", "sdwan", "strict"),
+                    f"device {device.name} (fortios_sdwan) cannot drop journey '{p.journey}' when no path meets "
+                    "its SLA: FortiOS SD-WAN rules in SLA mode fall back to the members in priority order",
+                    "set sdwan.strict to false for this journey, or scope it away from FortiGate devices",
+                )
+            )
+        return out
+
+    def context(self, plan: DevicePlan) -> dict[str, Any]:
+        wan = plan.wan_interfaces
+        members = [{"seq": k, "iface": i} for k, i in enumerate(wan, start=1)]
+        seqs: dict[str, list[int]] = {}
+        for k, i in enumerate(wan, start=1):
+            if i.transport:
+                seqs.setdefault(i.transport, []).append(k)
+        all_seqs = list(range(1, len(wan) + 1))
+        addresses: dict[str, str] = {}
+
+        def names(prefixes: tuple[str, ...]) -> list[str]:
+            for p in prefixes:
+                addresses[address_name(p)] = p
+            return [address_name(p) for p in prefixes] or ["all"]
+
+        checks: dict[str, dict[str, Any]] = {}
+        for s in plan.sla_classes:
+            t = sd.thresholds(
+                s, sd.bounded(f"{PREFIX}-{s.ident}", NAME_MAX), min_latency=0, min_jitter=0, min_loss=0, with_mos=True
+            )
+            factors = [
+                f
+                for f, v in (("latency", t.latency_ms), ("jitter", t.jitter_ms), ("packet-loss", t.loss_pct))
+                if v is not None
+            ] + (["mos"] if t.mos else [])
+            codec = MOS_CODEC.get(s.codec or "g711", "g711") if t.mos else None
+            checks[s.name] = {"t": t, "factors": factors, "codec": codec}
+        rules: list[dict[str, Any]] = []
+        for p in plan.path_preferences:
+            order = [seq for t in p.preferred + p.backup for seq in seqs.get(t, [])]
+            sla = checks[p.sla_class]["t"].name if p.sla_class else None
+            n = 0
+            for m in p.matches:
+                for sport, dport in _port_pairs(m):
+                    n += 1
+                    rules.append(
+                        {
+                            "id": len(rules) + 1,
+                            "pref": p,
+                            "name": sd.bounded(f"{PREFIX}-{p.ident}-{n}", NAME_MAX),
+                            "mode": "sla" if sla else "manual",
+                            "sla": sla,
+                            "protocol": sd.protocol_number(m.protocol),
+                            "sport": sport,
+                            "dport": dport,
+                            "tos": tos(m.dscp) if m.dscp is not None else None,
+                            "src": names(m.source_prefixes),
+                            "dst": names(m.destination_prefixes),
+                            "tag": dscp_tag(p.dscp),
+                            "members": order,
+                        }
+                    )
+        ids = {c.name: FIRST_CLASS_ID + k for k, c in enumerate(plan.classes)}
+        classes = {c.name: c for c in plan.classes}
+        lan = plan.lan_interfaces
+        lan_names = [i.name for i in lan] or ["any"]
+        wan_names = [i.name for i in wan]
+        services: list[dict[str, Any]] = []
+        shaping: list[dict[str, Any]] = []
+        for rule in plan.markings:
+            for k, m in enumerate(rule.matches, start=1):
+                svc = _service(sd.bounded(f"{PREFIX}-{rule.ident}-{k}", ADDRESS_MAX), m)
+                if svc:
+                    services.append(svc)
+                shaping.append(
+                    {
+                        "name": sd.bounded(f"{PREFIX}-{rule.ident}-{k}", NAME_MAX),
+                        "comment": f"qoectl journey {rule.journey}",
+                        "srcintf": lan_names,
+                        "src": names(m.source_prefixes),
+                        "dst": names(m.destination_prefixes),
+                        "service": svc["name"] if svc else "ALL",
+                        "tos": tos(m.dscp) if m.dscp is not None else None,
+                        "class_id": ids[rule.class_name],
+                        "remark": None,
+                    }
+                )
+        trusted = [i.name for i in lan if i.trust_dscp]
+        untrusted = [i.name for i in lan if not i.trust_dscp]
+        if trusted:
+            for c in plan.classes:
+                if c.is_default:
+                    continue
+                for d in sorted(set(c.dscps)):
+                    shaping.append(
+                        {
+                            "name": sd.bounded(f"{PREFIX}-DSCP-{d}", NAME_MAX),
+                            "comment": f"qoectl trusted DSCP {d} to class {c.name}",
+                            "srcintf": trusted,
+                            "src": ["all"],
+                            "dst": ["all"],
+                            "service": "ALL",
+                            "tos": tos(d),
+                            "class_id": ids[c.name],
+                            "remark": None,
+                        }
+                    )
+        if untrusted:
+            default = next(c for c in plan.classes if c.is_default)
+            shaping.append(
+                {
+                    "name": f"{PREFIX}-UNTRUSTED",
+                    "comment": "qoectl untrusted LAN: everything else is re-marked to DSCP 0",
+                    "srcintf": untrusted,
+                    "src": ["all"],
+                    "dst": ["all"],
+                    "service": "ALL",
+                    "tos": None,
+                    "class_id": ids[default.name],
+                    "remark": dscp_tag(0),
+                }
+            )
+        for k, sp in enumerate(shaping, start=1):
+            sp["id"] = k
+            sp["dstintf"] = wan_names
+        links = [i for i in wan if i.link_kbps]
+        return {
+            "plan": plan,
+            "prefix": PREFIX,
+            "addresses": [{"name": n, "net": ipaddress.ip_network(addresses[n])} for n in sorted(addresses)],
+            "members": members,
+            "all_seqs": all_seqs,
+            "checks": [checks[s.name] for s in plan.sla_classes],
+            "rules": rules,
+            "traffic_classes": [{"id": ids[c.name], "name": class_label(classes[c.name])} for c in plan.classes],
+            "profiles": [_profile(plan, i, ids) for i in links],
+            "services": services,
+            "shaping": shaping,
+            "tos_mask": TOS_MASK,
+        }
+
+    def explain_tokens(self, plan: DevicePlan, journey: str) -> list[str]:
+        tokens = super().explain_tokens(plan, journey)
+        for rule in plan.markings:
+            if rule.journey == journey:
+                tokens.append(sd.bounded(f"{PREFIX}-{rule.ident}", NAME_MAX))
+                tokens += [class_label(c) for c in plan.classes if c.name == rule.class_name]
+                # SD-WAN rules are numbered per port pair, shaping policies per match: the larger count covers both.
+                count = max(len(rule.matches), sum(len(_port_pairs(m)) for m in rule.matches))
+                tokens += [sd.bounded(f"{PREFIX}-{rule.ident}-{k}", NAME_MAX) for k in range(1, count + 1)]
+        return tokens
+
+
+RENDERER = FortiosSdwanRenderer()

@@ -1,0 +1,333 @@
+"""Juniper Junos (MX-class routers): class-of-service in ``set`` format.
+
+The layout follows the Junos CoS pipeline, one object per stage so that every
+journey can be traced from its marking to its queue:
+
+* a multifield classifier (``firewall family inet|inet6 filter``) on LAN
+  units: one term per journey match sets ``forwarding-class``,
+  ``loss-priority`` and the DSCP; untrusted LANs end with a term that puts
+  everything else into the default class with DSCP 0;
+* a DSCP behaviour-aggregate classifier on trusted LAN units and on WAN units,
+  and a DSCP rewrite rule on WAN units (the "edge"), both built from the same
+  DSCP -> (forwarding class, loss priority) table, so a classified packet
+  leaves with the DSCP it was classified by;
+* one forwarding class per plan class; the default class sits on queue 0
+  because Junos puts every packet no classifier claims into the queue-0 class;
+* one scheduler map per WAN interface (shares differ per link): strict classes
+  get ``priority strict-high`` with ``transmit-rate percent N rate-limit`` (the
+  Junos counterpart of IOS-XE's policed LLQ), the others ``priority low`` and
+  ``transmit-rate percent N``; AQM classes get RED drop profiles;
+* ``shaping-rate`` on sub-rate WAN links; transmit-rate percentages are then
+  taken of the shaped rate.
+
+Names are derived from the plan's identifiers (already restricted to
+``[A-Z0-9_-]``) and capped at Junos' 64-character name length with a stable
+hash, so nothing a YAML author writes can break a ``set`` line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from controller.compile.plan import DevicePlan, InterfacePlan, PlanMatch, QosClass
+from controller.render import base
+from controller.render.base import Limits, Renderer
+from controller.spec.types import dscp_name
+
+PREFIX = "QOECTL"
+MAX_NAME = 64  # Junos object names: 1..64 characters
+
+# Loss priority by position of a DSCP in its class (AFx1, AFx2, AFx3, ...).
+LOSS_PRIORITIES = ("low", "medium-high", "high", "medium-low")
+
+# Code-point aliases Junos knows in filters (firewall ``dscp`` / ``traffic-class`` actions and matches).
+JUNOS_DSCP_ALIASES = (
+    {"ef", "be"} | {f"cs{i}" for i in range(8)} | {f"af{c}{d}" for c in range(1, 5) for d in range(1, 4)}
+)
+
+# RED profiles: gentle for in-contract traffic, aggressive for the higher loss priorities.
+DROP_PROFILES = (
+    ("RED-LOW", ((60, 0), (100, 100))),
+    ("RED-HIGH", ((30, 0), (100, 100))),
+)
+DROP_PROFILE_BY_LP = {"low": "RED-LOW", "medium-low": "RED-LOW", "medium-high": "RED-HIGH", "high": "RED-HIGH"}
+
+
+def junos_name(*parts: str) -> str:
+    """``QOECTL-part-part``; capped at 64 characters with a stable hash so names stay unique."""
+    name = "-".join((PREFIX, *parts))
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - 9]}-{digest.upper()}"
+
+
+def if_ident(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").upper()
+
+
+def split_unit(name: str) -> tuple[str, int | None]:
+    """``ge-0/0/1.100`` -> (``ge-0/0/1``, 100); a name without a unit -> (name, None)."""
+    ifd, dot, unit = name.rpartition(".")
+    if dot and ifd and unit.isdigit():
+        return ifd, int(unit)
+    return name, None
+
+
+def bits(dscp: int) -> str:
+    """A DSCP as the 6-bit pattern Junos classifiers and rewrite rules take."""
+    return format(dscp, "06b")
+
+
+def filter_dscp(dscp: int) -> str:
+    """A DSCP for firewall filters: the Junos alias when there is one, else the number (LE is 1)."""
+    name = dscp_name(dscp)
+    if dscp == 0:
+        return "be"
+    return name if name in JUNOS_DSCP_ALIASES else str(dscp)
+
+
+def junos_queue(c: QosClass) -> int:
+    """Default class on queue 0 (Junos' fallback queue); the others after it in plan order."""
+    return 0 if c.is_default else c.queue + 1
+
+
+def loss_priority(c: QosClass, dscp: int) -> str:
+    i = c.dscps.index(dscp)
+    return LOSS_PRIORITIES[min(i, len(LOSS_PRIORITIES) - 1)]
+
+
+def whole_percents(exact: Mapping[str, float], default: str, up: frozenset[str] = frozenset()) -> dict[str, int]:
+    """Whole percentages for shares given exactly (summing to 100): the default class takes the rest.
+
+    Every other class is rounded to the nearest whole percent (``up``: rounded
+    up), at least 1 %; the default class gets what is left, which is exactly
+    what the plan gives it (the remainder of the link). The granularity check in
+    :mod:`controller.compile.capabilities` rejects plans that would leave it
+    nothing, so an error here means that check was bypassed.
+    """
+    out = {
+        name: max(1, math.ceil(v - 1e-9) if name in up else math.floor(v + 0.5))
+        for name, v in exact.items()
+        if name != default
+    }
+    rest = 100 - sum(out.values())
+    if rest < 1:
+        raise ValueError(f"whole-percent shares leave {rest} % for the default class: {out}")
+    out[default] = rest
+    return out
+
+
+def transmit_percents(plan: DevicePlan, iface: InterfacePlan) -> dict[str, int]:
+    """Percent of the (shaped) link per class, whole numbers summing to 100.
+
+    Strict classes are rounded *up* (their rate is also their rate limit, so
+    rounding down would police traffic the plan admits).
+    """
+    exact = {a.class_name: 100.0 * a.guaranteed_kbps / (iface.link_kbps or 1) for a in iface.allocations}
+    default = next(c.name for c in plan.classes if c.is_default)
+    return whole_percents(exact, default, frozenset(c.name for c in plan.classes if c.strict))
+
+
+# --------------------------------------------------------------------------- firewall filter terms
+
+
+def _of_family(prefixes: tuple[str, ...], family: str) -> list[str]:
+    version = 4 if family == "inet" else 6
+    return [p for p in prefixes if base.network(p).version == version]
+
+
+def match_families(m: PlanMatch) -> tuple[str, ...]:
+    """Families a match applies to: every given prefix field must keep a prefix of that family."""
+    fields = [f for f in (m.source_prefixes, m.destination_prefixes) if f]
+    return tuple(fam for fam in ("inet", "inet6") if all(_of_family(f, fam) for f in fields))
+
+
+def _ports(ranges: tuple[tuple[int, int], ...]) -> list[str]:
+    return [str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges]
+
+
+def from_conditions(m: PlanMatch, family: str) -> list[str]:
+    """``from`` conditions of one term; Junos ORs repeated values of one condition and ANDs conditions."""
+    proto_kw = "protocol" if family == "inet" else "next-header"
+    conds: list[str] = []
+    if m.protocol in ("udp", "tcp"):
+        conds.append(f"{proto_kw} {m.protocol}")
+    elif m.protocol == "icmp":
+        conds.append(f"{proto_kw} {'icmp' if family == 'inet' else 'icmp6'}")
+    conds += [f"source-address {p}" for p in _of_family(m.source_prefixes, family)]
+    conds += [f"destination-address {p}" for p in _of_family(m.destination_prefixes, family)]
+    conds += [f"source-port {p}" for p in _ports(m.source_ports)]
+    conds += [f"destination-port {p}" for p in _ports(m.destination_ports)]
+    if m.dscp is not None:
+        conds.append(f"{'dscp' if family == 'inet' else 'traffic-class'} {filter_dscp(m.dscp)}")
+    return conds
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    name: str
+    conditions: tuple[str, ...]
+    actions: tuple[str, ...]
+
+
+def _mark_actions(fc: str, lp: str, dscp: int, family: str) -> tuple[str, ...]:
+    set_dscp = "dscp" if family == "inet" else "traffic-class"
+    return (f"forwarding-class {fc}", f"loss-priority {lp}", f"{set_dscp} {filter_dscp(dscp)}", "accept")
+
+
+def filter_terms(plan: DevicePlan, family: str, trusted: bool, fc_of: Mapping[str, str]) -> list[Term]:
+    terms: list[Term] = []
+    for rule in plan.markings:
+        cls = plan.qos_class(rule.class_name)
+        k = 0
+        for m in rule.matches:
+            if family not in match_families(m):
+                continue
+            k += 1
+            terms.append(
+                Term(
+                    f"M{k}-{rule.ident}",
+                    tuple(from_conditions(m, family)),
+                    _mark_actions(fc_of[cls.name], loss_priority(cls, rule.dscp), rule.dscp, family),
+                )
+            )
+    default = next(c for c in plan.classes if c.is_default)
+    if trusted:
+        terms.append(Term("TRUSTED", (), ("accept",)))
+    else:
+        terms.append(Term("UNTRUSTED", (), _mark_actions(fc_of[default.name], "low", 0, family)))
+    return terms
+
+
+# --------------------------------------------------------------------------- renderer
+
+
+class JuniperJunosRenderer(Renderer):
+    platform = "juniper_junos"
+    capabilities = frozenset(
+        {
+            base.MARKING,
+            base.DSCP_CLASSIFY,
+            base.QUEUING,
+            base.STRICT_PRIORITY,
+            base.SHAPING,
+            base.AQM,
+            base.PORT_RANGES,
+            base.IPV6,
+        }
+    )
+    degradable: ClassVar[Mapping[str, str]] = {
+        base.FAIR_QUEUE: "Junos schedulers have no per-flow fair queuing inside a queue; "
+        "the class keeps its rate, its RED drop profiles and one FIFO queue",
+    }
+    # MX (Trio): 8 queues per interface, one strict-high queue per interface, transmit-rate in
+    # whole percent; physical-interface shaping-rate from 160 kbit/s up to 6.4 Tbit/s.
+    limits = Limits(
+        max_classes=8,
+        max_strict_classes=1,
+        min_bandwidth_pct=1.0,
+        min_shape_kbps=160,
+        max_shape_kbps=6_400_000_000,
+    )
+    outputs = (("cos.set", "cos.set.j2"),)
+
+    def explain_tokens(self, plan: DevicePlan, journey: str) -> list[str]:
+        tokens = super().explain_tokens(plan, journey)
+        for rule in plan.markings:
+            if rule.journey == journey:
+                tokens += [f"M{k}-{rule.ident}" for k in range(1, 2 * len(rule.matches) + 1)]
+                cls = plan.qos_class(rule.class_name)
+                tokens += [junos_name(cls.ident)]
+                tokens += [junos_name(if_ident(i.name), cls.ident) for i in plan.wan_interfaces]
+        return tokens
+
+    def context(self, plan: DevicePlan) -> dict[str, Any]:
+        fc_of = {c.name: junos_name(c.ident) for c in plan.classes}
+        ordered = sorted(plan.classes, key=junos_queue)
+        classes = []
+        for c in ordered:
+            first: dict[str, int] = {}
+            for d in c.dscps:
+                first.setdefault(loss_priority(c, d), d)
+            classes.append(
+                {
+                    "cls": c,
+                    "fc": fc_of[c.name],
+                    "queue": junos_queue(c),
+                    "codes": [(bits(d), loss_priority(c, d)) for d in c.dscps],
+                    # One rewrite code point per (class, loss priority): the first DSCP with that priority.
+                    "rewrites": [(lp, bits(d)) for lp, d in first.items()],
+                }
+            )
+        wan: list[dict[str, Any]] = []
+        for iface in plan.wan_interfaces:
+            if not iface.link_kbps:
+                continue
+            ifd, unit = split_unit(iface.name)
+            pct = transmit_percents(plan, iface)
+            ident = if_ident(iface.name)
+            rows = []
+            for c in ordered:
+                lps = sorted({loss_priority(c, d) for d in c.dscps}, key=LOSS_PRIORITIES.index)
+                rows.append(
+                    {
+                        "cls": c,
+                        "fc": fc_of[c.name],
+                        "scheduler": junos_name(ident, c.ident),
+                        "percent": pct[c.name],
+                        "drop_profiles": [(lp, junos_name(DROP_PROFILE_BY_LP[lp])) for lp in lps] if c.aqm else [],
+                    }
+                )
+            wan.append(
+                {
+                    "iface": iface,
+                    "ifd": ifd,
+                    "unit": unit,
+                    "cos_if": ifd if unit is None else f"{ifd} unit {unit}",
+                    "map": junos_name("SM", ident),
+                    "rows": rows,
+                }
+            )
+        lan: list[dict[str, Any]] = []
+        for iface in plan.lan_interfaces:
+            ifd, unit = split_unit(iface.name)
+            lan.append({"iface": iface, "ifd": ifd, "unit": 0 if unit is None else unit})
+        need = {(fam, i.trust_dscp) for i in plan.lan_interfaces for fam in ("inet", "inet6")}
+        filters = [
+            {
+                "family": fam,
+                "trusted": trusted,
+                "name": junos_name("MARK" + ("6" if fam == "inet6" else ""), *(() if trusted else ("UNTRUSTED",))),
+                "terms": filter_terms(plan, fam, trusted, fc_of),
+            }
+            for fam in ("inet", "inet6")
+            for trusted in (True, False)
+            if (fam, trusted) in need
+        ]
+        host_class = next(
+            (c for c in plan.classes if c.name == "network-control"), next(c for c in plan.classes if c.is_default)
+        )
+        return {
+            "plan": plan,
+            "classes": classes,
+            "wan": wan,
+            "lan": lan,
+            "filters": filters,
+            "filter_name": {(f["family"], f["trusted"]): f["name"] for f in filters},
+            "uses_aqm": any(r["drop_profiles"] for w in wan for r in w["rows"]),
+            "drop_profiles": [(junos_name(n), points) for n, points in DROP_PROFILES],
+            "classifier": junos_name("CLASSIFY"),
+            "classifier6": junos_name("CLASSIFY6"),
+            "rewrite": junos_name("REWRITE"),
+            "rewrite6": junos_name("REWRITE6"),
+            "host_fc": fc_of[host_class.name],
+        }
+
+
+RENDERER = JuniperJunosRenderer()

@@ -1,0 +1,470 @@
+"""SD-WAN renderers: Cisco Catalyst SD-WAN (``cisco_sdwan``) and FortiOS (``fortios_sdwan``).
+
+What is checked, and why:
+
+* the one-way -> round-trip conversion and its rounding (the vendors measure
+  round trips; a threshold must never be silently looser than the budget);
+* the BDD data: the rendered SLA for voice, read back from the device text and
+  converted to one way, allows no more than the plan's 150 ms;
+* path preference (preferred / backup transports, strict vs fall back) as the
+  device text states it;
+* platform limits and unsupported needs are located errors, all at once, and
+  ``qoectl validate`` exits 1 with them;
+* vendor name-length limits, determinism and line structure for odd but legal
+  names (nothing a YAML author writes adds a line);
+* the independent parsers in ``tests/parsers`` fail on a chain that does not close.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from controller.compile.plan import SlaClass
+from controller.pipeline import Build, build, render_plan
+from controller.render import _sdwan as sd
+from controller.spec.types import NAME_PATTERN
+from tests.conftest import EXAMPLE_POLICIES
+from tests.parsers import PARSERS, DeviceTreatment, ParseError, journey_key
+from tests.parsers import cisco_sdwan as cisco_parser
+from tests.parsers import fortios_sdwan as fortios_parser
+from tests.policy_builder import (
+    PolicyRepo,
+    bulk_journey,
+    device,
+    interactive_journey,
+    inventory,
+    lan,
+    service_classes,
+    site,
+    transport,
+    voice_journey,
+    wan,
+)
+
+CISCO = "br3-edge1"
+FORTI = "br4-fgt1"
+SDWAN_TRANSPORTS = [
+    transport("mpls", 20, 2, 0.01, cost=30),
+    transport("biz-internet", 35, 5, 0.1, cost=5),
+    transport("lte", 60, 15, 0.2, cost=50, metered=True),
+]
+
+
+def cisco_edge(name: str = "edge1", lan_trusted: bool = False) -> dict[str, object]:
+    return device(
+        name,
+        "cisco_sdwan",
+        "branch-1",
+        interfaces=[
+            wan("ge0/0", 20000, "mpls", port_speed_kbps=1_000_000),
+            wan("ge0/1", 50000, "biz-internet"),
+            wan("ge0/2", 20000, "lte"),
+            lan("ge0/3", trust_dscp=lan_trusted),
+        ],
+    )
+
+
+def fortigate(name: str = "fgt1") -> dict[str, object]:
+    return device(
+        name,
+        "fortios_sdwan",
+        "branch-1",
+        interfaces=[
+            wan("port1", 20000, "mpls"),
+            wan("wan1", 100000, "biz-internet"),
+            wan("wan2", 20000, "lte"),
+            lan("internal"),
+        ],
+    )
+
+
+def sdwan_repo(*devices: dict[str, object]) -> PolicyRepo:
+    """One branch, three SD-WAN transports, voice + interactive + bulk journeys."""
+    repo = PolicyRepo.standard(journeys=False)
+    repo.files["inventory/sites.yaml"] = [
+        inventory("lab-sites", sites=[site("branch-1"), site("hq", "campus")], transports=SDWAN_TRANSPORTS)
+    ]
+    repo.set_devices(list(devices) or [cisco_edge(), fortigate()])
+    repo.add_journey(voice_journey("voice"))
+    repo.add_journey(interactive_journey("crm-web", priority="high"))
+    repo.add_journey(bulk_journey("backups"))
+    return repo
+
+
+def built(repo: PolicyRepo, tmp_path: Path) -> Build:
+    return build(repo.write(tmp_path / "policies"))
+
+
+def rendered(b: Build, device_name: str) -> dict[str, str]:
+    plan = b.plan(device_name)
+    assert plan is not None, [d.format() for d in b.errors]
+    return render_plan(plan)
+
+
+def block(text: str, header: str) -> list[str]:
+    """The lines indented under ``header`` (exact line match), up to the next line at its level."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == header)
+    depth = len(lines[start]) - len(lines[start].lstrip())
+    out = []
+    for line in lines[start + 1 :]:
+        if line.strip() and len(line) - len(line.lstrip()) <= depth:
+            break
+        out.append(line.strip())
+    return out
+
+
+def sdwan_block(text: str) -> fortios_parser.Block:
+    """The ``config system sdwan`` block of a rendered FortiOS script, read by the test parser."""
+    return fortios_parser.read(text).tables["system sdwan"][""]
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _sla(latency: float | None, jitter: float | None, loss: float | None, mos: float | None = None) -> SlaClass:
+    return SlaClass("voice", "VOICE", latency, jitter, loss, mos, ("voice",), codec="g711")
+
+
+def test_one_way_budgets_become_round_trip_thresholds() -> None:
+    cisco = sd.thresholds(_sla(150, 9.9, 2.0), "X", min_latency=1, min_jitter=1, min_loss=1, with_mos=False)
+    assert (cisco.latency_ms, cisco.jitter_ms) == (300, 19)  # 2 x 150; 2 x 9.9 = 19.8 rounded toward stricter
+    assert cisco.loss_pct == 3  # 1 - 0.98^2 = 3.96 % round trip, rounded down
+    assert cisco.notes == ()
+    assert sd.one_way_ms(sd.rtt_ms(62.5)) == 62.5
+    assert sd.rtt_loss_pct(0.0) == 0.0
+
+
+def test_sub_percent_loss_cannot_be_stricter_than_one_percent_and_says_so() -> None:
+    cisco = sd.thresholds(_sla(150, None, 0.26), "X", min_latency=1, min_jitter=1, min_loss=1, with_mos=False)
+    forti = sd.thresholds(_sla(150, None, 0.26), "X", min_latency=0, min_jitter=0, min_loss=0, with_mos=True)
+    for t in (cisco, forti):
+        assert t.loss_pct == 1
+        assert any("looser than the budget" in n and "0.26 % one-way" in n for n in t.notes)
+    # A zero-loss budget: FortiOS can say 0, Cisco's smallest SLA loss is 1 % (and the config says so).
+    assert (
+        sd.thresholds(_sla(None, None, 0.0), "X", min_latency=0, min_jitter=0, min_loss=0, with_mos=False).loss_pct == 0
+    )
+    zero = sd.thresholds(_sla(None, None, 0.0), "X", min_latency=1, min_jitter=1, min_loss=1, with_mos=False)
+    assert zero.loss_pct == 1 and zero.notes
+
+
+def test_mos_threshold_is_rounded_up_to_one_decimal() -> None:
+    assert (
+        sd.thresholds(_sla(150, 10, 0.5, 4.0), "X", min_latency=0, min_jitter=0, min_loss=0, with_mos=True).mos == "4.0"
+    )
+    assert (
+        sd.thresholds(_sla(150, 10, 0.5, 4.05), "X", min_latency=0, min_jitter=0, min_loss=0, with_mos=True).mos
+        == "4.1"
+    )
+    assert (
+        sd.thresholds(_sla(150, 10, 0.5, 4.05), "X", min_latency=0, min_jitter=0, min_loss=0, with_mos=False).mos
+        is None
+    )
+
+
+def test_bounded_names_are_stable_unique_and_short() -> None:
+    a, b = sd.bounded("QOECTL-" + "A" * 60 + "-1-DST", 32), sd.bounded("QOECTL-" + "A" * 60 + "-2-DST", 32)
+    assert len(a) <= 32 and len(b) <= 32 and a != b
+    assert a == sd.bounded("QOECTL-" + "A" * 60 + "-1-DST", 32)
+    assert sd.bounded("SHORT", 32) == "SHORT"
+
+
+# --------------------------------------------------------------------------- the bundled example
+
+
+def test_voice_sla_allows_no_more_than_the_plans_150_ms_one_way(example_build: Build) -> None:
+    """BDD data: read the threshold back from each device's text, convert it to one way, compare with the plan."""
+    plan = example_build.plan(CISCO)
+    assert plan is not None
+    budget = next(s for s in plan.sla_classes if s.journeys == ("voice",))
+    assert budget.latency_ms == 150.0
+    cisco = render_plan(plan)["centralized-policy.cfg"]
+    latency = int(next(v for v in block(cisco, "sla-class QOECTL-SLA-VOICE") if v.startswith("latency")).split()[1])
+    assert sd.one_way_ms(latency) == 150.0
+    forti_plan = example_build.plan(FORTI)
+    assert forti_plan is not None
+    check = sdwan_block(render_plan(forti_plan)["fortios.conf"]).tables["health-check"]["QOECTL-VOICE"]
+    assert check.get("mos-codec") == "g711" and check.get("detect-mode") == "passive"
+    voice_sla = check.tables["sla"]["1"]
+    assert sd.one_way_ms(int(str(voice_sla.get("latency-threshold")))) == 150.0
+    assert voice_sla.get("mos-threshold") == "4.0"
+    assert voice_sla.settings["link-cost-factor"] == ["latency", "jitter", "packet-loss", "mos"]
+
+
+def test_example_path_preferences_as_the_devices_state_them(example_build: Build) -> None:
+    plan = example_build.plan(CISCO)
+    assert plan is not None
+    aar = render_plan(plan)["centralized-policy.cfg"]
+    # voice (critical): lowest delay first; lte misses the 9.9 ms jitter budget, so it is no backup.
+    voice = aar[aar.index("! journey voice (") : aar.index(" lists")]
+    assert "sla-class QOECTL-SLA-VOICE preferred-color mpls\n" in voice
+    assert "backup-sla-preferred-color biz-internet\n" in voice and "lte" not in voice
+    # backups (low priority, no budget): the cheapest transport, nothing to measure.
+    backups = aar[aar.index("! journey backups (") :].split("sequence", 2)[1]
+    assert "backup-sla-preferred-color biz-internet" in backups and "sla-class" not in backups
+    # FortiOS: the same order, as member sequence numbers -> interfaces -> transports.
+    forti_plan = example_build.plan(FORTI)
+    assert forti_plan is not None
+    text = render_plan(forti_plan)["fortios.conf"]
+    sdwan = sdwan_block(text)
+    member_if = {k: m.get("interface") for k, m in sdwan.tables["members"].items() if k}
+    transport_of = {i.name: i.transport for i in forti_plan.wan_interfaces}
+    voice_rule = next(r for k, r in sdwan.tables["service"].items() if k and r.get("name") == "QOECTL-VOICE-1")
+    assert voice_rule.get("mode") == "sla" and "QOECTL-VOICE" in voice_rule.tables["sla"]
+    assert [transport_of[str(member_if[s])] for s in voice_rule.settings["priority-members"]] == [
+        "mpls",
+        "biz-internet",
+    ]
+    backup_rule = next(r for k, r in sdwan.tables["service"].items() if k and r.get("name") == "QOECTL-BACKUPS-1")
+    assert backup_rule.get("mode") == "manual"
+    assert transport_of[str(member_if[backup_rule.settings["priority-members"][0]])] == "biz-internet"
+    assert voice_rule.get("dscp-forward-tag") == voice_rule.get("dscp-reverse-tag") == "101110"
+
+
+def test_lan_trust_is_rendered(example_build: Build) -> None:
+    """Cisco edge LAN is untrusted: unrecognised traffic is re-marked 0. FortiGate LAN is trusted: EF -> voice class."""
+    cisco = example_build.plan(CISCO)
+    forti = example_build.plan(FORTI)
+    assert cisco is not None and forti is not None
+    local = render_plan(cisco)["localized-policy.cfg"]
+    assert "access-list QOECTL-MARK-UNTRUSTED in" in local and "access-list QOECTL-MARK in" not in local
+    tail = block(local, "access-list QOECTL-MARK-UNTRUSTED")[-9:]
+    assert tail[:3] == ["match", "source-ip 0.0.0.0/0", "!"] and "set dscp 0" in tail
+    text = render_plan(forti)["fortios.conf"]
+    policies = fortios_parser.read(text).tables["firewall shaping-policy"]
+    ef = next(p for k, p in policies.items() if k and p.get("tos") == "0xb8")
+    voice = next(p for k, p in policies.items() if k and p.get("comment") == "qoectl journey voice")
+    assert ef.get("class-id") == voice.get("class-id") and ef.settings["srcintf"] == ["internal"]
+
+
+def test_strict_class_is_queue_zero_llq_and_capped(example_build: Build) -> None:
+    plan = example_build.plan(CISCO)
+    assert plan is not None
+    local = render_plan(plan)["localized-policy.cfg"]
+    assert "class QOECTL-TELEPHONY queue 0" in local
+    assert block(local, "qos-scheduler QOECTL-GE0-0-Q0")[:5] == [
+        "class QOECTL-TELEPHONY",
+        "bandwidth-percent 9",  # 20 x 90 kbit/s on 20 Mbit/s
+        "buffer-percent 9",
+        "scheduling llq",
+        "drops tail-drop",
+    ]
+    assert "shaping-rate 20000" in block(local, "interface ge0/0")
+
+
+def test_parsed_meaning_matches_linux_shares_on_the_example() -> None:
+    """The harness compares shares for the platforms listed there; this covers the two SD-WAN renderers."""
+
+    from tests.test_cross_platform import _retargeted  # the harness's own "same links on every platform"
+
+    def parsed(platform: str) -> dict[str, DeviceTreatment]:
+        b = _retargeted(platform)
+        assert b.ok, [d.format() for d in b.errors]
+        return {p.device: PARSERS[platform](render_plan(p)) for p in b.plans}
+
+    linux = parsed("linux")
+    for platform in ("cisco_sdwan", "fortios_sdwan"):
+        compared = 0
+        for dev, treatment in parsed(platform).items():
+            for journey, t in treatment.items():
+                ref = linux[dev][journey]
+                assert (t.dscp, t.strict) == (ref.dscp, ref.strict), f"{platform} {dev} {journey}"
+                for iface, share in t.shares:
+                    exact = ref.share(iface)
+                    assert share is not None and exact is not None, f"{platform} {dev} {iface}"
+                    assert abs(share - exact) <= 1.0 + 1e-6, f"{platform} {dev} {iface} {journey}: {share} vs {exact}"
+                    compared += 1
+        assert compared >= 50
+
+
+# --------------------------------------------------------------------------- strict journeys and limits
+
+
+def test_strict_journey_drops_on_cisco_and_is_refused_on_fortios(tmp_path: Path) -> None:
+    repo = sdwan_repo(cisco_edge())
+    repo.remove("journeys/voice.yaml").add_journey(voice_journey("voice", sdwan={"strict": True}))
+    aar = rendered(built(repo, tmp_path / "c"), "edge1")["centralized-policy.cfg"]
+    voice = aar[aar.index("! journey voice (") :]
+    assert "sla-class QOECTL-SLA-VOICE strict preferred-color mpls" in voice
+    assert "backup-sla-preferred-color" not in voice.split("sequence", 2)[1]
+
+    repo.set_devices([fortigate()])
+    b = built(repo, tmp_path / "f")
+    errors = [d for d in b.errors if "fortios_sdwan" in d.message]
+    assert len(errors) == 1
+    line = repo.line_of("journeys/voice.yaml", r"^\s+strict: true")
+    assert (errors[0].location.line, errors[0].field) == (line, "spec.sdwan.strict")
+    assert "cannot drop journey 'voice'" in errors[0].message
+
+
+def test_platform_limits_are_located_errors_reported_together(tmp_path: Path) -> None:
+    repo = sdwan_repo(
+        device("edge1", "cisco_sdwan", "branch-1", interfaces=[wan("ge0/0", 20000, "internet"), lan("ge0/1")])
+    )
+    repo.files["inventory/sites.yaml"] = [
+        inventory("lab-sites", sites=[site("branch-1")], transports=[*SDWAN_TRANSPORTS, transport("internet", 35)])
+    ]
+    # A pinned 600 ms one-way budget is 1200 ms round trip: above the controller's 1000 ms.
+    repo.remove("journeys/voice.yaml").add_journey(
+        voice_journey("voice", mos=None, target={"voice": {"one_way_delay_ms": 600, "jitter_ms": 10, "loss_pct": 1}})
+    )
+    repo.add_journey(interactive_journey("ipv6-app", prefix="2001:db8:18::/48"))
+    b = built(repo, tmp_path)
+    by_text = {d.message: d for d in b.errors}
+    colour = next(d for m, d in by_text.items() if "is not a Cisco SD-WAN colour" in m)
+    assert colour.field == "spec.devices[0].interfaces[0].transport"
+    assert colour.location.line == repo.line_of("inventory/devices.yaml", r"transport: internet")
+    latency = next(d for m, d in by_text.items() if m.startswith("SLA latency threshold 600"))
+    assert "cisco_sdwan accepts (0.5-500)" in latency.message and latency.location.file.endswith("voice.yaml")
+    ipv6 = next(d for m, d in by_text.items() if "matching IPv6 prefixes" in m)
+    assert ipv6.location.file.endswith("ipv6-app.yaml") and ipv6.location.line > 0
+    # The CLI reports all of them and exits 1.
+    qoectl = Path(sys.executable).with_name("qoectl")
+    run = subprocess.run([str(qoectl), "validate", str(tmp_path / "policies")], capture_output=True, text=True)
+    assert run.returncode == 1
+    out = run.stdout + run.stderr
+    for needle in ("not a Cisco SD-WAN colour", "SLA latency threshold 600", "matching IPv6 prefixes"):
+        assert needle in out
+    assert re.search(r"devices\.yaml:\d+:\d+: spec\.devices\[0\]\.interfaces\[0\]\.transport: ", out)
+
+
+def test_two_strict_classes_do_not_fit_one_llq(tmp_path: Path) -> None:
+    repo = sdwan_repo(cisco_edge(), fortigate())
+    repo.add(
+        "classes.yaml",
+        service_classes([{"name": "signaling", "dscp": ["cs5"], "strict_priority": True, "queue_depth": 32}]),
+    )
+    repo.add_journey(interactive_journey("sip", port=5060, service_class="signaling", priority="high"))
+    b = built(repo, tmp_path)
+    strict = [d for d in b.errors if "strict-priority classes" in d.message]
+    assert {d.message.split()[1] for d in strict} == {"edge1", "fgt1"}
+    assert all(d.location.file.endswith(".yaml") and d.location.line > 0 for d in strict)
+
+
+def test_more_than_seven_weighted_classes_need_queue_zero(tmp_path: Path) -> None:
+    """Queue 0 is the LLQ: with telephony made non-strict the example needs 8 WRR queues on 7."""
+    root = tmp_path / "policies"
+    shutil.copytree(EXAMPLE_POLICIES, root)
+    (root / "classes.yaml").write_text(
+        "apiVersion: qoectl/v1\nkind: ServiceClasses\nmetadata:\n  name: no-llq\nspec:\n  classes:\n"
+        "    - name: telephony\n      dscp: [ef]\n      queue_depth: 16\n",
+        encoding="utf-8",
+    )
+    b = build(root)
+    errors = [d for d in b.errors if "non-priority queues" in d.message]
+    assert len(errors) == 1 and errors[0].message.startswith(f"device {CISCO} needs 8 non-priority queues")
+    assert errors[0].field == "spec.devices[0].platform" and errors[0].location.file.endswith("devices-sdwan.yaml")
+
+
+# --------------------------------------------------------------------------- names, lines, determinism
+
+
+def test_long_and_dotted_names_stay_within_vendor_limits(tmp_path: Path) -> None:
+    long_name = "a" * 40 + ".b_c-" + "d" * 17  # 63 characters, the longest a Name may be
+    repo = sdwan_repo(cisco_edge(), fortigate())
+    repo.add_journey(interactive_journey(long_name, port=8443))
+    b = built(repo, tmp_path)
+    cisco, forti = rendered(b, "edge1"), rendered(b, "fgt1")
+    for text in cisco.values():
+        for m in re.finditer(r"^\s*(?:data-prefix-list|sla-class|vpn-list) (\S+)$", text, re.M):
+            assert re.fullmatch(r"[A-Za-z0-9_-]{1,32}", m.group(1)), m.group(1)
+    for m in re.finditer(r'^\s*(?:set name|edit) "([^"]+)"$', forti["fortios.conf"], re.M):
+        assert len(m.group(1)) <= 79
+    for m in re.finditer(r'^\s*set name "([^"]+)"$', forti["fortios.conf"], re.M):
+        assert len(m.group(1)) <= 35
+    key = journey_key(long_name)
+    assert key in cisco_parser.parse(cisco) and key in fortios_parser.parse(forti)
+    again = built(repo, tmp_path / "again")
+    assert rendered(again, "edge1") == cisco and rendered(again, "fgt1") == forti
+
+
+def _line_shapes(journey: str, root: Path) -> dict[str, Counter[tuple[int, str]]]:
+    """Per output file: how many lines start with which keyword at which indentation."""
+    repo = sdwan_repo(cisco_edge(), fortigate())
+    repo.add_journey(interactive_journey(journey, port=8443))
+    b = build(repo.write(root))
+    assert b.ok, [d.format() for d in b.errors]
+    out: dict[str, Counter[tuple[int, str]]] = {}
+    for dev in ("edge1", "fgt1"):
+        for f, text in rendered(b, dev).items():
+            out[f"{dev}/{f}"] = Counter(
+                (len(line) - len(line.lstrip()), line.split()[0]) for line in text.splitlines() if line.strip()
+            )
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_shapes() -> dict[str, Counter[tuple[int, str]]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        return _line_shapes("probe", Path(tmp))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.from_regex(NAME_PATTERN, fullmatch=True))
+def test_any_legal_journey_name_renders_the_same_line_structure(
+    name: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Names only ever fill a token: the same lines, keywords and indentation as for a plain name."""
+    if journey_key(name) in {"VOICE", "CRM-WEB", "BACKUPS", "PROBE"}:
+        return
+    assert _line_shapes(name, tmp_path_factory.mktemp("p")) == _probe_shapes()
+
+
+# --------------------------------------------------------------------------- the parsers can fail
+
+
+def test_parsers_reject_chains_that_do_not_close(example_build: Build) -> None:
+    cisco_plan, forti_plan = example_build.plan(CISCO), example_build.plan(FORTI)
+    assert cisco_plan is not None and forti_plan is not None
+    cisco, forti = render_plan(cisco_plan), render_plan(forti_plan)
+    cisco_parser.parse(cisco)
+    fortios_parser.parse(forti)
+    broken = [
+        (
+            cisco_parser,
+            {
+                **cisco,
+                "localized-policy.cfg": cisco["localized-policy.cfg"].replace("  class QOECTL-TELEPHONY queue 0\n", ""),
+            },
+        ),
+        (
+            cisco_parser,
+            {**cisco, "centralized-policy.cfg": cisco["centralized-policy.cfg"].replace("dscp 46\n", "dscp 47\n")},
+        ),
+        (
+            cisco_parser,
+            {
+                **cisco,
+                "localized-policy.cfg": cisco["localized-policy.cfg"].replace(
+                    "bandwidth-percent 9\n", "bandwidth-percent 19\n", 1
+                ),
+            },
+        ),
+        (
+            fortios_parser,
+            {"fortios.conf": forti["fortios.conf"].replace("        set class-id 2\n", "        set class-id 77\n")},
+        ),
+        (
+            fortios_parser,
+            {"fortios.conf": forti["fortios.conf"].replace('edit "QOECTL-VOICE"\n', 'edit "QOECTL-V"\n', 1)},
+        ),
+        (
+            fortios_parser,
+            {"fortios.conf": forti["fortios.conf"].replace("dscp-forward-tag 001110", "dscp-forward-tag 001100", 1)},
+        ),
+    ]
+    for parser, files in broken:
+        with pytest.raises(ParseError):
+            parser.parse(files)

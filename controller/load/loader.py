@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from controller import model as m
 from controller.errors import Diagnostic, Location, PolicyError, sort_diagnostics
-from controller.load.yamlsrc import YamlDocument, dotted, load_documents
+from controller.load.yamlsrc import YamlDocument, dotted, load_documents, printable
 from controller.model.catalogue import RFC4594
 from controller.spec import v1
 from controller.spec.types import ENV_PATTERN, FILE_PATTERN, HOST_PATTERN, INTERFACE_PATTERN, NAME_PATTERN
@@ -50,9 +50,17 @@ def display_path(path: FsPath) -> str:
 
 
 def policy_files(root: FsPath) -> list[FsPath]:
+    """The YAML files of a policy folder, sorted; hidden files and folders (.git, .github ...) are skipped,
+    so a repository root with CI workflows or pre-commit settings can be validated as it is."""
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix in (".yaml", ".yml")
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.is_file()
+    )
 
 
 def read_documents(root: FsPath) -> tuple[list[YamlDocument], list[Diagnostic]]:
@@ -116,7 +124,8 @@ def _hint_for(error: Any, root: type[BaseModel]) -> tuple[str, str]:
         allowed = sorted(parent.model_fields) if parent else []
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
         hint = f"did you mean '{close[0]}'? " if close else ""
-        return f"unknown field '{loc[-1]}'", hint + (f"allowed here: {', '.join(allowed)}" if allowed else "")
+        unknown = printable(str(loc[-1]))
+        return f"unknown field '{unknown}'", hint + (f"allowed here: {', '.join(allowed)}" if allowed else "")
     if kind == "missing":
         return "required field is missing", f"add '{loc[-1]}'"
     if kind == "string_pattern_mismatch":
@@ -125,7 +134,7 @@ def _hint_for(error: Any, root: type[BaseModel]) -> tuple[str, str]:
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    hint = ""
+    hint = str(getattr(error.get("ctx", {}).get("error"), "hint", ""))
     if kind == "literal_error":
         hint = "use " + str(error.get("ctx", {}).get("expected", "one of the listed values"))
     elif kind in ("int_type", "float_type", "bool_type", "string_type"):
@@ -135,11 +144,28 @@ def _hint_for(error: Any, root: type[BaseModel]) -> tuple[str, str]:
     return message, hint
 
 
+# Fields where a mistaken value may well be a secret (a password pasted instead of the variable's name,
+# a private key instead of its path): diagnostics there never repeat the value, as they end up in CI logs.
+SECRET_FIELDS = frozenset({"credentials"})
+
+
+def _without_value(error: Any, message: str, hint: str) -> tuple[str, str]:
+    if error["type"] in ("extra_forbidden", "missing"):
+        return message, hint  # these name a key, never a value
+    pattern = error.get("ctx", {}).get("pattern", "")
+    return (
+        "invalid value (not shown: it may be a secret)",
+        PATTERN_HINTS.get(pattern, "give the name of an environment variable or a file path, never the secret"),
+    )
+
+
 def _schema_problems(doc: YamlDocument, model: type[BaseModel], exc: ValidationError) -> list[Diagnostic]:
     out = []
     for error in exc.errors(include_url=False):
         loc = tuple(p for p in error["loc"] if isinstance(p, int | str))
         message, hint = _hint_for(error, model)
+        if SECRET_FIELDS & {str(p) for p in loc}:
+            message, hint = _without_value(error, message, hint)
         out.append(Diagnostic(doc.locate(loc), dotted(loc), message, hint))
     return out
 
@@ -218,6 +244,19 @@ def _target(spec: v1.Target) -> m.Target:
     return m.BulkTarget(spec.bulk.min_throughput_kbps, spec.bulk.scavenger)
 
 
+def _verify(spec: v1.VerifySpec) -> m.VerifySettings:
+    w = spec.weights
+    return m.VerifySettings(
+        window_s=v1.duration_seconds(spec.window),
+        objective_pct=spec.objective_pct,
+        period_s=v1.duration_seconds(spec.period),
+        queries=tuple(sorted(spec.queries.items())),
+        weights=m.CompositeWeights(w.objective, w.survey_mos, w.csat, w.nps),
+        min_responses=spec.min_responses,
+        errors_frustrated=spec.errors_frustrated,
+    )
+
+
 def _journey(doc: SpecDoc) -> m.Journey:
     spec: v1.JourneyDoc = doc.spec
     s = spec.spec
@@ -238,6 +277,7 @@ def _journey(doc: SpecDoc) -> m.Journey:
         sdwan_strict=s.sdwan.strict,
         preferred_transports=tuple(s.sdwan.preferred_transports),
         origin=m.Origin(doc.source, ()),
+        verify=_verify(s.verify),
     )
 
 
@@ -323,7 +363,10 @@ def _classes(docs: list[SpecDoc]) -> tuple[tuple[m.ServiceClass, ...], list[Diag
                 description=c.description or "",
                 origin=origin,
             )
-    return tuple(by_name[n] for n in order), problems
+    # Catalogue classes keep the catalogue's order; added classes follow sorted by name, so queue numbers
+    # depend on what the classes are, not on which file defines them.
+    builtin = len(RFC4594)
+    return tuple(by_name[n] for n in order[:builtin] + sorted(order[builtin:])), problems
 
 
 def _settings(docs: list[SpecDoc]) -> m.Settings:
@@ -342,7 +385,9 @@ def _settings(docs: list[SpecDoc]) -> m.Settings:
 
 def to_model(docs: list[SpecDoc]) -> tuple[m.Policy, list[Diagnostic]]:
     by_kind: dict[str, list[SpecDoc]] = {}
-    for d in docs:
+    # In file order whatever order they were read in: which of two duplicates is "the second" must not
+    # depend on the file system.
+    for d in sorted(docs, key=lambda d: (d.source.file, d.source.index)):
         by_kind.setdefault(d.spec.kind, []).append(d)
     problems: list[Diagnostic] = []
     settings_docs = by_kind.get("Settings", [])
@@ -390,14 +435,19 @@ def load_policy(root: FsPath | str) -> tuple[m.Policy, list[Diagnostic]]:
     """
     docs, problems = read_documents(FsPath(root))
     valid, schema_problems = check_schema(docs)
+    # A value the YAML reader already refused (a tag, a duplicate) needs no second "wrong type" error.
+    refused = {(d.location.file, d.field) for d in problems if d.field}
+    schema_problems = [d for d in schema_problems if (d.location.file, d.field) not in refused]
     passed = {id(v.source) for v in valid}
     failed_kinds = {d.data.get("kind") if isinstance(d.data, dict) else None for d in docs if id(d) not in passed}
     problems += schema_problems
     if problems and (failed_kinds - {"Journey"} or len(problems) > len(schema_problems)):
         raise PolicyError(sort_diagnostics(problems))
     if not valid:
+        # Every document failed its schema (say, a folder of journeys only): those errors are the answer.
         raise PolicyError(
-            [
+            sort_diagnostics(problems)
+            or [
                 Diagnostic(
                     Location(str(root)), "", "no policy documents found", "add YAML files with apiVersion: qoectl/v1"
                 )

@@ -118,6 +118,29 @@ class Bandwidth:
 
 
 @dataclass(frozen=True, slots=True)
+class CompositeWeights:
+    """Weights of the composite journey QoE score; see docs/qoe-models.md."""
+
+    objective: float = 0.6
+    survey_mos: float = 0.2
+    csat: float = 0.1
+    nps: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class VerifySettings:
+    """How measurements of one journey are judged (``spec.verify``); defaults when the YAML says nothing."""
+
+    window_s: float = 300.0
+    objective_pct: float = 99.0
+    period_s: float = 30 * 86400.0
+    queries: tuple[tuple[str, str], ...] = ()  # (metric, PromQL), sorted by metric
+    weights: CompositeWeights = CompositeWeights()
+    min_responses: int = 5
+    errors_frustrated: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Journey:
     name: str
     owner: str | None
@@ -135,6 +158,7 @@ class Journey:
     sdwan_strict: bool
     preferred_transports: tuple[str, ...]
     origin: Origin = field(default=BUILTIN, compare=False)
+    verify: VerifySettings = VerifySettings()
 
     @property
     def kind(self) -> TargetKind:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from controller.spec.types import (
     Dscp,
@@ -59,6 +59,17 @@ class TrafficMatch(Strict):
     def _ports_need_l4(self) -> TrafficMatch:
         if (self.source_ports or self.destination_ports) and self.protocol not in ("udp", "tcp"):
             raise ValueError("ports can only be matched with protocol udp or tcp")
+        return self
+
+    @model_validator(mode="after")
+    def _one_address_family(self) -> TrafficMatch:
+        # One match becomes one IPv4 or one IPv6 rule; a mix cannot be expressed (an IPv6 prefix would
+        # end up in an IPv4 access list).
+        versions = {p.version for p in (*self.source_prefixes, *self.destination_prefixes)}
+        if len(versions) > 1:
+            raise ValueError(
+                "a match mixes IPv4 and IPv6 prefixes; put the IPv4 and the IPv6 prefixes in separate match entries"
+            )
         return self
 
 
@@ -152,6 +163,74 @@ class SdwanIntent(Strict):
     preferred_transports: list[Name] = Field(default_factory=list)
 
 
+VerifyMetric = Literal[
+    "one_way_delay_ms",
+    "jitter_ms",
+    "loss_pct",
+    "throughput_kbps",
+    "response_time_ms",
+    "errors",
+    "apdex",
+    "error_rate_pct",
+    "startup_s",
+    "rebuffering_pct",
+    "stall_s",
+    "session_duration_s",
+    "dscp",
+    "users",
+    "reorder_pct",
+]
+DURATION_PATTERN = r"^[1-9][0-9]{0,6}[smhd]$"
+Duration = Annotated[
+    str,
+    StringConstraints(pattern=DURATION_PATTERN),
+    Field(description="A duration: a whole number and s, m, h or d, e.g. 30s, 5m, 6h, 30d."),
+]
+
+
+def duration_seconds(text: str) -> float:
+    """``5m`` -> 300.0 (the text already matched DURATION_PATTERN)."""
+    return float(text[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[text[-1]]
+
+
+class CompositeWeights(Strict):
+    """Weights of the composite journey QoE score (0-100 %); components without data are left out."""
+
+    objective: float = Field(default=0.6, ge=0, le=1, description="The measured QoE model score.")
+    survey_mos: float = Field(default=0.2, ge=0, le=1, description="Mean survey MOS (1-5).")
+    csat: float = Field(default=0.1, ge=0, le=1, description="CSAT: share of 4-5 answers on a 1-5 scale.")
+    nps: float = Field(default=0.1, ge=0, le=1, description="Net Promoter Score from 0-10 answers.")
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> CompositeWeights:
+        if self.objective + self.survey_mos + self.csat + self.nps <= 0:
+            raise ValueError("at least one weight must be above 0")
+        return self
+
+
+class VerifySpec(Strict):
+    """How ``qoectl verify`` judges the journey from measurements (all optional)."""
+
+    window: Duration = Field(default="5m", description="Length of one evaluation window.")
+    objective_pct: float = Field(default=99.0, gt=0, le=100, description="Share of windows that must be in target.")
+    period: Duration = Field(default="30d", description="Error-budget period the objective applies to.")
+    queries: dict[VerifyMetric, FreeText] = Field(
+        default_factory=dict,
+        description="PromQL per metric for --prometheus; series carry a site or context label.",
+    )
+    weights: CompositeWeights = Field(default_factory=CompositeWeights)
+    min_responses: int = Field(default=5, ge=1, le=100_000, description="Survey answers needed to use feedback.")
+    errors_frustrated: bool = Field(default=True, description="Count failed transactions as frustrated in Apdex.")
+
+    @model_validator(mode="after")
+    def _period_covers_window(self) -> VerifySpec:
+        if duration_seconds(self.window) > 86400:
+            raise ValueError(f"window {self.window} is longer than a day: use at most 1d")
+        if duration_seconds(self.period) < duration_seconds(self.window):
+            raise ValueError(f"period {self.period} is shorter than window {self.window}")
+        return self
+
+
 class JourneySpec(Strict):
     traffic: Traffic
     target: Target
@@ -160,6 +239,7 @@ class JourneySpec(Strict):
     scope: Scope = Field(default_factory=Scope)
     service_class: Name | None = Field(default=None, description="Override the derived service class.")
     sdwan: SdwanIntent = Field(default_factory=SdwanIntent)
+    verify: VerifySpec = Field(default_factory=VerifySpec)
 
 
 class JourneyDoc(Strict):

@@ -1,0 +1,187 @@
+"""Benchmark: evaluate 1,000,000 samples over 50 journeys x 100 sites.
+
+Goal: under 2 s and under 500 MiB on a 2-core machine, reported against the
+time to merely read the same file (bytes, and CSV rows with the csv module)
+in the same run. The measured stages run in a fresh child process so its peak
+RSS belongs to them alone.
+
+    .venv/bin/python bench/verify_bench.py [--samples 1000000] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+JOURNEYS, SITES = 50, 100
+T0 = 1_735_689_600.0
+KINDS = ("voice", "interactive", "streaming", "bulk")
+
+
+def write_policy(folder: Path) -> None:
+    lines = ["apiVersion: qoectl/v1", "kind: Inventory", "metadata: {name: bench}", "spec:", "  sites:"]
+    lines += [f"    - {{name: site-{s:03d}, context: branch}}" for s in range(SITES)]
+    lines += ["  transports:", "    - {name: inet, base_delay_ms: 20, jitter_ms: 2, loss_pct: 0.05}", "  devices:"]
+    for s in range(SITES):
+        lines += [
+            f"    - name: r-{s:03d}",
+            "      platform: linux",
+            f"      host: r-{s:03d}.bench.example",
+            f"      site: site-{s:03d}",
+            "      interfaces:",
+            "        - {name: wan0, role: wan, transport: inet, bandwidth_kbps: 1000000}",
+            "        - {name: lan0, role: lan}",
+        ]
+    docs = ["\n".join(lines)]
+    for j in range(JOURNEYS):
+        kind = KINDS[j % 4]
+        target = {
+            "voice": "{voice: {codec: g711, mos: 4.0}}",
+            "interactive": "{interactive: {apdex_t_ms: 500, apdex: 0.9, response_time_ms: 2000}}",
+            "streaming": "{video: {mode: streaming, bitrate_kbps: 2000, startup_s: 4, rebuffering_pct: 2}}",
+            "bulk": "{bulk: {min_throughput_kbps: 1000}}",
+        }[kind]
+        proto = "udp" if kind == "voice" else "tcp"
+        priority = "high" if kind == "voice" else "normal"
+        docs.append(
+            "\n".join(
+                [
+                    "apiVersion: qoectl/v1",
+                    "kind: Journey",
+                    f"metadata: {{name: j{j:02d}-{kind}}}",
+                    "spec:",
+                    f"  traffic: {{match: [{{protocol: {proto}, destination_ports: [{20000 + j}]}}]}}",
+                    f"  target: {target}",
+                    f"  priority: {priority}",
+                    "  bandwidth: {per_flow_kbps: 10, concurrent_flows: 1}",
+                ]
+            )
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "policy.yaml").write_text("\n---\n".join(docs) + "\n")
+
+
+def write_samples(path: Path, total: int) -> None:
+    """An hour of samples, spread evenly over journeys x sites; about 5 % of segments are out of target."""
+    rng = random.Random(7)
+    per_segment = total // (JOURNEYS * SITES)
+    with path.open("w", newline="") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(("timestamp", "journey", "site", "metric", "value"))
+        for j in range(JOURNEYS):
+            kind = KINDS[j % 4]
+            name = f"j{j:02d}-{kind}"
+            for s in range(SITES):
+                site = f"site-{s:03d}"
+                bad = rng.random() < 0.05
+                for k in range(per_segment):
+                    ts = T0 + 3600.0 * k / per_segment
+                    if kind == "voice":
+                        metric = ("one_way_delay_ms", "jitter_ms", "loss_pct")[k % 3]
+                        value = {
+                            "one_way_delay_ms": 40 + rng.random() * (200 if bad else 20),
+                            "jitter_ms": rng.random() * 4,
+                        }.get(metric, rng.random() * (3 if bad else 0.1))
+                    elif kind == "interactive":
+                        metric, value = "response_time_ms", rng.expovariate(1 / (900 if bad else 150))
+                    elif kind == "streaming":
+                        metric = ("startup_s", "rebuffering_pct")[k % 2]
+                        value = (
+                            rng.random() * (6 if bad else 2)
+                            if metric == "startup_s"
+                            else rng.random() * (4 if bad else 1)
+                        )
+                    else:
+                        metric, value = "throughput_kbps", 500 + rng.random() * (800 if bad else 5000)
+                    out.writerow((f"{ts:.3f}", name, site, metric, f"{value:.3f}"))
+
+
+def measure(policy: Path, samples: Path) -> dict[str, float]:
+    """Run in a fresh process: read bytes, read CSV rows, then build + parse + evaluate."""
+    from controller.evaluate.engine import Options, evaluate
+    from controller.measure.files import FileSource
+    from controller.measure.samples import Vocabulary
+    from controller.pipeline import build
+
+    t = time.perf_counter()
+    raw = samples.read_bytes()
+    read_bytes_s = time.perf_counter() - t
+    del raw
+    t = time.perf_counter()
+    with samples.open(newline="") as fh:
+        rows = sum(1 for _ in csv.reader(fh))
+    read_rows_s = time.perf_counter() - t
+    t = time.perf_counter()
+    result = build(policy)
+    build_s = time.perf_counter() - t
+    assert result.ok, [d.format() for d in result.errors][:5]
+    t = time.perf_counter()
+    data, diags = FileSource(samples).read(Vocabulary(result.policy), time.time())
+    parse_s = time.perf_counter() - t
+    assert not [d for d in diags if d.severity == "error"], [d.format() for d in diags][:5]
+    t = time.perf_counter()
+    evaluation = evaluate(result, data, (), Options())
+    evaluate_s = time.perf_counter() - t
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    counts = evaluation.counts()
+    return {
+        "samples": float(len(data)),
+        "csv_rows": float(rows - 1),
+        "segments": float(len(evaluation.results)),
+        "fail": float(counts["fail"]),
+        "read_bytes_s": read_bytes_s,
+        "read_csv_rows_s": read_rows_s,
+        "policy_build_s": build_s,
+        "parse_s": parse_s,
+        "evaluate_s": evaluate_s,
+        "verify_s": parse_s + evaluate_s,
+        "peak_rss_mib": peak_mib,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=1_000_000)
+    parser.add_argument("--keep", type=Path, help="Keep the generated files in this folder.")
+    parser.add_argument("--measure", nargs=2, type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(*args.measure)))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_policy(folder / "policy")
+        write_samples(folder / "samples.csv", args.samples)
+        size_mib = (folder / "samples.csv").stat().st_size / 2**20
+        done = subprocess.run(
+            [sys.executable, __file__, "--measure", str(folder / "policy"), str(folder / "samples.csv")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    r = json.loads(done.stdout)
+    print(f"file: {r['csv_rows']:.0f} rows, {size_mib:.1f} MiB;", end=" ")
+    print(f"{r['segments']:.0f} journey x site results, {r['fail']:.0f} out of target")
+    print(f"read bytes           {r['read_bytes_s']:.3f} s")
+    print(f"read CSV rows        {r['read_csv_rows_s']:.3f} s")
+    print(f"parse + check        {r['parse_s']:.3f} s")
+    print(f"evaluate             {r['evaluate_s']:.3f} s")
+    ratio = r["verify_s"] / r["read_csv_rows_s"]
+    print(f"verify (parse+eval)  {r['verify_s']:.3f} s  = {ratio:.2f} x reading the CSV rows")
+    print(f"policy build         {r['policy_build_s']:.3f} s (not part of the goal)")
+    print(f"peak RSS             {r['peak_rss_mib']:.0f} MiB")
+    goal = r["verify_s"] < 2.0 and r["peak_rss_mib"] < 500
+    print("goal (< 2 s, < 500 MiB):", "met" if goal else "NOT met")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""``qoectl verify`` (measured outcomes against the journey targets) and ``qoectl probe`` (active probes).
+
+Exit codes of ``verify``: 0 every journey in target; 1 a journey out of
+target, or bad input (policy or measurement data); 3 nothing out of target
+but something could not be confirmed (no data is not a pass).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+DURATION = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def _duration(value: str | None, option: str) -> float | None:
+    if value is None:
+        return None
+    m = DURATION.match(value.strip())
+    if not m:
+        raise click.BadParameter(f"{value!r} is not a duration; write e.g. 30m, 6h or 3d", param_hint=option)
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def _time(value: str | None) -> float | None:
+    from controller.measure.samples import parse_time
+
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a time; give seconds since the epoch or ISO 8601 with an offset", param_hint="--until"
+        ) from None
+
+
+def _name(value: str | None, option: str) -> str | None:
+    if value is not None and not NAME.match(value):
+        raise click.BadParameter(f"{value!r}: use letters, digits, '-', '_' and '.'", param_hint=option)
+    return value
+
+
+def _host_port(value: str, option: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise click.BadParameter(f"{value!r}: write ADDRESS:PORT, e.g. 198.18.0.2:40000", param_hint=option)
+    return host, int(port)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(verify)
+    cli.add_command(probe)
+
+
+@click.command()
+@click.option("--policies", "path", default="policies", type=click.Path(path_type=Path), show_default=True)
+@click.option(
+    "--measurements",
+    "measurement_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Measurement file (.csv, .json, .jsonl, OpenMetrics .om/.prom/.txt). Repeat for more.",
+)
+@click.option("--prometheus", "prometheus_url", help="Prometheus base URL; runs each journey's verify.queries.")
+@click.option(
+    "--feedback",
+    "feedback_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Survey CSV: journey, site, time, score[, kind mos|csat|nps]. Repeat for more.",
+)
+@click.option(
+    "--since", help="Evaluate this far back from --until, e.g. 1h or 7d (default: all data; 1h for Prometheus)."
+)
+@click.option("--until", help="End of the range: seconds since the epoch or ISO 8601 (default: last sample, or now).")
+@click.option("--step", default="1m", show_default=True, help="Prometheus query step.")
+@click.option("--journey", "journeys", multiple=True, help="Only this journey. Repeat for more.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+@click.option("--junit", "junit_file", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML here.")
+@click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write an HTML report here.")
+def verify(
+    path: Path,
+    measurement_files: tuple[Path, ...],
+    prometheus_url: str | None,
+    feedback_files: tuple[Path, ...],
+    since: str | None,
+    until: str | None,
+    step: str,
+    journeys: tuple[str, ...],
+    as_json: bool,
+    junit_file: Path | None,
+    html_file: Path | None,
+) -> None:
+    """Verify measured experience against every journey's targets, per site and context.
+
+    Exit 0: all in target; 1: a journey out of target or bad input; 3: nothing out
+    of target, but some journey or site could not be confirmed (no data is not a pass).
+    """
+    from controller.cli import main as m
+    from controller.errors import Diagnostic, errors_only, sort_diagnostics
+    from controller.evaluate import report
+    from controller.evaluate.engine import Options, evaluate
+    from controller.evaluate.html import render_html
+    from controller.measure import Source
+    from controller.measure.feedback import Answer, read_feedback
+    from controller.measure.files import FileSource
+    from controller.measure.prometheus import PrometheusSource, check_url
+    from controller.measure.samples import SampleSet, Vocabulary
+
+    if not measurement_files and not prometheus_url and not feedback_files:
+        raise click.UsageError("give --measurements FILE, --prometheus URL, or both (and optionally --feedback)")
+    since_s = _duration(since, "--since")
+    step_s = _duration(step, "--step") or 60.0
+    end = _time(until)
+    result = m._build(path, as_json)
+    now = time.time()
+    start = None if since_s is None or end is None else end - since_s
+    sources: list[Source] = [FileSource(f) for f in measurement_files]
+    if prometheus_url:
+        problem = check_url(prometheus_url)
+        if problem:
+            raise click.BadParameter(problem, param_hint="--prometheus")
+        p_end = end if end is not None else now
+        p_start = p_end - (since_s if since_s is not None else 3600.0)
+        sources.append(PrometheusSource(prometheus_url, result.policy, p_start, p_end, step_s))
+        if start is None:
+            start, end = p_start, p_end
+    elif end is not None and since_s is not None:
+        start = end - since_s
+    vocab = Vocabulary(result.policy)
+    parts: list[SampleSet] = []
+    diags: list[Diagnostic] = []
+    for source in sources:
+        samples, problems = source.read(vocab, now)
+        parts.append(samples)
+        diags += problems
+    answers: list[Answer] = []
+    for f in feedback_files:
+        got, problems = read_feedback(f, vocab, now)
+        answers += got
+        diags += problems
+    if errors_only(diags):
+        m._report_failure(sort_diagnostics(diags) if len(diags) < 200 else diags, as_json)
+        if not as_json:
+            m.err.print("measurement data has errors: nothing was evaluated", style="bold red")
+        raise SystemExit(m.EXIT_ERROR)
+    if not as_json:
+        m._print_diagnostics(diags)
+    samples = SampleSet.concat(parts)
+    if start is None and since_s is not None and len(samples):
+        end = end if end is not None else float(samples.ts.max())
+        start = end - since_s
+    evaluation = evaluate(result, samples, answers, Options(start=start, end=end, now=now, journeys=journeys))
+    if junit_file:
+        _write(junit_file, report.junit_xml(evaluation), as_json)
+    if html_file:
+        _write(html_file, render_html(evaluation), as_json)
+    if as_json:
+        data: dict[str, Any] = report.to_json(evaluation)
+        data["diagnostics"] = [d.to_json() for d in diags]
+        m._emit_json(data)
+    else:
+        report.render_table(m.out, evaluation)
+    raise SystemExit(report.exit_code(evaluation))
+
+
+def _write(target: Path, text: str, quiet: bool) -> None:
+    from controller.cli import main as m
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        m.err.print(f"{target}: cannot write: {exc.strerror}", style="red", markup=False)
+        raise SystemExit(m.EXIT_ERROR) from None
+    if not quiet:
+        m.err.print(f"wrote {target}", markup=False)
+
+
+# --------------------------------------------------------------------------- probes
+
+
+@click.group()
+def probe() -> None:
+    """Active probes: a voice-like UDP stream and HTTP transactions (samples for qoectl verify)."""
+
+
+def _where(site: str | None, context: str | None) -> None:
+    if not site and not context:
+        raise click.UsageError("give --site (or --context): where the users of the measured journey are")
+
+
+@probe.command("voice-receive")
+@click.option("--listen", required=True, help="ADDRESS:PORT to receive the probe stream on.")
+@click.option("--journey", required=True, help="Journey the samples are for.")
+@click.option("--site", help="Site the receiver stands for.")
+@click.option("--context", help="Context, for receivers without a site.")
+@click.option("--timeout-s", type=click.FloatRange(min=0.1), default=60.0, show_default=True)
+@click.option("--idle-s", type=click.FloatRange(min=0.1), default=2.0, show_default=True, help="Stop after this quiet.")
+@click.option("--interval-s", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Sample interval.")
+@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False), help="Write samples (JSON) here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def voice_receive(
+    listen: str,
+    journey: str,
+    site: str | None,
+    context: str | None,
+    timeout_s: float,
+    idle_s: float,
+    interval_s: float,
+    out_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Receive a probe stream: one-way delay, RFC 3550 jitter, loss, reordering and the DSCP seen."""
+    from controller.cli import main as m
+    from controller.measure import probes
+
+    _name(journey, "--journey")
+    _name(site, "--site")
+    _name(context, "--context")
+    _where(site, context)
+    host, port = _host_port(listen, "--listen")
+    try:
+        sock = probes.open_receiver(host, port)
+    except probes.ProbeError as exc:
+        m.err.print(str(exc), style="red", markup=False)
+        raise SystemExit(m.EXIT_ERROR) from None
+    with sock:
+        m.err.print(f"listening on {host}:{port}", markup=False)
+        sys.stderr.flush()
+        arrivals, kernel = probes.receive_voice(sock, timeout_s=timeout_s, idle_s=idle_s)
+    try:
+        result = probes.analyse(arrivals, interval_s, kernel)
+    except probes.ProbeError as exc:
+        m.err.print(str(exc), style="red", markup=False)
+        raise SystemExit(m.EXIT_ERROR) from None
+    if out_file:
+        probes.write_samples(out_file, probes.voice_samples(result, journey, site, context))
+    summary = result.summary()
+    if as_json:
+        m._emit_json(summary)
+    else:
+        dscps = ", ".join(f"{k}: {v}" for k, v in summary["dscp_seen"].items()) or "-"
+        m.out.print(
+            f"received {result.received}/{result.count} (loss {result.loss_pct:.2f} %, reordered "
+            f"{result.reordered}), one-way {result.one_way_delay_ms:.2f} ms, jitter {result.jitter_ms:.2f} ms, "
+            f"DSCP seen {dscps}",
+            markup=False,
+        )
+
+
+@probe.command("voice-send")
+@click.option("--to", "target", required=True, help="ADDRESS:PORT of the receiver.")
+@click.option("--count", type=click.IntRange(min=1, max=10_000_000), default=500, show_default=True)
+@click.option("--rate-pps", type=click.FloatRange(min=0.1, max=100_000), default=50.0, show_default=True)
+@click.option("--dscp", default="ef", show_default=True, help="DSCP name (ef, af41, cs1 ...) or 0-63.")
+@click.option("--size", type=click.IntRange(min=36, max=1472), default=172, show_default=True, help="UDP payload.")
+def voice_send(target: str, count: int, rate_pps: float, dscp: str, size: int) -> None:
+    """Send RTP-sized probe packets (G.711, 20 ms: 172 bytes at 50/s) marked with DSCP."""
+    from controller.cli import main as m
+    from controller.measure import probes
+    from controller.spec.types import DSCP_NAMES
+
+    value = DSCP_NAMES.get(dscp.lower(), int(dscp) if dscp.isdigit() else -1)
+    if not 0 <= value <= 63:
+        raise click.BadParameter(f"{dscp!r}: use ef, af11-af43, cs0-cs7, le, default or 0-63", param_hint="--dscp")
+    host, port = _host_port(target, "--to")
+    try:
+        sent = probes.send_voice(host, port, count=count, rate_pps=rate_pps, dscp=value, size=size)
+    except probes.ProbeError as exc:
+        m.err.print(str(exc), style="red", markup=False)
+        raise SystemExit(m.EXIT_ERROR) from None
+    m.out.print(f"sent {sent} of {count} packets to {host}:{port} at {rate_pps:g}/s, DSCP {value}", markup=False)
+
+
+@probe.command("http")
+@click.argument("url")
+@click.option("--journey", required=True, help="Journey the samples are for.")
+@click.option("--site", help="Site the probe stands for.")
+@click.option("--context", help="Context, for probes without a site.")
+@click.option("--count", type=click.IntRange(min=1, max=100_000), default=10, show_default=True)
+@click.option("--interval-s", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--timeout-s", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False), help="Write samples (JSON) here.")
+@click.option("--threshold-ms", type=click.FloatRange(min=0, min_open=True), help="Also print the Apdex for this T.")
+def http(
+    url: str,
+    journey: str,
+    site: str | None,
+    context: str | None,
+    count: int,
+    interval_s: float,
+    timeout_s: float,
+    out_file: Path | None,
+    threshold_ms: float | None,
+) -> None:
+    """Time COUNT HTTP transactions (new connection each, whole body): response times and errors for Apdex."""
+    from controller.cli import main as m
+    from controller.measure import probes
+    from controller.qoe.apdex import apdex
+
+    _name(journey, "--journey")
+    _name(site, "--site")
+    _name(context, "--context")
+    _where(site, context)
+    try:
+        done = probes.http_probe(url, count=count, interval_s=interval_s, timeout_s=timeout_s)
+    except probes.ProbeError as exc:
+        m.err.print(str(exc), style="red", markup=False)
+        raise SystemExit(m.EXIT_ERROR) from None
+    if out_file:
+        probes.write_samples(out_file, probes.http_samples(done, journey, site, context))
+    ok = [t.response_time_ms for t in done if t.response_time_ms is not None]
+    line = f"{len(ok)}/{len(done)} ok"
+    if ok:
+        line += f", mean {sum(ok) / len(ok):.1f} ms, max {max(ok):.1f} ms"
+    if threshold_ms:
+        a = apdex([t.response_time_ms for t in done], threshold_ms)
+        line += f", Apdex({threshold_ms:g} ms) {a.score:.2f} {a.rating}"
+    m.out.print(line, markup=False)

@@ -1,0 +1,208 @@
+"""Error budgets and multi-window burn-rate alerts (Google SRE Workbook, "Alerting on SLOs").
+
+The objective is a share of evaluation windows in target, e.g. 99 % of
+5-minute windows over 30 days. A window is *good* when every primary check
+passed in it, *bad* when one failed, *unknown* when it had data but not
+enough to decide, and *empty* without data. Empty and unknown windows are
+never counted as good: compliance is given as a range, from "all of them were
+bad" to "all of them were good", and the objective is met only when even the
+low end reaches it.
+
+Burn rate over a look-back = (bad / decided windows in it) / (1 - objective):
+1x spends the budget exactly over the period. Alerts fire when both a long
+and a short look-back burn at least the threshold (the workbook's table):
+14.4x over 1 h and 5 min, 6x over 6 h and 30 min (page), 1x over 3 d and 6 h
+(ticket). Look-backs shorter than one window use the last window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+EMPTY, GOOD, BAD, UNKNOWN = 0, 1, 2, 3
+ALERTS: tuple[tuple[str, float, float, float], ...] = (
+    ("page", 3600.0, 300.0, 14.4),
+    ("page", 6 * 3600.0, 1800.0, 6.0),
+    ("ticket", 3 * 86400.0, 6 * 3600.0, 1.0),
+)
+
+Status = npt.NDArray[np.int8]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorBudget:
+    objective_pct: float
+    window_s: float
+    period_s: float
+    windows: int
+    good: int
+    bad: int
+    unknown: int
+    empty: int
+    compliance_pct: float | None  # good / decided windows
+    compliance_low_pct: float  # unknown and empty counted as bad
+    compliance_high_pct: float  # unknown and empty counted as good
+    budget_consumed_pct: float | None  # bad windows / bad windows the period allows
+    met: bool | None  # None: cannot tell (too many windows without a verdict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "objective_pct": self.objective_pct,
+            "window_s": self.window_s,
+            "period_s": self.period_s,
+            "windows": self.windows,
+            "good": self.good,
+            "bad": self.bad,
+            "unknown": self.unknown,
+            "empty": self.empty,
+            "compliance_pct": _r(self.compliance_pct),
+            "compliance_low_pct": _r(self.compliance_low_pct),
+            "compliance_high_pct": _r(self.compliance_high_pct),
+            "budget_consumed_pct": _r(self.budget_consumed_pct),
+            "met": self.met,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BurnAlert:
+    severity: str
+    long_s: float
+    short_s: float
+    threshold: float
+    long_burn: float | None  # None: no decided window in the look-back
+    short_burn: float | None
+    covered_s: float  # how much of the long look-back the data covers
+    firing: bool | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.threshold:g}x over {_span(self.long_s)} and {_span(self.short_s)}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "severity": self.severity,
+            "name": self.name,
+            "long_window_s": self.long_s,
+            "short_window_s": self.short_s,
+            "threshold": self.threshold,
+            "long_burn": _r(self.long_burn),
+            "short_burn": _r(self.short_burn),
+            "covered_s": self.covered_s,
+            "firing": self.firing,
+        }
+
+
+def _r(x: float | None) -> float | None:
+    """Rounded for reports; an unbounded burn (objective 100 %) is reported as null."""
+    return None if x is None or not math.isfinite(x) else round(x, 4)
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
+def error_budget(status: Status, window_s: float, objective_pct: float, period_s: float) -> ErrorBudget:
+    """``status``: one code per window of the evaluated range (EMPTY, GOOD, BAD, UNKNOWN), oldest first."""
+    counts = np.bincount(status.astype(np.int64), minlength=4)
+    empty, good, bad, unknown = (int(counts[k]) for k in (EMPTY, GOOD, BAD, UNKNOWN))
+    windows = int(status.shape[0])
+    decided = good + bad
+    low = 100.0 * good / windows if windows else 0.0
+    high = 100.0 * (good + unknown + empty) / windows if windows else 100.0
+    allowed = (1.0 - objective_pct / 100.0) * period_s / window_s
+    consumed = (100.0 * bad / allowed if allowed > 0 else (0.0 if bad == 0 else None)) if windows else None
+    met: bool | None
+    if low >= objective_pct - 1e-9:
+        met = True
+    elif high < objective_pct - 1e-9:
+        met = False
+    else:
+        met = None
+    return ErrorBudget(
+        objective_pct=objective_pct,
+        window_s=window_s,
+        period_s=period_s,
+        windows=windows,
+        good=good,
+        bad=bad,
+        unknown=unknown,
+        empty=empty,
+        compliance_pct=100.0 * good / decided if decided else None,
+        compliance_low_pct=low,
+        compliance_high_pct=high,
+        budget_consumed_pct=consumed,
+        met=met,
+    )
+
+
+def burn_rate(status: Status, lookback_s: float, window_s: float, objective_pct: float) -> float | None:
+    n = max(1, math.ceil(lookback_s / window_s - 1e-9))
+    tail = status[-n:]
+    good = int(np.count_nonzero(tail == GOOD))
+    bad = int(np.count_nonzero(tail == BAD))
+    if good + bad == 0:
+        return None
+    budget = 1.0 - objective_pct / 100.0
+    if budget <= 0:
+        return math.inf if bad else 0.0
+    return (bad / (good + bad)) / budget
+
+
+def burn_alerts(status: Status, window_s: float, objective_pct: float) -> tuple[BurnAlert, ...]:
+    out = []
+    for severity, long_s, short_s, threshold in ALERTS:
+        long_burn = burn_rate(status, long_s, window_s, objective_pct)
+        short_burn = burn_rate(status, short_s, window_s, objective_pct)
+        firing = None if long_burn is None or short_burn is None else (long_burn >= threshold <= short_burn)
+        covered = min(long_s, status.shape[0] * window_s)
+        out.append(BurnAlert(severity, long_s, short_s, threshold, long_burn, short_burn, covered, firing))
+    return tuple(out)
+
+
+def error_budgets(status: Status, window_s: float, objective_pct: float, period_s: float) -> list[ErrorBudget]:
+    """:func:`error_budget` for every row of a (segments x windows) matrix, counted in one pass."""
+    return (
+        [error_budget(row, window_s, objective_pct, period_s) for row in status]
+        if status.shape[1]
+        else [
+            error_budget(np.zeros(0, dtype=np.int8), window_s, objective_pct, period_s) for _ in range(status.shape[0])
+        ]
+    )
+
+
+def burn_alerts_rows(status: Status, window_s: float, objective_pct: float) -> list[tuple[BurnAlert, ...]]:
+    """:func:`burn_alerts` for every row of a (segments x windows) matrix, vectorised over the rows."""
+    rows, windows = status.shape
+    budget = 1.0 - objective_pct / 100.0
+
+    def rates(lookback_s: float) -> list[float | None]:
+        n = max(1, math.ceil(lookback_s / window_s - 1e-9))
+        tail = status[:, -n:] if windows else status
+        good = np.count_nonzero(tail == GOOD, axis=1)
+        bad = np.count_nonzero(tail == BAD, axis=1)
+        out: list[float | None] = []
+        for g, b in zip(good.tolist(), bad.tolist(), strict=True):
+            if g + b == 0:
+                out.append(None)
+            elif budget <= 0:
+                out.append(math.inf if b else 0.0)
+            else:
+                out.append((b / (g + b)) / budget)
+        return out
+
+    per_alert = []
+    for severity, long_s, short_s, threshold in ALERTS:
+        covered = min(long_s, windows * window_s)
+        alerts = []
+        for lb, sb in zip(rates(long_s), rates(short_s), strict=True):
+            firing = None if lb is None or sb is None else (lb >= threshold <= sb)
+            alerts.append(BurnAlert(severity, long_s, short_s, threshold, lb, sb, covered, firing))
+        per_alert.append(alerts)
+    return [tuple(a[i] for a in per_alert) for i in range(rows)]

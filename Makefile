@@ -27,7 +27,11 @@ demo: install
 	$(BIN)/qoectl explain voice --device br2-rtr1
 	@echo "== qoectl qoe voice --delay-ms 150 --jitter-ms 10 --loss-pct 0.5"
 	$(BIN)/qoectl qoe voice --delay-ms 150 --jitter-ms 10 --loss-pct 0.5
-	@echo "Rendered configs are in out/<device>/"
+	@echo "== qoectl verify: example measurements (branch-2 voice is out of target on purpose -> exit 1)"
+	@$(BIN)/qoectl verify --measurements examples/measurements/voice-and-web.csv \
+		--feedback examples/measurements/survey.csv --journey voice --journey crm-web \
+		--junit reports/verify-junit.xml --html reports/verify.html; rc=$$?; echo "verify exit code: $$rc"
+	@echo "Rendered configs are in out/<device>/; verify reports in reports/"
 
 lint: install
 	$(BIN)/ruff check .

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -34,6 +33,7 @@ from controller.apply import (
     run,
 )
 from controller.apply.secrets import redact
+from controller.cli.console import make_console
 
 EXIT_ERROR = 1
 STYLE = {
@@ -45,8 +45,8 @@ STYLE = {
     "skipped": "magenta",
 }
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = make_console()
+err = make_console(stderr=True)
 
 
 def _fail(message: str, as_json: bool) -> None:

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from controller import __version__
+from controller.cli.console import make_console
 from controller.errors import Diagnostic, PolicyError
 from controller.pipeline import Build, build, render_plan
 from controller.render.outputs import compare, read_tree, write_tree
@@ -27,8 +27,9 @@ from controller.render.outputs import compare, read_tree, write_tree
 DEFAULT_POLICIES = "policies"
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+out = make_console()
+err = make_console(stderr=True)
 
 policy_arg = click.argument("path", default=DEFAULT_POLICIES, type=click.Path(path_type=Path))
 json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")

@@ -2,8 +2,10 @@
 
 Each derivation records its steps in plain words so ``qoectl explain`` can show
 how a target became numbers. Budgets the user pinned in the YAML are kept as
-written; only the free dimensions are derived. The methods are documented in
-``docs/budgets.md``.
+written; only the free dimensions are derived, and those are rounded *down*
+(delay and jitter to 0.1 ms, loss to 0.001 %, 0.0001 % for TCP journeys) so a
+rounded budget can never miss the target it came from; minimum throughputs are
+rounded up. The methods are documented in ``docs/budgets.md``.
 """
 
 from __future__ import annotations
@@ -46,8 +48,16 @@ class Budget:
     steps: tuple[str, ...]
 
 
-def _r(x: float | None, digits: int = 3) -> float | None:
-    return None if x is None else round(x, digits)
+def _down(x: float, digits: int) -> float:
+    """Round a derived budget *down*: rounding a delay or loss budget up could miss the target it came from."""
+    scale = 10.0**digits
+    return math.floor(x * scale) / scale
+
+
+def _up(x: float, digits: int) -> float:
+    """Round a derived minimum (throughput) *up*, for the same reason."""
+    scale = 10.0**digits
+    return math.ceil(x * scale) / scale
 
 
 def voice_budget(t: VoiceTarget, settings: Settings) -> Budget:
@@ -76,40 +86,38 @@ def voice_budget(t: VoiceTarget, settings: Settings) -> Budget:
     )
     split = settings.voice_split
     base_id = emodel.delay_impairment(emodel.FIXED_DELAY_MS)
+    owd_pinned, jitter_pinned = t.one_way_delay_ms is not None, t.jitter_ms is not None
+    delay_fixed, loss_fixed = owd_pinned and jitter_pinned, t.loss_pct is not None
 
-    # Impairment already spent by what the user pinned.
-    spent_delay = None
-    if t.one_way_delay_ms is not None and t.jitter_ms is not None:
-        d = emodel.effective_delay(t.one_way_delay_ms, t.jitter_ms)
-        spent_delay = emodel.delay_impairment(d) - base_id
-    spent_loss = None
-    if t.loss_pct is not None:
-        spent_loss = emodel.loss_impairment(t.loss_pct, c) - c.ie
-
-    if spent_delay is not None and spent_loss is not None:
-        delay_room, loss_room = spent_delay, spent_loss
-    elif spent_delay is not None:
-        delay_room, loss_room = spent_delay, headroom - spent_delay
-    elif spent_loss is not None:
-        delay_room, loss_room = headroom - spent_loss, spent_loss
-    else:
-        delay_room, loss_room = headroom * split.delay_share, headroom * (1 - split.delay_share)
-        steps.append(
-            f"split headroom: {split.delay_share:.0%} to delay+jitter ({delay_room:.2f}), "
-            f"{1 - split.delay_share:.0%} to loss ({loss_room:.2f})"
-        )
-    if delay_room < -1e-9 or loss_room < -1e-9 or delay_room + loss_room > headroom + 1e-6:
-        field = "spec.target.voice." + (pinned[0] if pinned else "mos")
+    # The least impairment the pinned budgets use (a free one-way delay or jitter counted as zero).
+    pinned_d = emodel.effective_delay(t.one_way_delay_ms or 0.0, t.jitter_ms or 0.0)
+    min_delay = emodel.delay_impairment(pinned_d) - base_id
+    min_loss = emodel.loss_impairment(t.loss_pct, c) - c.ie if t.loss_pct is not None else 0.0
+    if min_delay + min_loss > headroom + 1e-9:
         raise BudgetError(
-            field,
+            "spec.target.voice." + pinned[0],
             f"the pinned budgets leave no room for MOS {t.mos} with {t.codec} "
-            f"(they use R {max(0.0, (spent_delay or 0) + (spent_loss or 0)):.2f} of {headroom:.2f} available)",
+            f"(they use R {min_delay + min_loss:.2f} of {headroom:.2f} available)",
             "loosen the MOS target or tighten the pinned budgets",
+        )
+    if delay_fixed and loss_fixed:
+        delay_room, loss_room = min_delay, min_loss
+    elif delay_fixed:
+        delay_room, loss_room = min_delay, headroom - min_delay
+    elif loss_fixed:
+        delay_room, loss_room = headroom - min_loss, min_loss
+    else:
+        # A pinned one-way delay or jitter alone may need more than the delay share: give it what it needs.
+        delay_room = max(headroom * split.delay_share, min_delay)
+        loss_room = headroom - delay_room
+        steps.append(
+            f"split headroom: {delay_room / headroom if headroom else 0:.0%} to delay+jitter ({delay_room:.2f}), "
+            f"{loss_room / headroom if headroom else 0:.0%} to loss ({loss_room:.2f})"
         )
 
     loss = t.loss_pct if t.loss_pct is not None else emodel.loss_for_impairment(c.ie + loss_room, c)
     d_eff = emodel.delay_for_impairment(base_id + delay_room)
-    room_ms = d_eff - emodel.FIXED_DELAY_MS  # one_way + 2 * jitter
+    room_ms = max(0.0, d_eff - emodel.FIXED_DELAY_MS)  # one_way + 2 * jitter
     if t.one_way_delay_ms is not None and t.jitter_ms is not None:
         owd, jitter = t.one_way_delay_ms, t.jitter_ms
     elif t.one_way_delay_ms is not None:
@@ -125,21 +133,34 @@ def voice_budget(t: VoiceTarget, settings: Settings) -> Budget:
             f"delay room: effective delay {d_eff:.1f} ms = one-way + 2 x jitter + 10 ms; "
             f"jitter gets {split.jitter_fraction:.0%} of it: jitter {jitter:.1f} ms, one-way {owd:.1f} ms"
         )
-    if owd <= 0:
-        raise BudgetError(
-            "spec.target.voice.jitter_ms",
-            f"jitter {jitter} ms leaves no one-way delay budget for MOS {t.mos}",
-            "lower the jitter budget",
-        )
-    if "one_way_delay_ms" not in pinned and owd > G114_ONE_WAY_MS:
+    if not owd_pinned and owd > G114_ONE_WAY_MS:
         steps.append(f"one-way {owd:.1f} ms capped at {G114_ONE_WAY_MS:.0f} ms (ITU-T G.114 for conversation)")
         owd = G114_ONE_WAY_MS
+    # Pinned values are kept exactly as written; derived ones are rounded down, never up.
+    if not owd_pinned:
+        owd = _down(owd, 1)
+    if not jitter_pinned:
+        jitter = _down(jitter, 1)
+    if not loss_fixed:
+        loss = _down(loss, 3)
+    if owd <= 0:
+        if jitter_pinned:
+            raise BudgetError(
+                "spec.target.voice.jitter_ms",
+                f"jitter {jitter} ms leaves no one-way delay budget for MOS {t.mos}",
+                "lower the jitter budget",
+            )
+        raise BudgetError(
+            "spec.target.voice.mos",
+            f"MOS {t.mos} with {t.codec} leaves no one-way delay budget (headroom R {headroom:.2f})",
+            "lower the MOS target",
+        )
     q = emodel.voice_quality(owd, jitter, loss, t.codec)
     steps.append(
-        f"budgets: one-way {owd:.1f} ms, jitter {jitter:.1f} ms, loss {loss:.3f} % "
+        f"budgets: one-way {owd:g} ms, jitter {jitter:g} ms, loss {loss:g} % "
         f"-> R {q.r:.2f}, MOS {q.mos:.2f} (target {t.mos})"
     )
-    return Budget(_r(owd, 1), _r(jitter, 1), _r(loss, 3), None, t.mos, pinned, tuple(steps))
+    return Budget(owd, jitter, loss, None, t.mos, pinned, tuple(steps))
 
 
 def _mathis_loss_pct(throughput_kbps: float, rtt_ms: float) -> float:
@@ -162,7 +183,7 @@ def video_budget(t: VideoTarget, journey: Journey) -> Budget:
             f"interactive video: one-way {owd} ms, jitter {jitter} ms, loss {loss} % (ITU-T G.1010 / RFC 4594 "
             f"defaults unless pinned); per call {throughput:.0f} kbps = bitrate x 1.2 for RTP/UDP/IP overhead"
         )
-        return Budget(owd, jitter, loss, _r(throughput, 1), None, pinned, tuple(steps))
+        return Budget(owd, jitter, loss, _up(throughput, 1), None, pinned, tuple(steps))
 
     flow = journey.bandwidth.per_flow_kbps or 0.0
     throughput = max(t.bitrate_kbps * STREAM_HEADROOM, flow)
@@ -199,7 +220,11 @@ def video_budget(t: VideoTarget, journey: Journey) -> Budget:
             f"rebuffering <= {t.rebuffering_pct} % is protected by the throughput headroom; it is checked "
             "from measurements by qoectl verify"
         )
-    return Budget(_r(stream_owd, 1), t.jitter_ms, _r(stream_loss, 4), _r(throughput, 1), None, pinned, tuple(steps))
+    if stream_owd is not None and t.one_way_delay_ms is None:
+        stream_owd = _down(stream_owd, 1)
+    if stream_loss is not None and t.loss_pct is None:
+        stream_loss = _down(stream_loss, 4)
+    return Budget(stream_owd, t.jitter_ms, stream_loss, _up(throughput, 1), None, pinned, tuple(steps))
 
 
 def interactive_budget(t: InteractiveTarget) -> Budget:
@@ -218,7 +243,7 @@ def interactive_budget(t: InteractiveTarget) -> Budget:
         f"a lost packet costs a TCP timeout (>= {TCP_MIN_RTO_MS:.0f} ms); to keep Apdex {t.apdex} at most "
         f"{frustrated_share:.1%} of transactions ({packets} packets each) may see one: loss <= {loss_pct:.3f} %"
     )
-    return Budget(_r(owd, 1), None, _r(loss_pct, 4), None, None, (), tuple(steps))
+    return Budget(_down(owd, 1), None, _down(loss_pct, 4), None, None, (), tuple(steps))
 
 
 def bulk_budget(t: BulkTarget) -> Budget:

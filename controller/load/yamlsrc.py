@@ -4,6 +4,13 @@ PyYAML's ``SafeLoader`` composes the node tree (no Python tags can run); we then
 build plain Python values ourselves so that each mapping key and sequence item
 keeps its line and column, and so that duplicate keys (silently overwritten by
 PyYAML) become errors instead of lost data.
+
+Aliases (``*name``) are refused while composing: a self-referencing alias would
+recurse forever and a "billion laughs" file would expand to gigabytes, and
+neither has a place in a policy file. Nesting is capped for the same reason.
+Any explicit tag other than the plain YAML ones is an error, on scalars and on
+mappings/sequences alike (``!!python/object/apply:os.system [...]`` is a tagged
+sequence).
 """
 
 from __future__ import annotations
@@ -15,8 +22,51 @@ from typing import Any
 import yaml
 
 from controller.errors import Diagnostic, Location
+from controller.load import fastyaml
 
 Path = tuple[str | int, ...]
+
+
+MAX_DEPTH = 64
+MAP_TAG = "tag:yaml.org,2002:map"
+SEQ_TAG = "tag:yaml.org,2002:seq"
+STR_TAG = "tag:yaml.org,2002:str"
+
+
+class _Refused(yaml.composer.ComposerError):
+    """Valid YAML that a policy file may not use; carries its own hint."""
+
+    def __init__(self, problem: str, mark: yaml.Mark, hint: str) -> None:
+        super().__init__(None, None, problem, mark)
+        self.hint = hint
+
+
+class _PolicyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases and absurd nesting at the exact place they occur."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+            raise _Refused(
+                f"YAML aliases (*{event.anchor}) are not supported", event.start_mark, "write the value out in full"
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _Refused(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark, "flatten the document")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def printable(text: str) -> str:
+    """``text`` with newlines and other invisible characters escaped, so one diagnostic stays one line."""
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +102,12 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.positions.setdefault(path, self._loc(node))
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            plain = MAP_TAG if isinstance(node, yaml.MappingNode) else SEQ_TAG
+            if node.tag != plain:
+                hint = "remove the tag: only plain YAML is read"
+                self._problem(node, path, f"unsupported YAML tag {node.tag!r}", hint)
+                return None
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
@@ -71,7 +127,9 @@ class _Builder:
             child = path + (key,)
             if key in first_seen:
                 line, _ = first_seen[key]
-                self._problem(key_node, child, f"duplicate key '{key}' (first defined on line {line})", "keep only one")
+                self._problem(
+                    key_node, child, f"duplicate key '{printable(key)}' (first defined on line {line})", "keep only one"
+                )
                 continue
             first_seen[key] = self._loc(key_node)
             self.positions[child] = self._loc(key_node)
@@ -82,6 +140,8 @@ class _Builder:
         if not isinstance(node, yaml.ScalarNode):
             self._problem(node, path, "a mapping or list cannot be used as a key", "use a plain string key")
             return "<invalid>"
+        if node.tag == STR_TAG:  # what construct_object returns for a plain string, without its bookkeeping
+            return node.value
         try:
             return self._constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
@@ -100,19 +160,49 @@ def _dotted(path: Path) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += ("." if text else "") + part
+            text += ("." if text else "") + printable(part)
     return text
 
 
 dotted = _dotted
 
 
+# YAML 1.1 reads these as line breaks, editors and `git diff` do not: line numbers would disagree with what
+# the user sees, and a name could be split in two behind their back. They are refused before parsing.
+_HIDDEN_BREAKS = {"\x85": "U+0085 NEXT LINE", "\u2028": "U+2028 LINE SEPARATOR", "\u2029": "U+2029 PARAGRAPH SEPARATOR"}
+
+
+def _hidden_breaks(text: str, file: str) -> list[Diagnostic]:
+    out = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        for col, char in enumerate(line, start=1):
+            if char in _HIDDEN_BREAKS:
+                out.append(
+                    Diagnostic(
+                        Location(file, number, col),
+                        "",
+                        f"the file contains a raw {_HIDDEN_BREAKS[char]}, which YAML reads as a line break",
+                        "remove it (editors do not show it as a new line)",
+                    )
+                )
+    return out
+
+
 def load_documents(text: str, file: str) -> tuple[list[YamlDocument], list[Diagnostic]]:
     """Parse every document in ``text``; syntax errors become diagnostics."""
+    if any(char in text for char in _HIDDEN_BREAKS):
+        return [], _hidden_breaks(text, file)
+    plain = fastyaml.plain_documents(text, MAX_DEPTH)  # None: the file needs the careful path below
+    if plain is not None:
+        return [YamlDocument(file, index, data, positions) for index, data, positions in plain], []
+    return _load_documents(text, file, _PolicyLoader)
+
+
+def _load_documents(text: str, file: str, loader: type[_PolicyLoader]) -> tuple[list[YamlDocument], list[Diagnostic]]:
     docs: list[YamlDocument] = []
     problems: list[Diagnostic] = []
     try:
-        nodes: Iterator[yaml.Node] = yaml.compose_all(text, Loader=yaml.SafeLoader)
+        nodes: Iterator[yaml.Node] = yaml.compose_all(text, Loader=loader)
         for index, node in enumerate(nodes):
             if node is None:
                 continue
@@ -120,10 +210,14 @@ def load_documents(text: str, file: str) -> tuple[list[YamlDocument], list[Diagn
             data = builder.build(node, ())
             problems.extend(builder.problems)
             docs.append(YamlDocument(file, index, data, builder.positions))
+    except _Refused as exc:
+        mark = exc.problem_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        problems.append(Diagnostic(Location(file, line, col), "", str(exc.problem), exc.hint))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        message = str(exc.problem or exc.context or "invalid YAML")
+        message = printable(str(exc.problem or exc.context or "invalid YAML"))
         problems.append(
             Diagnostic(Location(file, line, col), "", f"YAML syntax error: {message}", "check indentation and quoting")
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
@@ -42,9 +43,32 @@ EnvVarName = Annotated[
 FilePath = Annotated[str, StringConstraints(pattern=FILE_PATTERN)]
 
 
+class SpecValueError(ValueError):
+    """A value problem with a separate hint of what would be right (printed as ``...; hint: ...``).
+
+    Pydantic keeps the exception in the error's context, so the loader can show the hint apart
+    from the message.
+    """
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+# Bidirectional overrides/isolates ("Trojan Source", CVE-2021-42574): text that reads differently than it is.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _no_control(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("control characters (such as newlines) are not allowed")
+    """Reject anything that can end or fake a line: C0/C1 controls (\\n, \\r, NEL U+0085), the Unicode
+    line and paragraph separators (U+2028, U+2029) and bidi overrides. Free text is shown in terminals,
+    diffs and reports, where each of these can forge or hide a line."""
+    for c in value:
+        if unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS:
+            raise SpecValueError(
+                f"control or line-separator character {c!r} is not allowed",
+                "write it on one line, without control characters (newlines, U+0085, U+2028 ...)",
+            )
     return value
 
 
@@ -75,16 +99,23 @@ def dscp_name(value: int) -> str:
     return DSCP_BY_VALUE.get(value, str(value))
 
 
+_ASCII_NUMBER = re.compile(r"[0-9]{1,5}", re.ASCII)
+_DSCP_HINT = "use ef, af11-af43, cs0-cs7, le, default or a number 0-63"
+_PORT_HINT = "use a number 1-65535 or a range such as '16384-32767'"
+_PREFIX_HINT = "write it like 198.18.0.0/15 or 2001:db8::/32"
+
+
 def _parse_dscp(value: Any) -> Any:
     if isinstance(value, bool):
-        raise ValueError("DSCP must be a name such as ef or af41, or a number 0-63")
+        raise SpecValueError("DSCP must be a name or a number, not true/false", _DSCP_HINT)
     if isinstance(value, str):
-        key = value.strip().lower()
+        # Exact spelling only (no surrounding blanks, ASCII digits only): what is written is what is meant.
+        key = value.lower()
         if key in DSCP_NAMES:
             return DSCP_NAMES[key]
-        if key.isdigit():
-            return int(key)
-        raise ValueError(f"unknown DSCP {value!r}: use ef, af11-af43, cs0-cs7, le, default or a number 0-63")
+        if _ASCII_NUMBER.fullmatch(value):
+            return int(value)
+        raise SpecValueError(f"unknown DSCP {value!r}", _DSCP_HINT)
     return value
 
 
@@ -103,27 +134,27 @@ Dscp = Annotated[
     ),
 ]
 
-_RANGE = re.compile(r"^(\d{1,5})-(\d{1,5})$")
+_RANGE = re.compile(r"([0-9]{1,5})-([0-9]{1,5})", re.ASCII)
 
 
 def _parse_port(value: Any) -> Any:
     if isinstance(value, bool):
-        raise ValueError("a port is a number 1-65535 or a range 'low-high'")
+        raise SpecValueError("a port must be a number or a range, not true/false", _PORT_HINT)
     if isinstance(value, int):
         if not 1 <= value <= 65535:
-            raise ValueError(f"port {value} is outside 1-65535")
+            raise SpecValueError(f"port {value} is outside 1-65535", _PORT_HINT)
         return (value, value)
     if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return _parse_port(int(text))
-        m = _RANGE.match(text)
+        # ASCII digits only and no blanks: str.isdigit() would also accept Arabic-Indic or full-width digits.
+        if _ASCII_NUMBER.fullmatch(value):
+            return _parse_port(int(value))
+        m = _RANGE.fullmatch(value)
         if m:
             low, high = int(m.group(1)), int(m.group(2))
             if not (1 <= low <= high <= 65535):
-                raise ValueError(f"port range {text!r} must satisfy 1 <= low <= high <= 65535")
+                raise SpecValueError(f"port range {value!r} must satisfy 1 <= low <= high <= 65535", _PORT_HINT)
             return (low, high)
-    raise ValueError(f"{value!r} is not a port: use a number 1-65535 or a range such as '16384-32767'")
+    raise SpecValueError(f"{value!r} is not a port", _PORT_HINT)
 
 
 PortRange = Annotated[
@@ -141,14 +172,21 @@ PortRange = Annotated[
 ]
 
 
+# Hex digits, '.', ':' and one '/len': no blanks, no IPv6 zone ('%eth0' is kept verbatim by ipaddress
+# and would reach the config), nothing else.
+_PREFIX_TEXT = re.compile(r"[0-9A-Fa-f.:]{2,39}(/[0-9]{1,3})?", re.ASCII)
+
+
 def _parse_prefix(value: Any) -> Any:
     if isinstance(value, str):
+        if "%" in value:
+            raise SpecValueError(f"{value!r}: IPv6 zone ids (%...) are not allowed in a prefix", _PREFIX_HINT)
+        if not _PREFIX_TEXT.fullmatch(value):
+            raise SpecValueError(f"{value!r} is not a network prefix", _PREFIX_HINT)
         try:
-            return ipaddress.ip_network(value.strip(), strict=True)
+            return ipaddress.ip_network(value, strict=True)
         except ValueError as exc:
-            raise ValueError(
-                f"{value!r} is not a network prefix ({exc}); write it like 10.20.0.0/16 or 2001:db8::/32"
-            ) from None
+            raise SpecValueError(f"{value!r} is not a network prefix ({exc})", _PREFIX_HINT) from None
     return value
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from itertools import combinations
 
 from controller.compile.budgets import Budget
-from controller.compile.compiler import class_name_for, in_scope, link_needs, marking_dscp
+from controller.compile.compiler import class_name_for, ident, in_scope, link_needs, marking_dscp
 from controller.errors import Diagnostic, Location
 from controller.model import Device, Journey, Match, Origin, Policy, VoiceTarget
 from controller.model.catalogue import DEFAULT_CLASS
@@ -20,10 +20,20 @@ from controller.qoe import emodel
 from controller.spec.types import dscp_name
 
 
+def _in_file_order(items: Iterable[tuple[str, Origin]], key: tuple[str, ...]) -> list[tuple[str, Origin]]:
+    """Items by where they are written, so "first" and "duplicate" do not depend on the read order."""
+
+    def where(item: tuple[str, Origin]) -> tuple[bool, str, int, int, str]:
+        loc = item[1].at(*key)
+        return (item[1].doc is not None, loc.file, loc.line, loc.col, item[0])  # built-ins first
+
+    return sorted(items, key=where)
+
+
 def _duplicates(items: Iterable[tuple[str, Origin]], what: str, key: tuple[str, ...] = ("name",)) -> list[Diagnostic]:
     seen: dict[str, Origin] = {}
     out = []
-    for name, origin in items:
+    for name, origin in _in_file_order(items, key):
         if name in seen:
             out.append(
                 Diagnostic(
@@ -46,6 +56,33 @@ def check_unique_names(policy: Policy) -> list[Diagnostic]:
     out += _duplicates(((d.name, d.origin) for d in policy.devices), "device")
     for dev in policy.devices:
         out += _duplicates(((i.name, i.origin) for i in dev.interfaces), f"interface (device {dev.name})")
+    return out
+
+
+def _ident_collisions(items: Iterable[tuple[str, Origin]], what: str, key: tuple[str, ...]) -> list[Diagnostic]:
+    seen: dict[str, tuple[str, Origin]] = {}
+    out = []
+    for name, origin in _in_file_order(items, key):
+        first = seen.get(ident(name))
+        if first is None:
+            seen[ident(name)] = (name, origin)
+        elif first[0] != name:  # identical names are reported as duplicates already
+            out.append(
+                Diagnostic(
+                    origin.at(*key),
+                    origin.field(*key),
+                    f"{what} name '{name}' and '{first[0]}' become the same config name {ident(name)}",
+                    f"device configs use upper case and '_' for '.'; rename one {what}",
+                    related=(first[1].at(*key),) if first[1].doc is not None else (),
+                )
+            )
+    return out
+
+
+def check_config_names(policy: Policy) -> list[Diagnostic]:
+    """Names that differ only in case or in '.' versus '_' would merge into one class-map or ACL."""
+    out = _ident_collisions(((j.name, j.origin) for j in policy.journeys), "journey", ("metadata", "name"))
+    out += _ident_collisions(((c.name, c.origin) for c in policy.classes), "service class", ("name",))
     return out
 
 
@@ -129,8 +166,16 @@ def _prefixes_overlap(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     return False
 
 
+def _families(m: Match) -> set[int]:
+    """IP versions a match can see: those of its prefixes, or both when it names none."""
+    versions = {6 if ":" in p else 4 for p in m.source_prefixes + m.destination_prefixes}
+    return versions or {4, 6}
+
+
 def matches_overlap(a: Match, b: Match) -> bool:
     if a.protocol != "any" and b.protocol != "any" and a.protocol != b.protocol:
+        return False
+    if not _families(a) & _families(b):
         return False
     if a.dscp is not None and b.dscp is not None and a.dscp != b.dscp:
         return False
@@ -153,7 +198,7 @@ def _scopes_overlap(a: Journey, b: Journey, policy: Policy) -> bool:
 def check_overlaps(policy: Policy) -> list[Diagnostic]:
     out = []
     catalogue = {c.name: c for c in policy.classes}
-    for a, b in combinations(policy.journeys, 2):
+    for a, b in combinations(sorted(policy.journeys, key=lambda j: j.name), 2):
         ca, cb = class_name_for(a), class_name_for(b)
         if ca not in catalogue or cb not in catalogue:
             continue
@@ -197,19 +242,32 @@ def _paths(dev: Device, policy: Policy) -> list[tuple[str, float, float, float]]
 def check_paths(policy: Policy, budgets: dict[str, Budget]) -> list[Diagnostic]:
     """A target the path cannot meet: base delay above the budget, or MOS out of reach."""
     out = []
+    # Per device and per path quality once, not once per journey: the checks below are unchanged.
+    contexts = [policy.context_of(dev) for dev in policy.devices]
+    paths_of: dict[int, list[tuple[str, float, float, float]]] = {}
+    mos_of: dict[tuple[float, float, float, str], float] = {}
+
+    def mos(delay: float, jitter: float, loss: float, codec: str) -> float:
+        key = (delay, jitter, loss, codec)
+        if key not in mos_of:
+            mos_of[key] = emodel.voice_quality(delay, jitter, loss, codec).mos
+        return mos_of[key]
+
     for j in policy.journeys:
         bud = budgets.get(j.name)
         if bud is None:
             continue
-        for dev in policy.devices:
-            if not in_scope(j, dev, policy.context_of(dev)):
+        for i, dev in enumerate(policy.devices):
+            if not in_scope(j, dev, contexts[i]):
                 continue
-            paths = _paths(dev, policy)
+            paths = paths_of.get(i)
+            if paths is None:
+                paths = paths_of[i] = _paths(dev, policy)
             if not paths:
                 continue
             t = j.target
             if isinstance(t, VoiceTarget) and t.mos is not None:
-                scored = [(emodel.voice_quality(d, jit, loss, t.codec).mos, n, d, loss) for n, d, jit, loss in paths]
+                scored = [(mos(d, jit, loss, t.codec), n, d, loss) for n, d, jit, loss in paths]
                 best = max(scored)
                 if best[0] < t.mos:
                     out.append(
@@ -221,7 +279,10 @@ def check_paths(policy: Policy, budgets: dict[str, Budget]) -> list[Diagnostic]:
                             "lower the target, or scope the journey away from this site",
                         )
                     )
-                continue
+                    continue
+                # The MOS is reachable; a one-way budget pinned next to it must still fit the path.
+                if "one_way_delay_ms" not in bud.pinned:
+                    continue
             if bud.one_way_delay_ms is None:
                 continue
             best_path = min(paths, key=lambda p: p[1])
@@ -249,7 +310,8 @@ def check_bandwidth(policy: Policy) -> list[Diagnostic]:
     s = policy.settings
     catalogue = {c.name: c for c in policy.classes}
     for dev in policy.devices:
-        journeys = [j for j in policy.journeys if in_scope(j, dev, policy.context_of(dev))]
+        context = policy.context_of(dev)
+        journeys = [j for j in policy.journeys if in_scope(j, dev, context)]
         for k, iface in enumerate(dev.interfaces):
             if iface.role != "wan" or not iface.bandwidth_kbps:
                 continue
@@ -259,9 +321,9 @@ def check_bandwidth(policy: Policy) -> list[Diagnostic]:
             strict_kbps = sum(n.kbps for n in strict)
             where = dev.origin.at("interfaces", k, "bandwidth_kbps")
             field = dev.origin.field("interfaces", k, "bandwidth_kbps")
-            names = sorted({j for n in strict for j in n.journeys})
-            related = tuple(jj.origin.at("spec", "bandwidth") for jj in journeys if jj.name in names)
             if strict_kbps > link * s.priority_cap_pct / 100.0:
+                names = sorted({j for n in strict for j in n.journeys})
+                related = tuple(jj.origin.at("spec", "bandwidth") for jj in journeys if jj.name in names)
                 out.append(
                     Diagnostic(
                         where,
@@ -296,6 +358,7 @@ def check_bandwidth(policy: Policy) -> list[Diagnostic]:
 
 POLICY_CHECKS: tuple[Callable[[Policy], list[Diagnostic]], ...] = (
     check_unique_names,
+    check_config_names,
     check_references,
     check_classes,
     check_overlaps,

@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+import gc
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,10 +76,29 @@ def compile_policy(
     return Build(policy, budgets, tuple(plans), tuple(sort_diagnostics(diags)))
 
 
+@contextmanager
+def bulk_allocation() -> Iterator[None]:
+    """Fewer cyclic-GC passes while a whole fleet is built, restored afterwards.
+
+    Loading and compiling allocate millions of small objects that all stay alive
+    (the model and every plan). Python's collector re-scans them every few hundred
+    allocations, which cost about a fifth of a 10,000-device build while finding
+    almost nothing: these objects do not form cycles. A higher first threshold
+    keeps collection on, just less often.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], 100_000), max(old[1], 50), max(old[2], 100))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def build(path: Path | str, progress: Callable[[int], None] | None = None) -> Build:
     """Load and compile a policy repository. Raises PolicyError when it cannot even be read."""
-    policy, problems = load_policy(path)
-    return compile_policy(policy, problems, progress)
+    with bulk_allocation():
+        policy, problems = load_policy(path)
+        return compile_policy(policy, problems, progress)
 
 
 def render_plan(plan: DevicePlan) -> dict[str, str]:

@@ -8,6 +8,7 @@ diagnostics pointing at the YAML that caused them.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from controller.model import (
     Policy,
     ServiceClass,
     VideoTarget,
+    VoiceTarget,
 )
 from controller.model.catalogue import DEFAULT_CLASS
 
@@ -47,12 +49,21 @@ KIND_CLASS = {
 DROP_PRECEDENCE = {"critical": 0, "high": 0, "normal": 1, "low": 2, "scavenger": 2}
 
 
+@functools.lru_cache(maxsize=8192)
 def ident(name: str) -> str:
-    """A config-safe identifier: names are already restricted to [A-Za-z0-9_.-]."""
+    """A config-safe identifier: names are already restricted to [A-Za-z0-9_.-] (memoised: asked per device)."""
     return name.upper().replace(".", "_")
 
 
 def class_name_for(journey: Journey) -> str:
+    """The service class of a journey (memoised per journey object: it is asked once per device and link)."""
+    memo = _MEMO.get(id(journey))
+    if memo is not None:
+        return memo[1]
+    return _remember(journey)[1]
+
+
+def _class_name_for(journey: Journey) -> str:
     if journey.service_class:
         return journey.service_class
     t = journey.target
@@ -72,7 +83,7 @@ def marking_dscp(journey: Journey, cls: ServiceClass) -> int:
 def in_scope(journey: Journey, device: Device, context: str) -> bool:
     if journey.sites and device.site not in journey.sites:
         return False
-    if journey.device_tags and not set(journey.device_tags) & set(device.tags):
+    if journey.device_tags and not any(t in device.tags for t in journey.device_tags):
         return False
     return not (journey.contexts and context not in journey.contexts)
 
@@ -85,6 +96,14 @@ def _family(m: Match) -> str:
 
 
 def _plan_matches(j: Journey) -> tuple[PlanMatch, ...]:
+    """The journey's classifiers as plan objects, built once per journey and shared by every device's plan."""
+    memo = _MEMO.get(id(j))
+    if memo is not None:
+        return memo[2]
+    return _remember(j)[2]
+
+
+def _build_plan_matches(j: Journey) -> tuple[PlanMatch, ...]:
     return tuple(
         PlanMatch(
             protocol=m.protocol,
@@ -99,6 +118,22 @@ def _plan_matches(j: Journey) -> tuple[PlanMatch, ...]:
     )
 
 
+# Per-journey facts that every device would otherwise recompute: journey -> (journey, class, plan matches).
+# Keyed by identity because hashing a whole frozen journey costs more than the facts; the entry keeps the
+# journey alive, so its id cannot be reused while cached. Bounded: cleared when a long-running process
+# has compiled many policies.
+_MEMO: dict[int, tuple[Journey, str, tuple[PlanMatch, ...]]] = {}
+_MEMO_LIMIT = 20_000
+
+
+def _remember(j: Journey) -> tuple[Journey, str, tuple[PlanMatch, ...]]:
+    if len(_MEMO) >= _MEMO_LIMIT:
+        _MEMO.clear()
+    entry = (j, _class_name_for(j), _build_plan_matches(j))
+    _MEMO[id(j)] = entry
+    return entry
+
+
 @dataclass(frozen=True, slots=True)
 class LinkNeed:
     """The demand of one class on one link, with the journeys that make it up."""
@@ -109,12 +144,13 @@ class LinkNeed:
 
 
 def link_needs(journeys: Iterable[Journey], classes: dict[str, ServiceClass], link_kbps: float) -> list[LinkNeed]:
-    per_class: dict[str, tuple[float, list[str]]] = {}
+    kbps: dict[str, float] = {}
+    names: dict[str, list[str]] = {}
     for j in journeys:
         name = class_name_for(j)
-        kbps, names = per_class.get(name, (0.0, []))
-        per_class[name] = (kbps + j.bandwidth.kbps_on(link_kbps), names + [j.name])
-    return [LinkNeed(n, k, tuple(js)) for n, (k, js) in sorted(per_class.items()) if n in classes]
+        kbps[name] = kbps.get(name, 0.0) + j.bandwidth.kbps_on(link_kbps)
+        names.setdefault(name, []).append(j.name)
+    return [LinkNeed(n, kbps[n], tuple(names[n])) for n in sorted(kbps) if n in classes]
 
 
 def _allocations(qos_classes: tuple[QosClass, ...], needs: dict[str, float], link: int) -> tuple[Allocation, ...]:
@@ -156,13 +192,25 @@ def _sdwan(
             transports.append((iface.transport, _path_metrics(device, iface, policy)))
     slas: list[SlaClass] = []
     prefs: list[PathPreference] = []
+    meta = {t: m for t, m in transports}
+    cost = {t.name: (t.metered, t.cost) for t in policy.transports}
+    names = [t for t, _ in transports]
     for j in journeys:
         bud = budgets[j.name]
         sla_name = None
         if bud.one_way_delay_ms is not None or bud.loss_pct is not None or bud.jitter_ms is not None:
             sla_name = j.name
             slas.append(
-                SlaClass(j.name, ident(j.name), bud.one_way_delay_ms, bud.jitter_ms, bud.loss_pct, bud.mos, (j.name,))
+                SlaClass(
+                    j.name,
+                    ident(j.name),
+                    bud.one_way_delay_ms,
+                    bud.jitter_ms,
+                    bud.loss_pct,
+                    bud.mos,
+                    (j.name,),
+                    codec=j.target.codec if isinstance(j.target, VoiceTarget) else None,
+                )
             )
 
         def meets(metrics: tuple[float, float, float], bud: b.Budget = bud) -> bool:
@@ -173,9 +221,6 @@ def _sdwan(
                 and (bud.loss_pct is None or loss <= bud.loss_pct)
             )
 
-        meta = {t: m for t, m in transports}
-        cost = {t.name: (t.metered, t.cost) for t in policy.transports}
-        names = [t for t, _ in transports]
         if PRIORITY_RANK[j.priority] <= PRIORITY_RANK["high"]:
             order = sorted(names, key=lambda t: (meta[t][0], meta[t][2], t))
         else:
@@ -260,12 +305,13 @@ def compile_device(
         )
         for i, n in enumerate(names)
     )
-    dscp = {j.name: marking_dscp(j, catalogue[class_name_for(j)]) for j in journeys if class_name_for(j) in catalogue}
+    cls_of = {j.name: class_name_for(j) for j in journeys}
+    dscp = {j.name: marking_dscp(j, catalogue[cls_of[j.name]]) for j in journeys if cls_of[j.name] in catalogue}
     markings = tuple(
         MarkingRule(
             journey=j.name,
             ident=ident(j.name),
-            class_name=class_name_for(j),
+            class_name=cls_of[j.name],
             dscp=dscp[j.name],
             matches=_plan_matches(j),
             application=j.application,

@@ -27,11 +27,11 @@ looser than the budget. qoectl's verify stage still checks the real budget.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import math
 from dataclasses import dataclass
 
 from controller.compile.plan import DevicePlan, InterfacePlan, SlaClass
+from controller.render.base import network
 
 
 def bounded(name: str, limit: int) -> str:
@@ -150,5 +150,5 @@ def protocol_number(protocol: str) -> int | None:
 
 def prefix_token(prefix: str) -> str:
     """A name-safe spelling of a prefix: 10.0.0.0/8 -> 10.0.0.0-8 (digits, dots, dashes only)."""
-    net = ipaddress.ip_network(prefix)
+    net = network(prefix)
     return f"{net.network_address}-{net.prefixlen}"

@@ -228,6 +228,10 @@ def explain(journey: str, path: Path, device: str | None, as_json: bool) -> None
     from controller.compile.explain import explain as do_explain
 
     result = _build(path, as_json)
+    if device is not None and result.plan(device) is None:
+        known = ", ".join(p.device for p in result.plans)
+        err.print(f"unknown device '{device}'; devices: {known}", style="red", markup=False)
+        raise SystemExit(EXIT_ERROR)
     try:
         data = do_explain(result, journey, device)
     except KeyError:

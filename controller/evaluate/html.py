@@ -85,7 +85,10 @@ def plot(journey: str, target: CheckSpec, results: list[SegmentResult], start: f
         )
     parts.append(
         f'<line x1="{LEFT}" y1="{ty:.1f}" x2="{LEFT + pw}" y2="{ty:.1f}" stroke="#2ca02c" stroke-dasharray="5,3"/>'
-        f'<text x="{LEFT + pw + 4}" y="{ty + 4:.1f}">target {_e(target.op)} {_e(_fmt(target.target))}</text>'
+        # The target is the legend's first entry, so its label never overlaps the series' entries.
+        f'<line x1="{LEFT + pw + 4}" y1="{TOP + 15.5}" x2="{LEFT + pw + 14}" y2="{TOP + 15.5}" stroke="#2ca02c" '
+        'stroke-dasharray="3,2"/>'
+        f'<text x="{LEFT + pw + 18}" y="{TOP + 19}">target {_e(target.op)} {_e(_fmt(target.target))}</text>'
     )
     for k in range(5):
         v = lo + (hi - lo) * k / 4
@@ -106,7 +109,7 @@ def plot(journey: str, target: CheckSpec, results: list[SegmentResult], start: f
         parts.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="1.8"/>')
         for px, py in points if len(points) <= 60 else points[-1:]:
             parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="2.5" fill="{colour}"/>')
-        ly = TOP + 14 + i * 16
+        ly = TOP + 14 + (i + 1) * 16
         parts.append(
             f'<rect x="{LEFT + pw + 4}" y="{ly + 14:.1f}" width="10" height="3" fill="{colour}"/>'
             f'<text x="{LEFT + pw + 18}" y="{ly + 19:.1f}">{_e(r.segment.label)} ({_e(r.status)})</text>'

@@ -21,6 +21,7 @@ Feature: Voice keeps its strict-priority queue everywhere
     Given the example policies
     When they are rendered for every platform
     Then voice is strict priority on every platform
+    And the SD-WAN SLA class for voice allows no more than 150 ms latency
     And the "cisco_iosxe" config of "br1-rtr1" contains "priority level 1"
     And the "linux" config of "br2-rtr1" contains "meta priority set"
 

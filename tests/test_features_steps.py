@@ -30,6 +30,7 @@ def test_true_claims_pass(outcome: s.Outcome) -> None:
     s.then_marked(outcome, "voice", "ef", "every device")
     s.then_budget_at_most(outcome, "one-way delay", "voice", "150", "ms")
     s.then_strict_on_every_platform(outcome, "voice")
+    s.then_sla_latency_at_most(outcome, "voice", "150")
 
 
 @pytest.mark.parametrize(
@@ -54,6 +55,8 @@ def test_true_claims_pass(outcome: s.Outcome) -> None:
         (s.then_config_contains, ("linux", "br1-rtr1", "priority"), "not linux"),
         (s.then_config_lacks, ("cisco_iosxe", "br1-rtr1", "priority level 1"), "does not contain"),
         (s.then_strict_on_every_platform, ("crm-web",), "not strict priority"),
+        (s.then_sla_latency_at_most, ("voice", "149"), "300 ms round trip = 150 ms one-way"),
+        (s.then_sla_latency_at_most, ("backups", "150"), "no SD-WAN device has an SLA class"),
     ],
 )
 def test_false_claims_fail(outcome: s.Outcome, step: object, args: tuple[object, ...], expected: str) -> None:

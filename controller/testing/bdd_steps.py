@@ -36,7 +36,7 @@ from controller.compile.plan import DevicePlan
 from controller.errors import Diagnostic, PolicyError, errors_only
 from controller.pipeline import Build, build, render_plan
 from controller.spec.types import DSCP_NAMES, dscp_name
-from controller.testing.config_probes import probed_platforms, strict_priority_probe
+from controller.testing.config_probes import probed_platforms, sla_latency_probe, strict_priority_probe
 
 JOURNEY = r'"?(?P<journey>[A-Za-z0-9][A-Za-z0-9_.-]*)"?'
 FILE_MARKER = re.compile(r"^#\s*file:\s*(?P<name>\S+)\s*$")
@@ -481,3 +481,36 @@ def then_strict_on_every_platform(qoectl_outcome: Outcome, journey: str) -> None
                 f"{plan.device} ({platform}) config: {p}" for p in probe(qoectl_outcome.files(plan), plan, cls)
             ]
     _problems(problems, f"{journey} is strict priority on every platform")
+
+
+@then(parsers.re(rf"the SD-WAN SLA class for {JOURNEY} allows no more than (?P<ms>[0-9.]+) ms latency"))
+def then_sla_latency_at_most(qoectl_outcome: Outcome, journey: str, ms: str) -> None:
+    """On every SD-WAN device carrying the journey: the plan's one-way SLA budget, and the threshold the
+    rendered config states (round trip on Cisco SD-WAN and FortiOS, so halved), are at most ``ms``."""
+    from controller.render._sdwan import one_way_ms
+
+    limit = float(ms)
+    problems: list[str] = []
+    checked = 0
+    for plan in qoectl_outcome.plans():
+        sla = next((s for s in plan.sla_classes if journey in s.journeys), None)
+        if sla is None:
+            continue
+        checked += 1
+        if sla.latency_ms is None or sla.latency_ms > limit:
+            problems.append(f"{plan.device}: plan SLA latency {sla.latency_ms} ms one-way")
+        probe = sla_latency_probe(plan.platform)
+        if probe is None:
+            problems.append(f"{plan.device}: no SLA probe for platform {plan.platform}, cannot read the config back")
+            continue
+        rendered = probe(qoectl_outcome.files(plan), plan, sla.name)
+        if rendered is None:
+            problems.append(f"{plan.device}: the {plan.platform} config states no latency threshold for {journey}")
+        elif one_way_ms(rendered) > limit:
+            problems.append(
+                f"{plan.device}: {plan.platform} threshold {rendered:g} ms round trip = "
+                f"{one_way_ms(rendered):g} ms one-way"
+            )
+    if checked == 0:
+        _fail(f"no SD-WAN device has an SLA class for {journey}")
+    _problems(problems, f"the SD-WAN SLA class for {journey} allows no more than {limit:g} ms latency")

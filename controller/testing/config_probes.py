@@ -185,3 +185,51 @@ def _vmanage(files: Mapping[str, str], plan: DevicePlan, cls: QosClass) -> list[
         else:
             problems.append(f"{lines[0]} (class {cls.name}) is not 'scheduling llq'")
     return problems + _need(found, queued_wan(plan), f"a qos-scheduler with 'scheduling llq' for {cls.name}")
+
+
+# --------------------------------------------------------------------------- SD-WAN SLA latency
+
+SlaProbe = Callable[[Mapping[str, str], DevicePlan, str], float | None]
+_SLA_PROBES: dict[str, SlaProbe] = {}
+
+
+def register_sla_latency_probe(platform: str) -> Callable[[SlaProbe], SlaProbe]:
+    """Decorator: ``probe(files, plan, sla_name)`` returns the latency threshold the text states, in ms, as
+    the platform measures it (round trip on both SD-WAN platforms), or None when the text states none."""
+
+    def add(probe: SlaProbe) -> SlaProbe:
+        _SLA_PROBES[platform] = probe
+        return probe
+
+    return add
+
+
+def sla_latency_probe(platform: str) -> SlaProbe | None:
+    return _SLA_PROBES.get(platform)
+
+
+@register_sla_latency_probe("cisco_sdwan")
+def _cisco_sdwan_sla(files: Mapping[str, str], plan: DevicePlan, sla: str) -> float | None:
+    from controller.render.cisco_sdwan import sla_name
+
+    ident = next(s.ident for s in plan.sla_classes if s.name == sla)
+    text = files.get("centralized-policy.cfg", "")
+    block = re.search(rf"^\s*sla-class {re.escape(sla_name(ident))}\n((?:\s+\S.*\n)*)", text, re.MULTILINE)
+    if block is None:
+        return None
+    latency = re.search(r"^\s+latency (\d+)\s*$", block.group(1), re.MULTILINE)
+    return float(latency.group(1)) if latency else None
+
+
+@register_sla_latency_probe("fortios_sdwan")
+def _fortios_sla(files: Mapping[str, str], plan: DevicePlan, sla: str) -> float | None:
+    from controller.render.fortios_sdwan import RENDERER as fortios
+
+    names = [c["t"].name for c in fortios.context(plan)["checks"] if c["t"].sla.name == sla]
+    text = files.get("fortios.conf", "")
+    for name in names:
+        block = re.search(rf'^\s+edit "{re.escape(name)}"\n(.*?)^\s+next$', text, re.MULTILINE | re.DOTALL)
+        latency = re.search(r"set latency-threshold (\d+)", block.group(1)) if block else None
+        if latency:
+            return float(latency.group(1))
+    return None

@@ -288,19 +288,19 @@ def _journey(
     bounds = np.searchsorted(key_segment, np.concatenate([rows, rows + 1]))
     plotted = per_window.value(shown)
     ends = (end - (n_windows - 1 - keys % max(n_windows, 1)) * win) if end is not None else keys.astype(np.float64)
+    segment_values = ms.Lists(per_segment)
+    points = list(zip(ends.tolist(), plotted.tolist(), strict=True))  # (window end, value) per key, as floats
     out = []
     for i, seg in enumerate(segments):
         lo, hi = int(bounds[i]), int(bounds[len(segments) + i])
-        series = tuple(
-            (float(t), float(v)) for t, v in zip(ends[lo:hi].tolist(), plotted[lo:hi].tolist(), strict=True) if v == v
-        )
+        series = tuple(p for p in points[lo:hi] if p[1] == p[1])  # NaN: nothing to draw in that window
         out.append(
             _segment(
                 journey,
                 checks,
                 vocab.segments[seg],
                 seg,
-                per_segment,
+                segment_values,
                 budgets[i],
                 alerts[i],
                 seg in scope,
@@ -334,11 +334,11 @@ def _window_status(primary: list[CheckSpec], values: ms.Measures, n: int) -> np.
     return status
 
 
-def _check(spec: CheckSpec, values: ms.Measures, seg: int) -> CheckResult:
-    raw = float(values.value(spec.name)[seg])
+def _check(spec: CheckSpec, values: ms.Lists, seg: int) -> CheckResult:
+    raw = values.value(spec.name)[seg]
     measured = None if math.isnan(raw) else raw
-    bound = bool(values.bounded(spec.name)[seg]) and measured is not None
-    samples = int(values.samples(spec.name)[seg])
+    bound = values.bounded(spec.name)[seg] and measured is not None
+    samples = values.samples(spec.name)[seg]
     status: Verdict
     margin = margin_pct = None
     if measured is None:
@@ -366,18 +366,18 @@ def _check(spec: CheckSpec, values: ms.Measures, seg: int) -> CheckResult:
     )
 
 
-def _qoe(journey: Journey, values: ms.Measures, seg: int, budget: slo.ErrorBudget) -> QoeScore | None:
+def _qoe(journey: Journey, values: ms.Lists, seg: int, budget: slo.ErrorBudget) -> QoeScore | None:
     kind = journey.kind
     if kind == "voice":
-        mos = float(values.value("mos")[seg])
+        mos = values.value("mos")[seg]
         if not math.isnan(mos) and not values.bounded("mos")[seg]:
             return QoeScore("E-model MOS", mos, cq.from_mos(mos))
     elif kind == "interactive":
-        score = float(values.value("apdex")[seg])
+        score = values.value("apdex")[seg]
         if not math.isnan(score):
             return QoeScore("Apdex", score, cq.from_apdex(score))
     else:
-        stall = float(values.value("stall_score")[seg])
+        stall = values.value("stall_score")[seg]
         if not math.isnan(stall):
             return QoeScore("P.1203.3 stall score", stall, cq.from_mos(stall))
     if budget.compliance_pct is not None:
@@ -419,7 +419,7 @@ def _segment(
     checks: tuple[CheckSpec, ...],
     segment: Segment,
     seg: int,
-    values: ms.Measures,
+    values: ms.Lists,
     budget: slo.ErrorBudget,
     alerts: tuple[slo.BurnAlert, ...],
     in_scope: bool,
@@ -441,7 +441,7 @@ def _segment(
         status = "fail"
     elif all(r.status == "pass" for r in primary) and budget.met is True:
         status = "pass"
-    elif not int(values.samples_total[seg]):
+    elif not values.samples_total[seg]:
         status = "unknown"
         reasons.append("no measurements")
     else:
@@ -491,18 +491,18 @@ def _segment(
         users_source=users_source,
         severity=severity,
         impact=impact,
-        samples=int(values.samples_total[seg]),
+        samples=values.samples_total[seg],
         in_scope=in_scope,
         plot_metric=shown,
         series=series,
     )
 
 
-def _users(journey: Journey, values: ms.Measures, seg: int) -> tuple[float, str]:
-    measured = float(values.value("users_max")[seg])
+def _users(journey: Journey, values: ms.Lists, seg: int) -> tuple[float, str]:
+    measured = values.value("users_max")[seg]
     if not math.isnan(measured) and measured > 0:
         return measured, "measured (users metric, peak)"
-    sessions = int(values.samples("sessions")[seg])
+    sessions = values.samples("sessions")[seg]
     if sessions:
         return float(sessions), "distinct sessions measured"
     if journey.bandwidth.concurrent_flows:

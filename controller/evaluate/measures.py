@@ -166,6 +166,40 @@ class Measures:
         return self._no
 
 
+class Lists:
+    """The measures of a :class:`Measures` as Python lists, each converted once when first read.
+
+    The engine reads a handful of measures of every segment, thousands of segments a run; reading one
+    numpy element costs about as much as converting a whole column of a hundred segments to a list.
+    """
+
+    def __init__(self, measures: Measures) -> None:
+        self._measures = measures
+        self._values: dict[str, list[float]] = {}
+        self._bounded: dict[str, list[bool]] = {}
+        self._samples: dict[str, list[int]] = {}
+        self.samples_total: list[int] = measures.samples_total.tolist()
+
+    def value(self, name: str) -> list[float]:
+        """The measure per group, NaN where it was not measured."""
+        found = self._values.get(name)
+        if found is None:
+            found = self._values[name] = self._measures.value(name).tolist()
+        return found
+
+    def bounded(self, name: str) -> list[bool]:
+        found = self._bounded.get(name)
+        if found is None:
+            found = self._bounded[name] = self._measures.bounded(name).tolist()
+        return found
+
+    def samples(self, name: str) -> list[int]:
+        found = self._samples.get(name)
+        if found is None:
+            found = self._samples[name] = self._measures.samples(name).tolist()
+        return found
+
+
 def _ratio(num: npt.NDArray[Any], den: npt.NDArray[Any]) -> F64:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), math.nan)
@@ -283,9 +317,9 @@ def _mos(out: Measures, n: int, codec: str) -> None:
         return
     mos = np.full(n, math.nan)
     bound = np.isnan(delay) | np.isnan(jitter) | np.isnan(loss)
-    d, j, lo = np.nan_to_num(delay), np.nan_to_num(jitter), np.nan_to_num(loss)
-    for i in np.flatnonzero(present):
-        mos[i] = emodel.voice_quality(float(d[i]), float(j[i]), float(lo[i]), codec).mos
+    d, j, lo = np.nan_to_num(delay).tolist(), np.nan_to_num(jitter).tolist(), np.nan_to_num(loss).tolist()
+    for i in np.flatnonzero(present).tolist():  # the one E-model implementation, on plain floats
+        mos[i] = emodel.voice_quality(d[i], j[i], lo[i], codec).mos
     out.values["mos"] = mos
     out.bounds["mos"] = bound & present
     counts = [out.samples(k) for k in ("one_way_delay_ms", "jitter_ms", "loss_pct")]

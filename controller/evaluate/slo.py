@@ -112,7 +112,13 @@ def error_budget(status: Status, window_s: float, objective_pct: float, period_s
     """``status``: one code per window of the evaluated range (EMPTY, GOOD, BAD, UNKNOWN), oldest first."""
     counts = np.bincount(status.astype(np.int64), minlength=4)
     empty, good, bad, unknown = (int(counts[k]) for k in (EMPTY, GOOD, BAD, UNKNOWN))
-    windows = int(status.shape[0])
+    return _budget(empty, good, bad, unknown, int(status.shape[0]), window_s, objective_pct, period_s)
+
+
+def _budget(
+    empty: int, good: int, bad: int, unknown: int, windows: int, window_s: float, objective_pct: float, period_s: float
+) -> ErrorBudget:
+    """The budget from the window counts; one definition for :func:`error_budget` and :func:`error_budgets`."""
     decided = good + bad
     low = 100.0 * good / windows if windows else 0.0
     high = 100.0 * (good + unknown + empty) / windows if windows else 100.0
@@ -166,43 +172,68 @@ def burn_alerts(status: Status, window_s: float, objective_pct: float) -> tuple[
     return tuple(out)
 
 
+def _row_counts(status: Status, codes: tuple[int, ...]) -> list[list[int]]:
+    """Per row of a (rows x windows) matrix, how many windows have each of ``codes``, in one numpy pass each."""
+    if not status.shape[1]:
+        return [[0] * len(codes) for _ in range(status.shape[0])]
+    counts: list[list[int]] = np.stack([np.count_nonzero(status == c, axis=1) for c in codes], axis=1).tolist()
+    return counts
+
+
 def error_budgets(status: Status, window_s: float, objective_pct: float, period_s: float) -> list[ErrorBudget]:
-    """:func:`error_budget` for every row of a (segments x windows) matrix, counted in one pass."""
-    return (
-        [error_budget(row, window_s, objective_pct, period_s) for row in status]
-        if status.shape[1]
-        else [
-            error_budget(np.zeros(0, dtype=np.int8), window_s, objective_pct, period_s) for _ in range(status.shape[0])
-        ]
-    )
+    """:func:`error_budget` for every row of a (segments x windows) matrix, counted in one pass.
+
+    Rows with the same counts have the same (frozen) budget, so it is made once and shared: a large
+    evaluation has thousands of segments but few distinct counts.
+    """
+    windows = int(status.shape[1])
+    made: dict[tuple[int, ...], ErrorBudget] = {}
+    out = []
+    for empty, good, bad, unknown in _row_counts(status, (EMPTY, GOOD, BAD, UNKNOWN)):
+        key = (empty, good, bad, unknown)
+        budget = made.get(key)
+        if budget is None:
+            budget = made[key] = _budget(empty, good, bad, unknown, windows, window_s, objective_pct, period_s)
+        out.append(budget)
+    return out
+
+
+def _burn(good: int, bad: int, budget: float) -> float | None:
+    """Burn rate from the decided windows of a look-back, as :func:`burn_rate` computes it."""
+    if good + bad == 0:
+        return None
+    if budget <= 0:
+        return math.inf if bad else 0.0
+    return (bad / (good + bad)) / budget
 
 
 def burn_alerts_rows(status: Status, window_s: float, objective_pct: float) -> list[tuple[BurnAlert, ...]]:
-    """:func:`burn_alerts` for every row of a (segments x windows) matrix, vectorised over the rows."""
-    rows, windows = status.shape
+    """:func:`burn_alerts` for every row of a (segments x windows) matrix, counted with numpy over the rows.
+
+    Rows whose look-backs hold the same counts get the same (frozen) alerts, made once and shared.
+    """
+    windows = status.shape[1]
     budget = 1.0 - objective_pct / 100.0
-
-    def rates(lookback_s: float) -> list[float | None]:
-        n = max(1, math.ceil(lookback_s / window_s - 1e-9))
+    spans = sorted({s for _, long_s, short_s, _ in ALERTS for s in (long_s, short_s)})
+    columns: list[list[int]] = []  # per look-back: good counts, then bad counts, one entry per row
+    for span in spans:
+        n = max(1, math.ceil(span / window_s - 1e-9))
         tail = status[:, -n:] if windows else status
-        good = np.count_nonzero(tail == GOOD, axis=1)
-        bad = np.count_nonzero(tail == BAD, axis=1)
-        out: list[float | None] = []
-        for g, b in zip(good.tolist(), bad.tolist(), strict=True):
-            if g + b == 0:
-                out.append(None)
-            elif budget <= 0:
-                out.append(math.inf if b else 0.0)
-            else:
-                out.append((b / (g + b)) / budget)
-        return out
-
-    per_alert = []
-    for severity, long_s, short_s, threshold in ALERTS:
-        covered = min(long_s, windows * window_s)
-        alerts = []
-        for lb, sb in zip(rates(long_s), rates(short_s), strict=True):
-            firing = None if lb is None or sb is None else (lb >= threshold <= sb)
-            alerts.append(BurnAlert(severity, long_s, short_s, threshold, lb, sb, covered, firing))
-        per_alert.append(alerts)
-    return [tuple(a[i] for a in per_alert) for i in range(rows)]
+        good, bad = np.count_nonzero(tail == GOOD, axis=1), np.count_nonzero(tail == BAD, axis=1)
+        columns += [good.tolist(), bad.tolist()]
+    at = {span: 2 * i for i, span in enumerate(spans)}
+    made: dict[tuple[int, ...], tuple[BurnAlert, ...]] = {}
+    out = []
+    for key in zip(*columns, strict=True) if columns and status.shape[0] else ():
+        alerts = made.get(key)
+        if alerts is None:
+            made_alerts = []
+            for severity, long_s, short_s, threshold in ALERTS:
+                lb = _burn(key[at[long_s]], key[at[long_s] + 1], budget)
+                sb = _burn(key[at[short_s]], key[at[short_s] + 1], budget)
+                firing = None if lb is None or sb is None else (lb >= threshold <= sb)
+                covered = min(long_s, windows * window_s)
+                made_alerts.append(BurnAlert(severity, long_s, short_s, threshold, lb, sb, covered, firing))
+            alerts = made[key] = tuple(made_alerts)
+        out.append(alerts)
+    return out

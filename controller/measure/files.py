@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from controller.errors import Diagnostic, Location
+from controller.measure import fastcsv
 from controller.measure import metrics as mt
 from controller.measure.samples import Problems, RawColumns, SampleSet, Vocabulary, from_columns
 
@@ -151,23 +152,24 @@ class _CsvLines:
         return self._starts[row] if row < len(self._starts) else row + 2
 
 
-def read_csv(path: Path, vocab: Vocabulary, now: float, problems: Problems) -> SampleSet:
-    """CSV without quotes (what exporters and probes write) is split in bulk; anything else goes to csv."""
+def read_csv(path: Path, vocab: Vocabulary, now: float, problems: Problems, *, fast: bool = True) -> SampleSet:
+    """Read one CSV file by the quickest path that gives exactly the samples and problems of the csv module.
+
+    Quoted CSV goes to the csv module. Plain CSV that is clean throughout goes to pyarrow
+    (:mod:`controller.measure.fastcsv`, when installed and ``fast``); any other plain CSV is split in bulk
+    here, which names each problem with its line. Both fast paths give up rather than guess.
+    """
     data = path.read_bytes()
     if not data or b'"' in data:
         return _read_csv_module(path, vocab, now, problems)
     file = display(path)
+    end = data.find(b"\n")
+    head = data if end < 0 else data[:end]
+    crlf = head.endswith(b"\r")
     # Not decoded as a whole: names are ASCII by the policy language, so a byte that is not UTF-8 can only
     # be in a field that then fails its check (unknown name, not a number) and is reported with its line.
-    lines = data.split(b"\n")
-    del data
-    if lines[-1] == b"":
-        lines.pop()
-    crlf = bool(lines) and lines[0].endswith(b"\r")
-    if crlf:
-        lines[0] = lines[0][:-1]
     try:
-        header_text = lines[0].decode("utf-8") if lines else ""
+        header_text = (head[:-1] if crlf else head).decode("utf-8")
     except UnicodeDecodeError:
         problems.add(Location(file, 1, 1), "", "the header is not UTF-8 text", "save the file as UTF-8")
         return SampleSet.empty()
@@ -175,7 +177,28 @@ def read_csv(path: Path, vocab: Vocabulary, now: float, problems: Problems) -> S
     columns = _header(header, file, problems)
     if columns is None:
         return SampleSet.empty()
-    width = len(header)
+    if fast:
+        samples = fastcsv.read(data, columns, crlf, vocab, now)
+        if samples is not None:
+            return samples
+    lines = data.split(b"\n")
+    del data  # the lines are a copy: keep one of them in memory, not both
+    return _read_split_lines(lines, file, crlf, len(header), columns, vocab, now, problems)
+
+
+def _read_split_lines(
+    lines: list[bytes],
+    file: str,
+    crlf: bool,
+    width: int,
+    columns: dict[str, int],
+    vocab: Vocabulary,
+    now: float,
+    problems: Problems,
+) -> SampleSet:
+    """Plain CSV split in bulk, chunk by chunk; a chunk with a row of the wrong width is split row by row."""
+    if lines[-1] == b"":
+        lines = lines[:-1]
     parts: list[SampleSet] = []
     for first in range(1, len(lines), CHUNK_ROWS):
         block = lines[first : first + CHUNK_ROWS]

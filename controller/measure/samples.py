@@ -320,7 +320,8 @@ def from_columns(cols: RawColumns, vocab: Vocabulary, where: Where, now: float, 
             )
     bad |= metric < 0
 
-    segment = _segments(cols, n, vocab, where, problems, bad)
+    segment, bad_segment = _segments(cols, n, vocab, where, problems)
+    bad = bad | bad_segment
 
     session_codes = np.full(n, -1, dtype=np.int32)
     sessions: dict[str, int] = {}
@@ -346,8 +347,7 @@ def from_columns(cols: RawColumns, vocab: Vocabulary, where: Where, now: float, 
                 problems.add(where(i), "position_s", f"{shown!r} is not a number", "seconds of media")
                 bad[i] = True
 
-    _check_values(ts, metric, value, position, session_codes, bad, now, where, problems)
-    keep = ~bad
+    keep = ~(bad | _check_values(ts, metric, value, position, session_codes, bad, now, where, problems))
     return SampleSet(
         ts[keep],
         journey[keep],
@@ -360,13 +360,86 @@ def from_columns(cols: RawColumns, vocab: Vocabulary, where: Where, now: float, 
     )
 
 
-def _segments(cols: RawColumns, n: int, vocab: Vocabulary, where: Where, problems: Problems, bad: Any) -> I32:
+@dataclass(frozen=True)
+class SegmentFlags:
+    """Which rows name no usable segment, one mask per kind of problem (reported in this order)."""
+
+    unknown_site: npt.NDArray[np.bool_]
+    unknown_context: npt.NDArray[np.bool_]
+    no_segment: npt.NDArray[np.bool_]
+    mismatch: npt.NDArray[np.bool_]
+
+    def any_row(self) -> npt.NDArray[np.bool_]:
+        return self.unknown_site | self.unknown_context | self.no_segment | self.mismatch
+
+
+def segment_codes(site: I32, context: I32, vocab: Vocabulary) -> tuple[I32, SegmentFlags]:
+    """Segment per row from site and context codes (-1 unknown, -2 not given), and the rows that have none.
+
+    Pure and shared by :func:`from_columns` and :func:`from_coded`, so both readers judge rows alike.
+    """
+    segment = np.where(site >= 0, site, context).astype(np.int32)
+    both = (site >= 0) & (context >= 0)
+    flags = SegmentFlags(
+        unknown_site=site == -1,
+        unknown_context=(site == -2) & (context == -1),
+        no_segment=(site == -2) & (context == -2),
+        mismatch=both & (vocab.context_of[np.maximum(site, 0)] != context),
+    )
+    return segment, flags
+
+
+@dataclass(frozen=True)
+class CodedColumns:
+    """Rows a fast reader has already converted: numbers as floats, names as codes (-1 unknown, -2 not given).
+
+    ``site`` / ``context`` are ``None`` when the source has no such column; ``session`` indexes
+    ``sessions`` (-1: none) and ``position`` is NaN where no position was given.
+    """
+
+    ts: F64
+    value: F64
+    journey: I32
+    metric: I32
+    site: I32 | None
+    context: I32 | None
+    session: I32
+    sessions: tuple[str, ...]
+    position: F64
+
+
+def from_coded(cols: CodedColumns, vocab: Vocabulary, now: float) -> SampleSet | None:
+    """The samples when every row passes the checks of :func:`from_columns`; ``None`` as soon as one would not.
+
+    A fast reader cannot say *why* a row is bad (it no longer has the text), so it never reports: ``None``
+    sends the caller to the exact reader, which reports each problem with its file and line. Using the
+    same check functions as :func:`from_columns` keeps "clean" meaning the same on both paths.
+    """
+    n = int(cols.ts.shape[0])
+    if n == 0:
+        return None
+    absent = np.full(n, -2, dtype=np.int32)
+    site = cols.site if cols.site is not None else absent
+    context = cols.context if cols.context is not None else absent
+    segment, flags = segment_codes(site, context, vocab)
+    if bool((cols.journey < 0).any() or (cols.metric < 0).any() or (segment < 0).any() or flags.any_row().any()):
+        return None
+    known = np.ones(n, dtype=bool)
+    if bool(value_flags(cols.ts, cols.metric, cols.value, cols.position, cols.session, known, now).any_row().any()):
+        return None
+    return SampleSet(
+        cols.ts, cols.journey, segment, cols.metric, cols.value, cols.session, cols.position, cols.sessions
+    )
+
+
+def _segments(cols: RawColumns, n: int, vocab: Vocabulary, where: Where, problems: Problems) -> tuple[I32, Any]:
+    """Segment codes and the mask of rows without a usable one, each such row reported."""
     site = _codes(cols.site, n, vocab.site_code)
     context = _codes(cols.context, n, vocab.context_code)
-    segment = np.where(site >= 0, site, context).astype(np.int32)
+    segment, flags = segment_codes(site, context, vocab)
     sites = vocab.site_names()
     contexts = sorted(vocab.context_code)
-    for i in np.flatnonzero(site == -1).tolist():
+    for i in np.flatnonzero(flags.unknown_site).tolist():
         raw = cols.site[i] if cols.site is not None else None
         problems.add(
             where(int(i)),
@@ -374,7 +447,7 @@ def _segments(cols: RawColumns, n: int, vocab: Vocabulary, where: Where, problem
             f"unknown site {_text(raw)!r}",
             _close(_text(raw), sites) + "sites in the inventory: " + _listing(sites),
         )
-    for i in np.flatnonzero((site == -2) & (context == -1)).tolist():
+    for i in np.flatnonzero(flags.unknown_context).tolist():
         raw = cols.context[i] if cols.context is not None else None
         problems.add(
             where(int(i)),
@@ -382,11 +455,9 @@ def _segments(cols: RawColumns, n: int, vocab: Vocabulary, where: Where, problem
             f"unknown context {_text(raw)!r}",
             _close(_text(raw), contexts) + "contexts: " + _listing(contexts),
         )
-    for i in np.flatnonzero((site == -2) & (context == -2)).tolist():
+    for i in np.flatnonzero(flags.no_segment).tolist():
         problems.add(where(int(i)), "site", "the sample has no site and no context", "add a site (or a context) column")
-    both = (site >= 0) & (context >= 0)
-    mismatch = both & (vocab.context_of[np.maximum(site, 0)] != context)
-    for i in np.flatnonzero(mismatch).tolist():
+    for i in np.flatnonzero(flags.mismatch).tolist():
         seg = vocab.segments[site[i]]
         problems.add(
             where(int(i)),
@@ -394,8 +465,43 @@ def _segments(cols: RawColumns, n: int, vocab: Vocabulary, where: Where, problem
             f"site {seg.name} is in context {seg.context}, not {_text(cols.context[i]) if cols.context else ''!r}",
             "leave the context out or fix it",
         )
-    bad |= (segment < 0) | mismatch | (site == -1)
-    return segment
+    return segment, (segment < 0) | flags.any_row()
+
+
+@dataclass(frozen=True)
+class ValueFlags:
+    """Rows whose values are implausible, one mask per kind of problem."""
+
+    wrong_time: npt.NDArray[np.bool_]
+    wrong_value: npt.NDArray[np.bool_]
+    wrong_stall: npt.NDArray[np.bool_]
+    wrong_position: npt.NDArray[np.bool_]
+
+    def any_row(self) -> npt.NDArray[np.bool_]:
+        return self.wrong_value | self.wrong_time | self.wrong_stall | self.wrong_position
+
+
+_LOW = np.array([x.low for x in mt.METRICS])
+_HIGH = np.array([x.high for x in mt.METRICS])
+_INTEGER = np.array([x.integer for x in mt.METRICS])
+
+
+def value_flags(
+    ts: F64, metric: I32, value: F64, position: F64, session: I32, known: npt.NDArray[np.bool_], now: float
+) -> ValueFlags:
+    """Range, clock and stall checks of the ``known`` rows (rows already found bad are not judged again).
+
+    Pure and shared by :func:`from_columns` and :func:`from_coded`.
+    """
+    m = np.maximum(metric, 0)
+    low, high, integer = _LOW[m], _HIGH[m], _INTEGER[m]
+    with np.errstate(invalid="ignore"):
+        wrong_value = known & (~np.isfinite(value) | (value < low) | (value > high) | (integer & (value % 1 != 0)))
+        wrong_time = known & (~np.isfinite(ts) | (ts < EPOCH_2000) | (ts > now + MAX_FUTURE_S))
+        wrong_position = known & ~np.isnan(position) & (~np.isfinite(position) | (position < 0))
+    stall = mt.INDEX["stall_s"]
+    wrong_stall = known & (metric == stall) & (np.isnan(position) | (session < 0))
+    return ValueFlags(wrong_time, wrong_value, wrong_stall, wrong_position)
 
 
 def _check_values(
@@ -408,20 +514,16 @@ def _check_values(
     now: float,
     where: Where,
     problems: Problems,
-) -> None:
-    known = ~bad
-    m = np.maximum(metric, 0)
-    low = np.array([x.low for x in mt.METRICS])[m]
-    high = np.array([x.high for x in mt.METRICS])[m]
-    integer = np.array([x.integer for x in mt.METRICS])[m]
-    with np.errstate(invalid="ignore"):
-        wrong_value = known & (~np.isfinite(value) | (value < low) | (value > high) | (integer & (value % 1 != 0)))
-        wrong_time = known & (~np.isfinite(ts) | (ts < EPOCH_2000) | (ts > now + MAX_FUTURE_S))
-    stall = mt.INDEX["stall_s"]
-    wrong_stall = known & (metric == stall) & (np.isnan(position) | (session < 0))
-    with np.errstate(invalid="ignore"):
-        wrong_position = known & ~np.isnan(position) & (~np.isfinite(position) | (position < 0))
-    every = wrong_value | wrong_time | wrong_stall | wrong_position
+) -> Any:
+    """Report the implausible values among the rows not yet ``bad``; the rows reported, as a mask."""
+    flags = value_flags(ts, metric, value, position, session, ~bad, now)
+    wrong_time, wrong_value, wrong_stall, wrong_position = (
+        flags.wrong_time,
+        flags.wrong_value,
+        flags.wrong_stall,
+        flags.wrong_position,
+    )
+    every = flags.any_row()
     for i in np.flatnonzero(every):
         k = int(i)
         name = mt.METRICS[metric[k]].name
@@ -438,7 +540,7 @@ def _check_values(
             )
         if wrong_position[k]:
             problems.add(where(k), "position_s", f"position_s {position[k]} must not be negative", "seconds of media")
-    bad |= every
+    return every
 
 
 def _time_problem(t: float, now: float, loc: Location, problems: Problems) -> None:

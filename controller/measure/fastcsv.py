@@ -1,0 +1,173 @@
+"""The fast path for plain CSV measurement files: pyarrow's multi-threaded C reader, all or nothing.
+
+Why it exists: splitting a million rows in Python and converting them field by field takes seconds;
+pyarrow parses and converts the same file in C on every core in a fraction of that
+(``bench/verify_bench.py`` measures both against merely reading the file).
+
+Why all or nothing: the exact reader (the other paths of :func:`controller.measure.files.read_csv`)
+names every bad row with its file, line and the text of the field. This reader does not try to. It
+accepts a file only when it can vouch that the exact reader would read the same samples *without a
+single problem*, and returns ``None`` otherwise; the caller then runs the exact reader, so every
+diagnostic is the exact reader's own. It accepts a file when:
+
+* the bytes are plain: no quote character (the caller sends quoted CSV to the csv module before
+  asking), line ends all LF or all CRLF as the header's, no other carriage return. Then one line is
+  one record, and data row *i* is line *i + 2*;
+* every line has exactly the header's number of fields (pyarrow fails on any other count, and the
+  commas are counted as well, which rules out blank lines);
+* every timestamp and value is a plain number, which pyarrow converts to the same double as the exact
+  reader (``tests/test_measure_fastcsv.py`` checks this); an ISO 8601 timestamp, an empty field or
+  anything else makes pyarrow fail or leaves a null, and the file goes to the exact reader;
+* names are UTF-8, and every row passes the checks of :func:`controller.measure.samples.from_coded`,
+  the same check functions :func:`~controller.measure.samples.from_columns` uses.
+
+pyarrow is optional: without it every file takes the exact reader, only more slowly.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from controller.measure import metrics as mt
+from controller.measure.samples import F64, I32, CodedColumns, SampleSet, Vocabulary, from_coded
+
+NUMBER_COLUMNS = frozenset({"timestamp", "value", "position_s"})
+
+
+@functools.cache
+def _arrow() -> tuple[Any, Any] | None:
+    """``(pyarrow, pyarrow.csv)``, imported on the first CSV read (it takes a tenth of a second); ``None``: absent."""
+    try:
+        import pyarrow  # type: ignore[import-untyped,unused-ignore]
+        import pyarrow.csv  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        return None
+    return pyarrow, pyarrow.csv
+
+
+def available() -> bool:
+    """Whether pyarrow is installed, i.e. whether plain files can take the fast path at all."""
+    return _arrow() is not None
+
+
+def plain_rows(data: bytes, crlf: bool, width: int) -> int | None:
+    """The number of data rows when one line is one record of ``width`` fields, else ``None``.
+
+    Counting bytes is cheap (a pass of ``memchr``-like scans) next to parsing, and it is what makes
+    "data row i is line i + 2" true: no carriage return but in the header's line end, and as many
+    commas as the rows need.
+    """
+    breaks = data.count(b"\n")
+    if crlf:
+        if not data.count(b"\r") == data.count(b"\r\n") == breaks:
+            return None
+    elif b"\r" in data:
+        return None
+    lines = breaks + (0 if data.endswith(b"\n") else 1)
+    if data.count(b",") != lines * (width - 1):
+        return None
+    return lines - 1
+
+
+def read(data: bytes, columns: dict[str, int], crlf: bool, vocab: Vocabulary, now: float) -> SampleSet | None:
+    """The samples of a plain, clean CSV file; ``None``: ask the exact reader.
+
+    ``data`` is the whole file, header included; ``columns`` the header's field -> index;
+    ``crlf`` whether the header line ends in CRLF.
+    """
+    if b'"' in data:
+        return None
+    width = len(columns)
+    rows = plain_rows(data, crlf, width)
+    if not rows:
+        return None
+    arrow = _arrow()
+    if arrow is None:
+        return None
+    pa, pacsv = arrow
+    names = sorted(columns, key=columns.__getitem__)
+    text = pa.dictionary(pa.int32(), pa.string())
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(data)),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=True),
+            parse_options=pacsv.ParseOptions(
+                quote_char=False,
+                double_quote=False,
+                escape_char=False,
+                newlines_in_values=False,
+                ignore_empty_lines=False,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.float64() if n in NUMBER_COLUMNS else text for n in names},
+                null_values=[""],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                check_utf8=True,
+            ),
+        )
+    except pa.ArrowException:
+        return None
+    if table.num_rows != rows:
+        return None
+    ts, value = _numbers(table.column("timestamp")), _numbers(table.column("value"))
+    if ts is None or value is None:
+        return None
+    session, sessions = (
+        _sessions(table.column("session")) if "session" in columns else (np.full(rows, -1, dtype=np.int32), ())
+    )
+    position = (
+        np.asarray(table.column("position_s").to_numpy(), dtype=np.float64)  # null (empty) -> NaN: not given
+        if "position_s" in columns
+        else np.full(rows, np.nan, dtype=np.float64)
+    )
+    coded = CodedColumns(
+        ts=ts,
+        value=value,
+        journey=_codes(table.column("journey"), vocab.journey_code),
+        metric=_codes(table.column("metric"), mt.INDEX),
+        site=_codes(table.column("site"), vocab.site_code) if "site" in columns else None,
+        context=_codes(table.column("context"), vocab.context_code) if "context" in columns else None,
+        session=session,
+        sessions=sessions,
+        position=position,
+    )
+    return from_coded(coded, vocab, now)
+
+
+def _numbers(column: Any) -> F64 | None:
+    """A float column without nulls (an empty timestamp or value is a problem the exact reader reports)."""
+    if column.null_count:
+        return None
+    return np.asarray(column.to_numpy(), dtype=np.float64)
+
+
+def _codes(column: Any, table: dict[str, int]) -> I32:
+    """Codes of a dictionary-encoded text column, as ``samples._codes`` gives them: -1 unknown, -2 empty.
+
+    Each chunk has its own small dictionary, so only the dictionary entries are looked up in Python.
+    """
+    parts = []
+    for chunk in column.chunks:
+        lookup = np.array([table.get(s, -1) if s else -2 for s in chunk.dictionary.to_pylist()], dtype=np.int32)
+        parts.append(lookup[np.asarray(chunk.indices.to_numpy(), dtype=np.intp)])
+    return np.concatenate(parts).astype(np.int32, copy=False)
+
+
+def _sessions(column: Any) -> tuple[I32, tuple[str, ...]]:
+    """Session codes numbered in order of first appearance (as the exact reader numbers them); -1: none."""
+    seen: dict[str, int] = {}
+    parts = []
+    for chunk in column.chunks:
+        names = chunk.dictionary.to_pylist()
+        indices = np.asarray(chunk.indices.to_numpy(), dtype=np.intp)
+        lookup = np.full(len(names), -1, dtype=np.int32)
+        used, first = np.unique(indices, return_index=True)
+        for k in used[np.argsort(first)].tolist():
+            if names[k]:
+                lookup[k] = seen.setdefault(names[k], len(seen))
+        parts.append(lookup[indices])
+    return np.concatenate(parts).astype(np.int32, copy=False), tuple(seen)

@@ -1,12 +1,14 @@
 """The built-in probes: RFC 3550 jitter, loss, reordering and DSCP from the voice prober; HTTP transactions.
 
 Loopback tests run anywhere; the impairment tests create network namespaces
-(root only) and shape the path with netem and nftables, so the expected
-delay, loss and re-marking are known exactly.
+(root only) and shape the path with nftables (loss, re-marking) and a
+user-space relay in a middle namespace (delay, jitter, reordering: this
+kernel has no netem), so the expected impairments are known exactly.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import subprocess
@@ -20,9 +22,11 @@ from controller.measure import probes
 from controller.measure.files import FileSource
 from controller.measure.samples import Vocabulary
 from tests.lab.netns import Lab, requires_netns
+from tests.lab.relay import extra_delays_ms
 from tests.verify_support import make_policy
 
 QOECTL = str(Path(sys.executable).parent / "qoectl")
+REPO = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -115,13 +119,22 @@ def test_probe_input_errors() -> None:
 # --------------------------------------------------------------------------- network namespaces
 
 
-def _receiver(lab: Lab, rx: object, port: int, out: Path, site: str = "branch-2") -> subprocess.Popen[bytes]:
+def _receiver(
+    lab: Lab,
+    rx: object,
+    port: int,
+    out: Path,
+    site: str = "branch-2",
+    *,
+    listen: str = "198.18.5.2",
+    interval_s: float = 1.0,
+) -> subprocess.Popen[bytes]:
     proc = rx.popen(  # type: ignore[attr-defined]
         QOECTL,
         "probe",
         "voice-receive",
         "--listen",
-        f"198.18.5.2:{port}",
+        f"{listen}:{port}",
         "--journey",
         "voice",
         "--site",
@@ -134,12 +147,12 @@ def _receiver(lab: Lab, rx: object, port: int, out: Path, site: str = "branch-2"
         "--timeout-s",
         "60",
         "--interval-s",
-        "1",
+        str(interval_s),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     line = proc.stderr.readline().decode()  # type: ignore[union-attr]
-    assert "listening on 198.18.5.2" in line, line
+    assert f"listening on {listen}" in line, line
     return proc
 
 
@@ -162,9 +175,6 @@ def _netem() -> bool:
         return subprocess.run(probe, capture_output=True).returncode == 0
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
-
-
-requires_netem = pytest.mark.skipif(not _netem(), reason="the kernel has no netem qdisc (sch_netem) to add delay")
 
 
 def _pair(lab: Lab) -> tuple[object, object]:
@@ -244,30 +254,141 @@ def test_voice_probe_sees_delay_loss_and_remarking_then_verify_fails(lab: Lab, t
     assert 'failures="1"' in junit.read_text()
 
 
+# The impairment path without netem: sender -> relay namespace -> receiver. The sender sends to the relay's
+# address; the relay (tests/lab/relay.py) holds each datagram and forwards it to the receiver. The sender has
+# no route to the receiver and the relay namespace does not forward, so every packet crosses the relay.
+RELAY_IN, RX_ADDR = "198.18.8.2", "198.18.9.2"
+
+
+def _relayed_path(lab: Lab) -> tuple[object, object, object]:
+    tx, mid, rx = lab.host("tx"), lab.host("mid"), lab.host("rx")
+    lab.link(tx, "eth0", "198.18.8.1/24", mid, "in0", f"{RELAY_IN}/24")
+    lab.link(mid, "out0", "198.18.9.1/24", rx, "eth0", f"{RX_ADDR}/24")
+    assert tx.exec("ip", "route", "get", RX_ADDR, check=False).returncode != 0  # no way around the relay
+    assert mid.exec("sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
+    return tx, mid, rx
+
+
+def _relay(
+    mid: object, port: int, *, delay_ms: float, jitter_ms: float = 0, swap_every: int = 0
+) -> subprocess.Popen[bytes]:
+    proc = mid.popen(  # type: ignore[attr-defined]
+        sys.executable,
+        "-m",
+        "tests.lab.relay",
+        "--listen",
+        f"{RELAY_IN}:{port}",
+        "--to",
+        f"{RX_ADDR}:{port}",
+        "--delay-ms",
+        str(delay_ms),
+        "--jitter-ms",
+        str(jitter_ms),
+        "--swap-every",
+        str(swap_every),
+        "--time-limit-s",
+        "30",
+        cwd=str(REPO),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    line = proc.stderr.readline().decode()  # type: ignore[union-attr]
+    assert f"relay listening on {RELAY_IN}:{port}" in line, line + proc.stderr.read().decode()  # type: ignore[union-attr]
+    return proc
+
+
+def _relay_stats(proc: subprocess.Popen[bytes]) -> dict[str, object]:
+    """Stop the relay (by PID, SIGTERM) and read its counters; the lab's teardown stops it too on failure."""
+    proc.terminate()
+    out, _ = proc.communicate(timeout=10)
+    return json.loads(out)
+
+
+def _rfc3550_jitter(transits_ms: list[float]) -> float:
+    jitter = 0.0
+    for prev, cur in itertools.pairwise(transits_ms):
+        jitter += (abs(cur - prev) - jitter) / 16.0
+    return jitter
+
+
+def _relayed_stream(
+    lab: Lab, tx: object, mid: object, rx: object, out: Path, *, count: int, rate_pps: int, dscp: str, **relay: float
+) -> tuple[dict[str, object], dict[str, object]]:
+    """One probe stream through a fresh relay: the receiver's summary and the relay's counters."""
+    port = free_port()
+    proc = _relay(mid, port, **relay)  # type: ignore[arg-type]
+    receiver = _receiver(lab, rx, port, out, listen=RX_ADDR, interval_s=0.1)
+    tx.exec(  # type: ignore[attr-defined]
+        QOECTL,
+        "probe",
+        "voice-send",
+        "--to",
+        f"{RELAY_IN}:{port}",
+        "--count",
+        str(count),
+        "--rate-pps",
+        str(rate_pps),
+        "--dscp",
+        dscp,
+    )
+    summary = json.loads(receiver.communicate(timeout=30)[0])
+    return summary, _relay_stats(proc)
+
+
 @requires_netns
-@requires_netem
 def test_voice_probe_measures_added_delay(lab: Lab, tmp_path: Path) -> None:
-    tx, rx = _pair(lab)
-    port = free_port()
-    tx.exec("tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "30ms")  # type: ignore[attr-defined]
-    receiver = _receiver(lab, rx, port, tmp_path / "probe.json")
-    tx.exec(QOECTL, "probe", "voice-send", "--to", f"198.18.5.2:{port}", "--count", "50", "--rate-pps", "100")  # type: ignore[attr-defined]
-    summary = json.loads(receiver.communicate(timeout=60)[0])
-    assert summary["lost"] == 0
-    assert summary["one_way_delay_min_ms"] >= 30.0
+    """40 ms added by the relay, first without then with 20 ms of (seeded, order-keeping) jitter."""
+    tx, mid, rx = _relayed_path(lab)
+    delay, jitter, count = 40.0, 20.0, 50
+    runs = {}
+    for extra in (0.0, jitter):
+        runs[extra] = _relayed_stream(
+            lab,
+            tx,
+            mid,
+            rx,
+            tmp_path / f"probe-{extra:g}.json",
+            count=count,
+            rate_pps=50,
+            dscp="af41",
+            delay_ms=delay,
+            jitter_ms=extra,
+        )
+    for extra, (summary, stats) in runs.items():
+        assert stats["received"] == stats["forwarded"] == count, stats  # all of the stream went through the relay
+        assert (summary["lost"], summary["duplicates"], summary["reordered"]) == (0, 0, 0), summary
+        assert summary["kernel_timestamps"] is True
+        assert summary["dscp_seen"] == {"34": count}  # the relay kept the sender's AF41
+        # outcome check of the prober: it sees at least the added delay, and nothing absurd on top
+        assert summary["one_way_delay_min_ms"] >= delay, summary
+        assert summary["one_way_delay_ms"] < delay + extra + 200.0, summary
+        assert summary["one_way_delay_max_ms"] < delay + extra + 200.0, summary
+    still, jittery = runs[0.0][0], runs[jitter][0]
+    assert still["jitter_ms"] < jittery["jitter_ms"]
+    # 50/s is 20 ms apart, so 0-20 ms of extra delay never has to be clamped to keep the order: the transit
+    # times differ by exactly the relay's draws, whose RFC 3550 jitter is known in advance (about J/3).
+    expected = _rfc3550_jitter(extra_delays_ms(1, jitter, count))
+    assert jittery["jitter_ms"] == pytest.approx(expected, abs=max(2.0, 0.25 * expected)), (jittery, expected)
+    spread = jittery["one_way_delay_max_ms"] - jittery["one_way_delay_min_ms"]
+    assert spread >= 0.5 * jitter, jittery
 
 
 @requires_netns
-@requires_netem
 def test_voice_probe_counts_reordering(lab: Lab, tmp_path: Path) -> None:
-    tx, rx = _pair(lab)
-    port = free_port()
-    tx.exec("tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "50ms", "reorder", "100%", "gap", "5")  # type: ignore[attr-defined]
-    receiver = _receiver(lab, rx, port, tmp_path / "probe.json")
-    tx.exec(QOECTL, "probe", "voice-send", "--to", f"198.18.5.2:{port}", "--count", "100", "--rate-pps", "100")  # type: ignore[attr-defined]
-    summary = json.loads(receiver.communicate(timeout=60)[0])
-    assert summary["lost"] == 0
-    assert summary["reordered"] > 0 and summary["reorder_pct"] > 0
+    """The relay swaps every 5th pair: 100 packets, 50 pairs, exactly 10 overtaken, one per 10-packet interval."""
+    tx, mid, rx = _relayed_path(lab)
+    out = tmp_path / "probe.json"
+    summary, stats = _relayed_stream(
+        lab, tx, mid, rx, out, count=100, rate_pps=100, dscp="ef", delay_ms=50.0, swap_every=5
+    )
+    assert stats["received"] == stats["forwarded"] == 100 and stats["swapped_pairs"] == 10, stats
+    assert (summary["received"], summary["lost"], summary["duplicates"]) == (100, 0, 0), summary
+    assert summary["reordered"] == 10 and summary["reorder_pct"] == 10.0, summary
+    assert summary["dscp_seen"] == {"46": 100}
+    assert summary["one_way_delay_min_ms"] >= 50.0, summary
+    assert summary["one_way_delay_max_ms"] < 50.0 + 200.0, summary
+    reorder = [s["value"] for s in json.loads(out.read_text()) if s["metric"] == "reorder_pct"]
+    assert reorder == [10.0] * 10  # seqs 8/9, 18/19 ... 98/99: one swap in each interval of 10 packets
 
 
 @requires_netns

@@ -2,19 +2,24 @@
 
 What it measures, in one run on this machine:
 
-* **pipeline** - exactly what ``qoectl plan`` does before writing files:
-  ``controller.pipeline.build`` (load + validate + compile; timed per stage by
-  calling its two halves inside the same ``bulk_allocation()`` it uses) and
-  ``render_plan`` for every device;
+* **pipeline, N processes** - exactly what ``qoectl plan --jobs N`` does before
+  writing files: ``load_policy``, ``validate_policy`` (budgets, every
+  policy-wide check, the per-compile facts) in this process, then
+  ``render_fleet``: every device compiled, checked and rendered in N forked
+  workers, which send back each file's SHA-256;
+* **pipeline, 1 process** - the same in this process only, timed per stage
+  (``build``'s two halves, then ``render_plan`` for every device);
 * **floor** - the same templates rendered from contexts computed beforehand
   (``renderer.context(plan)`` untimed, only ``renderer.render_context(ctx)``
-  timed): what rendering costs with every other stage taken away;
-* **peak memory** - the whole pipeline again in a fresh subprocess, which
-  reports its own peak RSS (``resource.getrusage``), so the benchmark's own
-  data (generator, floor contexts) is not counted.
+  timed): what rendering costs with every other stage taken away. Measured in
+  one process and in N forked workers, so each pipeline has a like-for-like
+  floor;
+* **peak memory** - the N-process pipeline again in a fresh subprocess, which
+  reports its own peak RSS and every worker's, so the benchmark's own data
+  (generator, floor contexts) is not counted.
 
-Ratios, not absolute numbers, are what to compare across machines: the
-goal is total/floor <= 2. Results go to ``bench/results/compile.json``.
+Ratios, not absolute numbers, are what to compare across machines: the goal
+is total/floor <= 2. Results go to ``bench/results/compile.json``.
 
     python bench/compile_bench.py                  # 10,000 devices, 50 journeys
     python bench/compile_bench.py --devices 2000   # quicker
@@ -23,8 +28,10 @@ goal is total/floor <= 2. Results go to ``bench/results/compile.json``.
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
+import multiprocessing
 import os
 import platform
 import resource
@@ -43,9 +50,21 @@ if str(HERE.parent) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(HERE.parent))
 
 from bench import fleet  # noqa: E402
+from controller.compile.plan import DevicePlan  # noqa: E402
 from controller.load.loader import load_policy  # noqa: E402
-from controller.pipeline import Build, bulk_allocation, compile_policy, render_plan  # noqa: E402
+from controller.pipeline import (  # noqa: E402
+    Build,
+    FleetRun,
+    WorkerStats,
+    bulk_allocation,
+    compile_policy,
+    default_jobs,
+    render_fleet,
+    render_plan,
+    validate_policy,
+)
 from controller.render import get_renderer  # noqa: E402
+from controller.render.base import Renderer  # noqa: E402
 
 RESULTS = HERE / "results" / "compile.json"
 GOAL_TOTAL_S = 10.0
@@ -53,6 +72,7 @@ GOAL_PEAK_MIB = 1024.0
 GOAL_RATIO = 2.0
 
 Advance = Callable[[int], None]
+FileHashes = tuple[tuple[str, str, int], ...]  # (file, SHA-256, bytes) per rendered file
 
 
 @dataclass
@@ -73,11 +93,68 @@ def timed(stage: Stage) -> Iterator[None]:
         stage.cpu_s += time.process_time() - cpu
 
 
+def _nothing(_: int = 1) -> None:
+    return None
+
+
+def calibrate() -> float:
+    """CPU seconds of a fixed pure-Python loop: how fast this machine is right now.
+
+    On a shared VM the same stage varies by tens of percent between runs (host
+    contention shows in CPU seconds too); this figure, taken at the start and the
+    end of a run, says whether a slow run was a slow machine.
+    """
+    start = time.process_time()
+    total = 0
+    for i in range(3_000_000):
+        total += i
+    return time.process_time() - start
+
+
+class Digest:
+    """One SHA-256 over every device's files in device order: (name, SHA-256 of the text) per file."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self.files = 0
+        self.bytes = 0
+
+    def add(self, device: str, hashes: FileHashes) -> None:
+        for name, sha, size in hashes:
+            self._h.update(f"{device}/{name}\0{sha}\0".encode())
+            self.files += 1
+            self.bytes += size
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def file_hashes(files: dict[str, str]) -> FileHashes:
+    out = []
+    for name in sorted(files):
+        data = files[name].encode()
+        out.append((name, hashlib.sha256(data).hexdigest(), len(data)))
+    return tuple(out)
+
+
+def _hash_files(plan: DevicePlan, files: dict[str, str]) -> FileHashes:
+    """The pipeline's handler: runs in the worker, sends back only the hashes."""
+    return file_hashes(files)
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
 @dataclass
 class PipelineRun:
+    """The pipeline in ``jobs`` processes. ``compile`` is validate+compile in one process, validate alone in N."""
+
+    jobs: int = 1
     load: Stage = field(default_factory=Stage)
     compile: Stage = field(default_factory=Stage)
-    render: Stage = field(default_factory=Stage)
+    render: Stage = field(default_factory=Stage)  # with jobs > 1: compile + render in the workers (wall)
+    workers_cpu_s: float = 0.0
+    workers: tuple[WorkerStats, ...] = ()
     devices: int = 0
     files: int = 0
     output_bytes: int = 0
@@ -87,18 +164,14 @@ class PipelineRun:
     def total(self) -> Stage:
         return Stage(
             self.load.wall_s + self.compile.wall_s + self.render.wall_s,
-            self.load.cpu_s + self.compile.cpu_s + self.render.cpu_s,
+            self.load.cpu_s + self.compile.cpu_s + self.render.cpu_s + self.workers_cpu_s,
         )
-
-
-def _nothing(_: int = 1) -> None:
-    return None
 
 
 def run_pipeline(
     root: Path, advance_compile: Advance = _nothing, advance_render: Advance = _nothing
 ) -> tuple[Build, PipelineRun]:
-    """``build(root)`` split into its two timed halves, then ``render_plan`` for every device."""
+    """One process: ``build(root)`` split into its two timed halves, then ``render_plan`` for every device."""
     run = PipelineRun()
     with bulk_allocation():
         with timed(run.load):
@@ -108,50 +181,124 @@ def run_pipeline(
     if not result.ok:
         shown = "\n".join(d.format() for d in result.errors[:20])
         raise RuntimeError(f"the generated fleet does not validate ({len(result.errors)} errors):\n{shown}")
-    digest = hashlib.sha256()
+    digest = Digest()
     with timed(run.render):
         for plan in result.plans:
-            files = render_plan(plan)
-            for name in sorted(files):
-                data = files[name].encode()
-                digest.update(f"{plan.device}/{name}\0".encode())
-                digest.update(data)
-                run.output_bytes += len(data)
-                run.files += 1
+            digest.add(plan.device, file_hashes(render_plan(plan)))
             advance_render(1)
     run.devices = len(result.plans)
-    run.digest = digest.hexdigest()
+    run.files, run.output_bytes, run.digest = digest.files, digest.bytes, digest.hexdigest()
     return result, run
+
+
+def run_parallel(root: Path, jobs: int, advance: Advance = _nothing) -> PipelineRun:
+    """``jobs`` processes: load and validate here, then compile + render in forked workers (``render_fleet``)."""
+    run = PipelineRun(jobs=jobs)
+    with bulk_allocation():
+        with timed(run.load):
+            policy, problems = load_policy(root)
+        with timed(run.compile):
+            validated = validate_policy(policy, problems)
+        with timed(run.render):
+            fleet_run: FleetRun[FileHashes] = render_fleet(validated, _hash_files, jobs, advance, min_parallel=0)
+    if not fleet_run.ok:
+        shown = "\n".join(d.format() for d in fleet_run.errors[:20])
+        raise RuntimeError(f"the generated fleet does not validate ({len(fleet_run.errors)} errors):\n{shown}")
+    digest = Digest()
+    for out in fleet_run.outputs:
+        digest.add(out.device, out.value)
+    run.jobs = fleet_run.jobs
+    run.workers = fleet_run.workers
+    run.workers_cpu_s = sum(w.cpu_s for w in fleet_run.workers)
+    run.devices = len(fleet_run.outputs)
+    run.files, run.output_bytes, run.digest = digest.files, digest.bytes, digest.hexdigest()
+    return run
+
+
+# --------------------------------------------------------------------------- the floor
 
 
 @dataclass
 class FloorRun:
     context: Stage = field(default_factory=Stage)
-    render: Stage = field(default_factory=Stage)
+    render: Stage = field(default_factory=Stage)  # one process
+    render_parallel: Stage = field(default_factory=Stage)  # ``jobs`` forked workers (wall; CPU of the workers)
+    jobs: int = 1
     digest: str = ""
+    digest_parallel: str = ""
 
 
-def run_floor(result: Build, advance: Advance = _nothing) -> FloorRun:
-    """The same templates from precomputed contexts: only ``render_context`` is the floor."""
-    run = FloorRun()
+# The floor's contexts, set just before forking the floor's workers (they inherit them; nothing is pickled).
+_FLOOR_CONTEXTS: list[tuple[str, Renderer, dict[str, Any]]] = []
+
+
+def _floor_chunk(bounds: tuple[int, int]) -> tuple[list[tuple[str, FileHashes]], float]:
+    start = time.process_time()
+    out = [(device, file_hashes(r.render_context(ctx))) for device, r, ctx in _FLOOR_CONTEXTS[bounds[0] : bounds[1]]]
+    return out, time.process_time() - start
+
+
+def _floor_in_workers(jobs: int, advance: Advance) -> tuple[Digest, float]:
+    """Render the precomputed contexts in ``jobs`` forked workers, chunked like ``render_fleet``."""
+    n = len(_FLOOR_CONTEXTS)
+    size = max(1, min(100, -(-n // (jobs * 16))))
+    chunks = [(s, min(n, s + size)) for s in range(0, n, size)]
+    digest = Digest()
+    cpu = 0.0
+    gc.freeze()  # as render_fleet does, so the workers do not copy the pages they share with this process
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            for rendered, chunk_cpu in pool.imap(_floor_chunk, chunks):
+                for device, hashes in rendered:
+                    digest.add(device, hashes)
+                cpu += chunk_cpu
+                advance(len(rendered))
+    finally:
+        gc.unfreeze()
+    return digest, cpu
+
+
+def run_floor(
+    result: Build, advance: Advance = _nothing, jobs: int = 1, advance_parallel: Advance = _nothing
+) -> FloorRun:
+    """The same templates from precomputed contexts: only ``render_context`` is the floor.
+
+    Measured in this process and, when ``jobs`` > 1, again in ``jobs`` forked
+    workers (so that an N-process pipeline has an N-process floor to compare with).
+    """
+    global _FLOOR_CONTEXTS
+    run = FloorRun(jobs=jobs)
     with timed(run.context):
         contexts = []
         for plan in result.plans:
             renderer = get_renderer(plan.platform)
             assert renderer is not None
             contexts.append((plan.device, renderer, renderer.context(plan)))
-    outputs = []
+    digest = Digest()
     with timed(run.render):
+        outputs = []
         for _, renderer, ctx in contexts:
             outputs.append(renderer.render_context(ctx))
             advance(1)
-    digest = hashlib.sha256()
     for (device, _, _), files in zip(contexts, outputs, strict=True):
-        for name in sorted(files):
-            digest.update(f"{device}/{name}\0".encode())
-            digest.update(files[name].encode())
+        digest.add(device, file_hashes(files))
     run.digest = digest.hexdigest()
+    del outputs
+    if jobs > 1:
+        _FLOOR_CONTEXTS = contexts
+        try:
+            wall = time.perf_counter()
+            par, cpu = _floor_in_workers(jobs, advance_parallel)
+            run.render_parallel = Stage(time.perf_counter() - wall, cpu)
+        finally:
+            _FLOOR_CONTEXTS = []
+        run.digest_parallel = par.hexdigest()
+    else:
+        run.render_parallel, run.digest_parallel = run.render, run.digest
     return run
+
+
+# --------------------------------------------------------------------------- memory
 
 
 def _vm_hwm_mib() -> float | None:
@@ -165,28 +312,44 @@ def _vm_hwm_mib() -> float | None:
     return None
 
 
-def child_main(root: Path) -> None:
-    """The full pipeline in this fresh process; print its peak RSS and times as JSON.
+def child_main(root: Path, jobs: int) -> None:
+    """The whole N-process pipeline in this fresh process; print its peak memory and times as JSON.
 
     Linux carries the spawning process's RSS high-water mark into a child's
     ``ru_maxrss`` across fork+exec, so the parent spawns this child before it
     loads anything big, and ``VmHWM`` (this process's own memory only) is
-    reported beside it as a cross-check.
+    reported beside it as a cross-check. Each worker reports its own ``VmHWM``,
+    which counts the pages it shares with this process (it was forked from it)
+    as well; the sum over all processes is therefore an upper bound, and
+    "private" (what each worker alone holds when it finishes) the estimate of
+    what the workers add.
     """
-    _, run = run_pipeline(root)
+    run = run_parallel(root, jobs)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    children_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest child
+    workers = [
+        {"pid": w.pid, "vm_hwm_mib": _mib(w.peak_rss_kib), "private_mib": _mib(w.private_kib), "cpu_s": w.cpu_s}
+        for w in run.workers
+    ]
     data = {
+        "jobs": run.jobs,
         "peak_rss_mib": peak_kib / 1024.0,
         "vm_hwm_mib": _vm_hwm_mib(),
+        "largest_child_rss_mib": children_kib / 1024.0,
+        "workers": workers,
         "total_wall_s": run.total.wall_s,
         "devices": run.devices,
     }
     print(json.dumps(data))
 
 
-def measure_peak_rss(root: Path) -> dict[str, Any]:
+def _mib(kib: int | None) -> float | None:
+    return None if kib is None else kib / 1024.0
+
+
+def measure_peak_rss(root: Path, jobs: int = 1) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", str(root)],
+        [sys.executable, str(Path(__file__).resolve()), "--child", str(root), "--jobs", str(jobs)],
         capture_output=True,
         text=True,
         check=False,
@@ -198,15 +361,52 @@ def measure_peak_rss(root: Path) -> dict[str, Any]:
     return data
 
 
+def memory_figures(mem: dict[str, Any]) -> dict[str, float]:
+    """Peak memory of the whole run: the main process plus every worker, as an upper bound and an estimate."""
+    main = float(mem["vm_hwm_mib"] if mem.get("vm_hwm_mib") is not None else mem["peak_rss_mib"])
+    workers = mem.get("workers", [])
+    hwm = [float(w["vm_hwm_mib"]) for w in workers if w.get("vm_hwm_mib") is not None]
+    private = [float(w["private_mib"]) for w in workers if w.get("private_mib") is not None]
+    if len(hwm) < len(workers):  # no /proc: the largest child, once per worker
+        hwm = [float(mem.get("largest_child_rss_mib", 0.0))] * len(workers)
+    return {
+        "main_mib": main,
+        "sum_all_processes_mib": main + sum(hwm),
+        "main_plus_worker_private_mib": main + (sum(private) if len(private) == len(workers) else sum(hwm)),
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
 def _r(x: float, digits: int = 3) -> float:
     return round(x, digits)
 
 
-def report(info: fleet.FleetInfo, gen: Stage, run: PipelineRun, floor: FloorRun, mem: dict[str, Any]) -> dict[str, Any]:
-    total = run.total
-    ratio = total.wall_s / floor.render.wall_s if floor.render.wall_s else float("inf")
-    ratio_cpu = total.cpu_s / floor.render.cpu_s if floor.render.cpu_s else float("inf")
-    peak = float(mem["peak_rss_mib"])
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("inf")
+
+
+def report(
+    info: fleet.FleetInfo,
+    gen: Stage,
+    run: PipelineRun,
+    floor: FloorRun,
+    mem: dict[str, Any],
+    par: PipelineRun | None = None,
+    at_start: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """``run`` is the one-process pipeline, ``par`` the N-process one (the headline figures; ``run`` if None).
+
+    ``at_start``: the load average and :func:`calibrate` taken when the run began.
+    """
+    start = at_start or {}
+    par = par or run
+    total, ptotal = run.total, par.total
+    memory = memory_figures(mem)
+    peak = memory["sum_all_processes_mib"]
+    ratio_single = _ratio(total.wall_s, floor.render.wall_s)
+    ratio_par = _ratio(ptotal.wall_s, floor.render_parallel.wall_s)
     return {
         "fleet": {
             "devices": info.devices,
@@ -216,37 +416,69 @@ def report(info: fleet.FleetInfo, gen: Stage, run: PipelineRun, floor: FloorRun,
             "policy_files": info.files,
             "platforms": sorted(set(info.platforms)),
         },
+        "jobs": par.jobs,
         "stages_wall_s": {
             "generate": _r(gen.wall_s),
+            "load": _r(par.load.wall_s),
+            "validate": _r(par.compile.wall_s),
+            "compile_render_workers": _r(par.render.wall_s),
+            "total": _r(ptotal.wall_s),
+            "floor_render_workers": _r(floor.render_parallel.wall_s),
+            "floor_context_untimed": _r(floor.context.wall_s),
+        },
+        "one_process_wall_s": {
             "load": _r(run.load.wall_s),
             "validate_compile": _r(run.compile.wall_s),
             "render": _r(run.render.wall_s),
             "total": _r(total.wall_s),
             "floor_render": _r(floor.render.wall_s),
-            "floor_context_untimed": _r(floor.context.wall_s),
         },
         "stages_cpu_s": {
+            "load": _r(par.load.cpu_s),
+            "validate": _r(par.compile.cpu_s),
+            "compile_render_workers": _r(par.workers_cpu_s),
+            "total": _r(ptotal.cpu_s),
+            "floor_render_workers": _r(floor.render_parallel.cpu_s),
+        },
+        "one_process_cpu_s": {
             "load": _r(run.load.cpu_s),
             "validate_compile": _r(run.compile.cpu_s),
             "render": _r(run.render.cpu_s),
             "total": _r(total.cpu_s),
             "floor_render": _r(floor.render.cpu_s),
         },
-        "devices_per_s": _r(run.devices / total.wall_s, 1) if total.wall_s else None,
-        "ratio_total_to_floor": _r(ratio, 2),
-        "ratio_total_to_floor_cpu": _r(ratio_cpu, 2),
-        "peak_rss_mib": _r(peak, 1),
-        "peak_vm_hwm_mib": None if mem.get("vm_hwm_mib") is None else _r(float(mem["vm_hwm_mib"]), 1),
+        "devices_per_s": _r(par.devices / ptotal.wall_s, 1) if ptotal.wall_s else None,
+        "ratios": {
+            # The goal's ratio, like for like: N processes against the floor in N processes.
+            "total_to_floor": _r(ratio_par, 2),
+            "one_process_total_to_one_process_floor": _r(ratio_single, 2),
+            "total_to_one_process_floor": _r(_ratio(ptotal.wall_s, floor.render.wall_s), 2),
+            "total_to_floor_cpu": _r(_ratio(ptotal.cpu_s, floor.render_parallel.cpu_s), 2),
+        },
+        "memory_mib": {
+            "peak_all_processes": _r(peak, 1),
+            "main_process_peak": _r(memory["main_mib"], 1),
+            "main_plus_worker_private": _r(memory["main_plus_worker_private_mib"], 1),
+            "main_ru_maxrss": _r(float(mem["peak_rss_mib"]), 1),
+            "workers": mem.get("workers", []),
+        },
         "memory_run_total_wall_s": _r(float(mem["total_wall_s"])),
-        "output": {"files": run.files, "bytes": run.output_bytes, "floor_output_identical": run.digest == floor.digest},
+        "output": {
+            "files": par.files,
+            "bytes": par.output_bytes,
+            "floor_output_identical": par.digest == run.digest == floor.digest == floor.digest_parallel,
+        },
         "goals": {
-            "total_under_10s": total.wall_s < GOAL_TOTAL_S,
+            "total_under_10s": ptotal.wall_s < GOAL_TOTAL_S,
             "peak_under_1GiB": peak < GOAL_PEAK_MIB,
-            "within_2x_floor": ratio <= GOAL_RATIO,
+            "within_2x_floor": ratio_par <= GOAL_RATIO,
         },
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
+            "calibration_cpu_s_at_start": _r(start.get("calibration", 0.0)),
+            "calibration_cpu_s_at_end": _r(calibrate()),
+            "load_average_1m_at_start": _r(start.get("load_average", 0.0), 2),
             "load_average_1m_at_end": _r(os.getloadavg()[0], 2),
         },
     }
@@ -256,39 +488,54 @@ def _table(data: dict[str, Any]) -> Any:
     from rich.table import Table
 
     w, c = data["stages_wall_s"], data["stages_cpu_s"]
-    f = data["fleet"]
+    w1, c1 = data["one_process_wall_s"], data["one_process_cpu_s"]
+    f, jobs = data["fleet"], data["jobs"]
     table = Table(
         title=f"qoectl compile benchmark: {f['devices']} devices, {f['journeys']} journeys, "
-        f"{len(f['platforms'])} platforms"
+        f"{len(f['platforms'])} platforms, {jobs} worker processes"
     )
     table.add_column("stage")
     table.add_column("wall s", justify="right")
     table.add_column("CPU s", justify="right")
     for label, key in (
         ("load (read YAML, schema, model)", "load"),
-        ("validate + compile", "validate_compile"),
-        ("render (context + templates)", "render"),
+        ("validate (checks, per-compile facts)", "validate"),
+        (f"compile + render, {jobs} workers", "compile_render_workers"),
         ("total", "total"),
-        ("floor: templates only", "floor_render"),
+        (f"floor: templates only, {jobs} workers", "floor_render_workers"),
     ):
         table.add_row(label, f"{w[key]:.2f}", f"{c[key]:.2f}")
     table.add_section()
-    g = data["goals"]
+    for label, key in (
+        ("1 process: validate + compile", "validate_compile"),
+        ("1 process: render (context + templates)", "render"),
+        ("1 process: total", "total"),
+        ("1 process: floor", "floor_render"),
+    ):
+        table.add_row(label, f"{w1[key]:.2f}", f"{c1[key]:.2f}")
+    table.add_section()
+    g, r, m = data["goals"], data["ratios"], data["memory_mib"]
 
     def mark(ok: bool) -> str:
         return "[green]met[/]" if ok else "[red]NOT met[/]"
 
     table.add_row("devices / second", f"{data['devices_per_s']:.0f}", "")
+    mach = data["machine"]
     table.add_row(
-        f"total / floor (goal <= {GOAL_RATIO:g})",
-        f"{data['ratio_total_to_floor']:.2f}",
-        f"{data['ratio_total_to_floor_cpu']:.2f}",
-        end_section=False,
+        "calibration loop, start / end (CPU s)",
+        f"{mach['calibration_cpu_s_at_start']:.2f} / {mach['calibration_cpu_s_at_end']:.2f}",
+        "",
     )
-    table.add_row("peak RSS, fresh process (MiB)", f"{data['peak_rss_mib']:.0f}", "")
+    table.add_row(
+        f"total / floor, {jobs} processes each", f"{r['total_to_floor']:.2f}", f"{r['total_to_floor_cpu']:.2f}"
+    )
+    table.add_row("total / floor, 1 process each", f"{r['one_process_total_to_one_process_floor']:.2f}", "")
+    table.add_row(f"total ({jobs} processes) / floor (1 process)", f"{r['total_to_one_process_floor']:.2f}", "")
+    table.add_row("peak memory, all processes (MiB)", f"{m['peak_all_processes']:.0f}", "")
+    table.add_row("  main process + workers' private (MiB)", f"{m['main_plus_worker_private']:.0f}", "")
     table.add_row(f"goal: total < {GOAL_TOTAL_S:g} s", mark(g["total_under_10s"]), "")
     table.add_row("goal: peak < 1 GiB", mark(g["peak_under_1GiB"]), "")
-    table.add_row("goal: within 2x of the floor", mark(g["within_2x_floor"]), "")
+    table.add_row(f"goal: within 2x of the floor ({jobs} processes each)", mark(g["within_2x_floor"]), "")
     return table
 
 
@@ -297,55 +544,68 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--journeys", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=default_jobs(), help="Worker processes (default: CPUs).")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file.")
     parser.add_argument("--keep", type=Path, help="Generate the fleet here and keep it (default: a temp dir).")
     parser.add_argument("--check", action="store_true", help="Exit 1 when a goal is not met.")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child_main(args.child)
+        child_main(args.child, args.jobs)
         return 0
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
+    at_start = {"load_average": os.getloadavg()[0], "calibration": calibrate()}
     with tempfile.TemporaryDirectory(prefix="qoectl-bench-") as tmp:
         root = args.keep or Path(tmp) / "policies"
         columns = (
             SpinnerColumn(),
-            TextColumn("{task.description:<28}"),
+            TextColumn("{task.description:<32}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
         )
-        with Progress(*columns, console=console) as progress:
+        # No refresh thread: the benchmark forks workers while the bars are shown.
+        with Progress(*columns, console=console, auto_refresh=False) as progress:
             gen = Stage()
             task = progress.add_task("generate fleet YAML", total=None)
+            progress.refresh()
             with timed(gen):
                 info = fleet.generate(root, args.devices, args.journeys, args.seed)
             progress.update(task, total=1, completed=1)
             # Memory first, while this process is still small (see child_main).
-            mem_task = progress.add_task("peak memory (fresh process)", total=None)
-            mem = measure_peak_rss(root)
+            mem_task = progress.add_task(f"peak memory ({args.jobs} processes)", total=None)
+            progress.refresh()
+            mem = measure_peak_rss(root, args.jobs)
             progress.update(mem_task, total=1, completed=1)
-            load_task = progress.add_task("load + validate + compile", total=info.devices)
-            render_task = progress.add_task("render (pipeline)", total=info.devices)
-            floor_task = progress.add_task("render (floor)", total=info.devices)
 
-            def advancer(task: Any) -> Advance:
+            def advancer(description: str) -> Advance:
+                task = progress.add_task(description, total=info.devices)
+                progress.refresh()
+                last = [time.perf_counter()]
+
                 def advance(n: int = 1) -> None:
+                    # Redrawn at most 10 times a second: a redraw per device would cost more than a device.
                     progress.advance(task, n)
+                    if time.perf_counter() - last[0] >= 0.1:
+                        progress.refresh()
+                        last[0] = time.perf_counter()
 
                 return advance
 
-            result, run = run_pipeline(root, advancer(load_task), advancer(render_task))
-            floor = run_floor(result, advancer(floor_task))
+            par = run_parallel(root, args.jobs, advancer(f"pipeline, {args.jobs} processes"))
+            result, run = run_pipeline(root, advancer("compile, 1 process"), advancer("render, 1 process"))
+            floor = run_floor(
+                result, advancer("floor, 1 process"), args.jobs, advancer(f"floor, {args.jobs} processes")
+            )
             del result
-    data = report(info, gen, run, floor, mem)
+    data = report(info, gen, run, floor, mem, par, at_start)
     Console().print(_table(data))
     if not data["output"]["floor_output_identical"]:
-        console.print("[red]the floor rendered different text than the pipeline[/]")
+        console.print("[red]the floor or the workers rendered different text than the pipeline[/]")
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")

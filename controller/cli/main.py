@@ -20,9 +20,29 @@ from rich.table import Table
 
 from controller import __version__
 from controller.cli.console import make_console
+from controller.compile.plan import DevicePlan
 from controller.errors import Diagnostic, PolicyError
-from controller.pipeline import Build, build, render_plan
-from controller.render.outputs import compare, read_tree, write_tree
+from controller.load.loader import load_policy
+from controller.pipeline import (
+    Build,
+    FleetRun,
+    build,
+    bulk_allocation,
+    default_jobs,
+    render_fleet,
+    render_plan,
+    validate_policy,
+)
+from controller.render.outputs import (
+    DeviceChange,
+    begin_tree,
+    compare_device,
+    discard_tree,
+    finish_tree,
+    read_device,
+    tree_devices,
+    write_device,
+)
 
 DEFAULT_POLICIES = "policies"
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -47,15 +67,31 @@ def _emit_json(data: Any) -> None:
 
 @contextmanager
 def _progress(total: int, label: str) -> Iterator[Any]:
-    """A progress bar on stderr for fleets big enough to wait for; silent otherwise."""
+    """A progress bar on stderr for fleets big enough to wait for; silent otherwise.
+
+    Redrawn on each advance rather than by rich's refresh thread: ``plan`` forks
+    worker processes while the bar is shown, and a fork should not happen while
+    another thread may hold the console's locks.
+    """
     if total < 50 or not err.is_terminal:
         yield lambda n=1: None
         return
     with Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        auto_refresh=False,
     ) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda n=1: bar.advance(task, n)
+
+        def advance(n: int = 1) -> None:
+            bar.advance(task, n)
+            bar.refresh()
+
+        yield advance
 
 
 def _build(path: Path, as_json: bool) -> Build:
@@ -111,13 +147,59 @@ def validate(path: Path, as_json: bool) -> None:
     )
 
 
-def _render_all(result: Build) -> dict[str, tuple[str, dict[str, str]]]:
-    rendered: dict[str, tuple[str, dict[str, str]]] = {}
-    with _progress(len(result.plans), "rendering") as advance:
-        for plan in result.plans:
-            rendered[plan.device] = (plan.platform, render_plan(plan))
-            advance()
-    return rendered
+def _missing_parents(path: Path) -> list[Path]:
+    """``path``'s ancestors that do not exist yet, nearest first (removed again when a plan fails)."""
+    return [p for p in path.resolve().parents if not p.exists()]
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    for d in dirs:  # nearest first, so a parent is empty once its child is gone
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
+Written = tuple[DeviceChange, dict[str, str]]  # a device's change and its files' SHA-256
+
+
+def _plan_fleet(path: Path, out_dir: Path, before: Path, jobs: int, as_json: bool) -> tuple[FleetRun[Written], Path]:
+    """Compile and render every device into a staging folder beside ``out_dir``, comparing each with ``before``.
+
+    Each device is written and compared where it is rendered (in a worker
+    process when ``jobs`` > 1), so only hashes and diffs come back. Returns the
+    run and the staging folder to swap in; on errors the staging folder and any
+    folder created for it are removed (nothing is written, as before) and this
+    exits 1.
+    """
+    try:
+        with bulk_allocation():
+            policy, problems = load_policy(path)
+            validated = validate_policy(policy, problems)
+    except PolicyError as exc:
+        _report_failure(exc.diagnostics, as_json)
+        raise SystemExit(EXIT_ERROR) from None
+    created = _missing_parents(out_dir)
+    staging = begin_tree(out_dir)
+
+    def write_and_compare(plan: DevicePlan, files: dict[str, str]) -> Written:
+        hashes = write_device(staging, plan.device, files)
+        old = before / plan.device
+        return compare_device(plan.device, plan.platform, read_device(old) if old.is_dir() else None, files), hashes
+
+    try:
+        with _progress(len(validated.devices), "rendering") as advance, bulk_allocation():
+            run = render_fleet(validated, write_and_compare, jobs, advance)
+    except BaseException:
+        discard_tree(staging)
+        _remove_empty(created)
+        raise
+    if not run.ok:
+        discard_tree(staging)
+        _remove_empty(created)
+        _report_failure(list(run.diagnostics), as_json)
+        raise SystemExit(EXIT_ERROR)
+    return run, staging
 
 
 @cli.command()
@@ -129,17 +211,29 @@ def _render_all(result: Build) -> dict[str, tuple[str, dict[str, str]]]:
     help="Compare with this folder instead of the previous contents of --out.",
 )
 @click.option("--diff/--no-diff", default=True, show_default=True, help="Show unified diffs of changed files.")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes that compile and render devices (default: the number of CPUs; 1: this process only).",
+)
 @json_opt
-def plan(path: Path, out_dir: Path, baseline: Path | None, diff: bool, as_json: bool) -> None:
+def plan(path: Path, out_dir: Path, baseline: Path | None, diff: bool, as_json: bool, jobs: int | None) -> None:
     """Compile and render every device into --out and show what changed.
 
     Exit 0: nothing changed; 2: changes; 1: errors (like terraform plan -detailed-exitcode).
     """
-    result = _build(path, as_json)
-    rendered = _render_all(result)
-    before = read_tree(baseline or out_dir)
-    changes = compare(before, rendered)
-    write_tree(out_dir, rendered)
+    before = baseline or out_dir
+    result, staging = _plan_fleet(path, out_dir, before, jobs or default_jobs(), as_json)
+    try:
+        rendered = {o.device: o for o in result.outputs}
+        gone = [compare_device(d, "", read_device(before / d), None) for d in tree_devices(before) if d not in rendered]
+        changes = sorted([o.value[0] for o in result.outputs] + gone, key=lambda c: c.device)
+        manifest = {o.device: {"platform": o.platform, "files": o.value[1]} for o in result.outputs}
+        finish_tree(out_dir, staging, manifest)
+    finally:
+        discard_tree(staging)
     changed = [c for c in changes if c.status != "unchanged"]
     code = EXIT_CHANGES if changed else EXIT_OK
     if as_json:
@@ -149,7 +243,7 @@ def plan(path: Path, out_dir: Path, baseline: Path | None, diff: bool, as_json: 
                 "out": str(out_dir),
                 "changed": len(changed),
                 "exit_code": code,
-                "notes": {p.device: list(p.notes) for p in result.plans if p.notes},
+                "notes": {o.device: list(o.notes) for o in result.outputs if o.notes},
                 "devices": [
                     {
                         "device": c.device,
@@ -174,7 +268,7 @@ def plan(path: Path, out_dir: Path, baseline: Path | None, diff: bool, as_json: 
     table = Table(title=f"qoectl plan -> {out_dir}", show_lines=False)
     for col in ("device", "platform", "status", "+lines", "-lines", "notes"):
         table.add_column(col, justify="right" if ("lines" in col or col == "notes") else "left")
-    notes = {p.device: p.notes for p in result.plans}
+    notes = {o.device: o.notes for o in result.outputs}
     colour = {"new": "green", "changed": "yellow", "removed": "red", "unchanged": "dim"}
     for c in changes:
         table.add_row(

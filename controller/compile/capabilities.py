@@ -7,11 +7,12 @@ and why the platform cannot express it. Needs with a documented fallback
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from controller.compile.plan import DevicePlan
+from controller.compile.plan import Allocation, DevicePlan, MarkingRule, QosClass
 from controller.errors import Diagnostic, Location
 from controller.model import Device, Policy
 from controller.render import base as cap
@@ -26,14 +27,93 @@ class Need:
 
 
 def needs(plan: DevicePlan) -> Iterator[Need]:
-    for rule in plan.markings:
+    """Every capability the plan needs, with who needs it: its journeys' first, then the device's own."""
+    yield from journey_needs(plan.markings, plan.classes).needs
+    yield from _device_needs(plan, frozenset())
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class JourneyNeeds:
+    """What a plan's markings and classes need, in :func:`needs` order, with each capability's positions.
+
+    The same for every device the same journeys reach (memoised by
+    :func:`journey_needs`); :func:`check_plan` then only walks the needs its
+    platform cannot meet instead of every need of every device.
+    """
+
+    needs: tuple[Need, ...]
+    capabilities: frozenset[str]
+    positions: Mapping[str, tuple[int, ...]]
+
+    def verdict(self, caps: frozenset[str], degradable: frozenset[str]) -> tuple[tuple[str, ...], tuple[Need, ...]]:
+        """On a platform with ``caps``: the degradable capabilities missing (in order of first need), and
+        the needs to report as errors (the first per capability and journey, in order)."""
+        if self.capabilities <= caps:
+            return (), ()
+        return _verdict(self, caps, degradable)
+
+
+@functools.lru_cache(maxsize=4096)
+def _verdict(
+    shared: JourneyNeeds, caps: frozenset[str], degradable: frozenset[str]
+) -> tuple[tuple[str, ...], tuple[Need, ...]]:
+    """:meth:`JourneyNeeds.verdict`, memoised: a scope group meets the same few platforms again and again.
+
+    ``JourneyNeeds`` compares by identity (``eq=False``): one object per scope group.
+    """
+    missing = shared.capabilities - caps
+    ordered = (shared.needs[i] for i in sorted(i for c in missing for i in shared.positions[c]))
+    return _walk(ordered, caps, degradable)
+
+
+def _walk(
+    found: Iterable[Need],
+    caps: frozenset[str],
+    degradable: Collection[str],
+    degraded_before: tuple[str, ...] = (),
+    reported_before: tuple[Need, ...] = (),
+) -> tuple[tuple[str, ...], tuple[Need, ...]]:
+    """Sort the needs a platform cannot meet into degraded capabilities and errors, continuing from earlier ones.
+
+    A degradable capability counts once, at its first need; an error is reported
+    once per capability and journey. Returns everything so far (``*_before`` first).
+    """
+    degraded = list(degraded_before)
+    to_report = list(reported_before)
+    reported = {(n.capability, n.journey) for n in reported_before}
+    for need in found:
+        if need.capability in caps:
+            continue
+        if need.capability in degradable:
+            if need.capability not in degraded:
+                degraded.append(need.capability)
+            continue
+        if (need.capability, need.journey) in reported:
+            continue
+        reported.add((need.capability, need.journey))
+        to_report.append(need)
+    return tuple(degraded), tuple(to_report)
+
+
+@functools.lru_cache(maxsize=1024)
+def journey_needs(markings: tuple[MarkingRule, ...], classes: tuple[QosClass, ...]) -> JourneyNeeds:
+    """:class:`JourneyNeeds` of these markings and classes, memoised: plans of one scope group share them."""
+    found = tuple(_marking_and_class_needs(markings, classes))
+    positions: dict[str, list[int]] = {}
+    for i, n in enumerate(found):
+        positions.setdefault(n.capability, []).append(i)
+    return JourneyNeeds(found, frozenset(positions), {c: tuple(ix) for c, ix in positions.items()})
+
+
+def _marking_and_class_needs(markings: tuple[MarkingRule, ...], classes: tuple[QosClass, ...]) -> Iterator[Need]:
+    for rule in markings:
         yield Need(cap.MARKING, rule.journey, ("spec", "traffic", "match"))
         for i, m in enumerate(rule.matches):
             if any(lo != hi for lo, hi in m.source_ports + m.destination_ports):
                 yield Need(cap.PORT_RANGES, rule.journey, ("spec", "traffic", "match", i))
             if m.family == "ipv6":
                 yield Need(cap.IPV6, rule.journey, ("spec", "traffic", "match", i))
-    for c in plan.classes:
+    for c in classes:
         for j in c.journeys:
             yield Need(cap.QUEUING, j, ("spec", "priority"))
             if c.strict:
@@ -42,24 +122,33 @@ def needs(plan: DevicePlan) -> Iterator[Need]:
                 yield Need(cap.AQM, j, ("spec", "target"))
             if c.fair_queue:
                 yield Need(cap.FAIR_QUEUE, j, ("spec", "target"))
-    for iface in plan.interfaces:
-        if iface.shape_kbps:
-            yield Need(cap.SHAPING, None, ("interfaces",))
-    for s in plan.sla_classes:
-        for j in s.journeys:
-            yield Need(cap.SDWAN_SLA, j, ("spec", "target"))
-    for p in plan.path_preferences:
-        yield Need(cap.SDWAN_PATH, p.journey, ("spec", "sdwan"))
+
+
+def _device_needs(plan: DevicePlan, met: frozenset[str]) -> Iterator[Need]:
+    """The device's own needs (after its journeys'), leaving out capabilities in ``met``."""
+    if cap.SHAPING not in met:
+        for iface in plan.interfaces:
+            if iface.shape_kbps:
+                yield Need(cap.SHAPING, None, ("interfaces",))
+    if cap.SDWAN_SLA not in met:
+        for s in plan.sla_classes:
+            for j in s.journeys:
+                yield Need(cap.SDWAN_SLA, j, ("spec", "target"))
+    if cap.SDWAN_PATH not in met:
+        for p in plan.path_preferences:
+            yield Need(cap.SDWAN_PATH, p.journey, ("spec", "sdwan"))
 
 
 def check_plan(
-    plan: DevicePlan, renderer: Renderer, device: Device, policy: Policy
+    plan: DevicePlan,
+    renderer: Renderer,
+    device: Device,
+    policy: Policy,
 ) -> tuple[list[Diagnostic], tuple[str, ...]]:
+    """Errors for what the platform cannot express, and notes for what it expresses with a fallback."""
     caps = renderer.capabilities_for(device.features)
     errors: list[Diagnostic] = []
     notes: list[str] = []
-    reported: set[tuple[str, str | None]] = set()
-    degraded: list[str] = []
 
     def where(journey: str | None, field: tuple[str | int, ...]) -> tuple[Location, str]:
         j = policy.journey(journey) if journey else None
@@ -67,17 +156,12 @@ def check_plan(
             return j.origin.at(*field), j.origin.field(*field)
         return device.origin.at("platform"), device.origin.field("platform")
 
-    for need in needs(plan):
-        if need.capability in caps:
-            continue
+    shared = journey_needs(plan.markings, plan.classes)
+    degraded, to_report = _walk(
+        _device_needs(plan, caps), caps, renderer.degradable, *shared.verdict(caps, frozenset(renderer.degradable))
+    )
+    for need in to_report:
         text = cap.CAPABILITY_TEXT[need.capability]
-        if need.capability in renderer.degradable:
-            if need.capability not in degraded:
-                degraded.append(need.capability)
-            continue
-        if (need.capability, need.journey) in reported:
-            continue
-        reported.add((need.capability, need.journey))
         loc, field = where(need.journey, need.field)
         who = f"journey '{need.journey}'" if need.journey else "the device"
         errors.append(
@@ -150,12 +234,11 @@ def _bandwidth_limits(plan: DevicePlan, renderer: Renderer, device: Device) -> l
     lim = renderer.limits
     out: list[Diagnostic] = []
     index = {i.name: k for k, i in enumerate(device.interfaces)}
+    classes = {c.name: c for c in plan.classes}
     for iface in plan.wan_interfaces:
         k = index.get(iface.name)
         if k is None or not iface.link_kbps:
             continue
-        loc = device.origin.at("interfaces", k, "bandwidth_kbps")
-        field = device.origin.field("interfaces", k, "bandwidth_kbps")
         shape = iface.shape_kbps
         if shape is not None and (
             (lim.min_shape_kbps is not None and shape < lim.min_shape_kbps)
@@ -163,8 +246,8 @@ def _bandwidth_limits(plan: DevicePlan, renderer: Renderer, device: Device) -> l
         ):
             out.append(
                 Diagnostic(
-                    loc,
-                    field,
+                    device.origin.at("interfaces", k, "bandwidth_kbps"),
+                    device.origin.field("interfaces", k, "bandwidth_kbps"),
                     f"device {plan.device} ({renderer.platform}) cannot shape {iface.name} to {shape} kbps: "
                     f"its shaper accepts {lim.min_shape_kbps or 0}-{lim.max_shape_kbps or 'any'} kbps",
                     "use a link rate inside the platform's shaping range",
@@ -173,23 +256,36 @@ def _bandwidth_limits(plan: DevicePlan, renderer: Renderer, device: Device) -> l
         step = lim.min_bandwidth_pct
         if step <= 0:
             continue
-        classes = {c.name: c for c in plan.classes}
-        rounded = {
-            a.class_name: max(step, math.ceil(a.guaranteed_pct / step - 1e-9) * step)
-            for a in iface.allocations
-            if a.class_name in classes and not classes[a.class_name].is_default
-        }
-        if sum(rounded.values()) + step > 100.0 + 1e-9:
+        total, rounded = _rounded(plan.classes, iface.allocations, step)
+        if total + step > 100.0 + 1e-9:
             journeys = sorted({j for n in rounded for j in classes[n].journeys})
             out.append(
                 Diagnostic(
-                    loc,
-                    field,
+                    device.origin.at("interfaces", k, "bandwidth_kbps"),
+                    device.origin.field("interfaces", k, "bandwidth_kbps"),
                     f"on device {plan.device} ({renderer.platform}) {iface.name} expresses guarantees in steps of "
-                    f"{step:g} %: the classes' guarantees round up to {sum(rounded.values()):g} %, leaving less "
+                    f"{step:g} %: the classes' guarantees round up to {total:g} %, leaving less "
                     f"than {step:g} % for the default class (journeys: {', '.join(journeys)})",
                     "raise bandwidth_kbps, lower the journeys' bandwidth, "
                     "or give small journeys a shared service_class",
                 )
             )
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _rounded(
+    classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...], step: float
+) -> tuple[float, tuple[str, ...]]:
+    """The non-default guarantees rounded up to ``step`` percent: their sum and their classes.
+
+    Memoised: devices of one scope group share their classes and, per link rate,
+    their allocations.
+    """
+    rated = {c.name for c in classes if not c.is_default}
+    rounded = {
+        a.class_name: max(step, math.ceil(a.guaranteed_pct / step - 1e-9) * step)
+        for a in allocations
+        if a.class_name in rated
+    }
+    return sum(rounded.values()), tuple(rounded)

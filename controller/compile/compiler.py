@@ -4,13 +4,20 @@ The compiler is pure: it never mutates the policy, and the same policy gives
 the same plans (everything is sorted). Problems it can only see while
 compiling (over-subscribed links, unsupported platform features) come back as
 diagnostics pointing at the YAML that caused them.
+
+A fleet is compiled with a :class:`CompileContext`, built once per compile
+before any device: the facts of every journey (class, plan matches), and for
+every group of devices the same journeys reach (see :mod:`.scope`) their
+classes, markings, per-link allocations and SD-WAN tables. A device's plan is
+then mostly lookups; the per-device work left is its own interfaces.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from controller.compile import budgets as b
@@ -24,6 +31,8 @@ from controller.compile.plan import (
     QosClass,
     SlaClass,
 )
+from controller.compile.scope import ScopeKey, Scopes
+from controller.compile.scope import in_scope as in_scope  # re-exported: validate and callers use it from here
 from controller.errors import Diagnostic
 from controller.model import (
     PRIORITY_RANK,
@@ -56,14 +65,7 @@ def ident(name: str) -> str:
 
 
 def class_name_for(journey: Journey) -> str:
-    """The service class of a journey (memoised per journey object: it is asked once per device and link)."""
-    memo = _MEMO.get(id(journey))
-    if memo is not None:
-        return memo[1]
-    return _remember(journey)[1]
-
-
-def _class_name_for(journey: Journey) -> str:
+    """The service class of a journey (explicit, else by priority and target kind)."""
     if journey.service_class:
         return journey.service_class
     t = journey.target
@@ -80,14 +82,6 @@ def marking_dscp(journey: Journey, cls: ServiceClass) -> int:
     return cls.dscp
 
 
-def in_scope(journey: Journey, device: Device, context: str) -> bool:
-    if journey.sites and device.site not in journey.sites:
-        return False
-    if journey.device_tags and not any(t in device.tags for t in journey.device_tags):
-        return False
-    return not (journey.contexts and context not in journey.contexts)
-
-
 def _family(m: Match) -> str:
     prefixes = m.source_prefixes + m.destination_prefixes
     if not prefixes:
@@ -95,15 +89,8 @@ def _family(m: Match) -> str:
     return "ipv6" if ":" in prefixes[0] else "ipv4"
 
 
-def _plan_matches(j: Journey) -> tuple[PlanMatch, ...]:
-    """The journey's classifiers as plan objects, built once per journey and shared by every device's plan."""
-    memo = _MEMO.get(id(j))
-    if memo is not None:
-        return memo[2]
-    return _remember(j)[2]
-
-
-def _build_plan_matches(j: Journey) -> tuple[PlanMatch, ...]:
+def plan_matches(j: Journey) -> tuple[PlanMatch, ...]:
+    """The journey's classifiers as plan objects (built once per compile, see :class:`JourneyFacts`)."""
     return tuple(
         PlanMatch(
             protocol=m.protocol,
@@ -118,22 +105,6 @@ def _build_plan_matches(j: Journey) -> tuple[PlanMatch, ...]:
     )
 
 
-# Per-journey facts that every device would otherwise recompute: journey -> (journey, class, plan matches).
-# Keyed by identity because hashing a whole frozen journey costs more than the facts; the entry keeps the
-# journey alive, so its id cannot be reused while cached. Bounded: cleared when a long-running process
-# has compiled many policies.
-_MEMO: dict[int, tuple[Journey, str, tuple[PlanMatch, ...]]] = {}
-_MEMO_LIMIT = 20_000
-
-
-def _remember(j: Journey) -> tuple[Journey, str, tuple[PlanMatch, ...]]:
-    if len(_MEMO) >= _MEMO_LIMIT:
-        _MEMO.clear()
-    entry = (j, _class_name_for(j), _build_plan_matches(j))
-    _MEMO[id(j)] = entry
-    return entry
-
-
 @dataclass(frozen=True, slots=True)
 class LinkNeed:
     """The demand of one class on one link, with the journeys that make it up."""
@@ -143,7 +114,7 @@ class LinkNeed:
     journeys: tuple[str, ...]
 
 
-def link_needs(journeys: Iterable[Journey], classes: dict[str, ServiceClass], link_kbps: float) -> list[LinkNeed]:
+def link_needs(journeys: Iterable[Journey], classes: Mapping[str, ServiceClass], link_kbps: float) -> list[LinkNeed]:
     kbps: dict[str, float] = {}
     names: dict[str, list[str]] = {}
     for j in journeys:
@@ -183,19 +154,31 @@ def _path_metrics(device: Device, iface: Interface, policy: Policy) -> tuple[flo
     return delay, (t.jitter_ms if t else 0.0), (t.loss_pct if t else 0.0)
 
 
-def _sdwan(
-    device: Device, journeys: list[Journey], budgets: dict[str, b.Budget], policy: Policy, dscp: dict[str, int]
-) -> tuple[tuple[SlaClass, ...], tuple[PathPreference, ...]]:
+# A device's WAN transports, first interface first, each with (base delay, jitter, loss): all SD-WAN looks at.
+Paths = tuple[tuple[str, tuple[float, float, float]], ...]
+
+
+def _paths(device: Device, policy: Policy) -> Paths:
     transports: list[tuple[str, tuple[float, float, float]]] = []
     for iface in device.wan_interfaces:
         if iface.transport and iface.transport not in [t for t, _ in transports]:
             transports.append((iface.transport, _path_metrics(device, iface, policy)))
+    return tuple(transports)
+
+
+def _sdwan(
+    paths: Paths,
+    journeys: Iterable[JourneyFacts],
+    budgets: Mapping[str, b.Budget],
+    cost: Mapping[str, tuple[bool, int]],
+    dscp: Mapping[str, int],
+) -> tuple[tuple[SlaClass, ...], tuple[PathPreference, ...]]:
     slas: list[SlaClass] = []
     prefs: list[PathPreference] = []
-    meta = {t: m for t, m in transports}
-    cost = {t.name: (t.metered, t.cost) for t in policy.transports}
-    names = [t for t, _ in transports]
-    for j in journeys:
+    meta = {t: m for t, m in paths}
+    names = [t for t, _ in paths]
+    for facts in journeys:
+        j = facts.journey
         bud = budgets[j.name]
         sla_name = None
         if bud.one_way_delay_ms is not None or bud.loss_pct is not None or bud.jitter_ms is not None:
@@ -236,7 +219,7 @@ def _sdwan(
                 application=j.application,
                 category=j.category,
                 dscp=dscp[j.name],
-                matches=_plan_matches(j),
+                matches=facts.matches,
                 sla_class=sla_name,
                 preferred=preferred,
                 backup=backup,
@@ -266,68 +249,203 @@ def derive_budgets(policy: Policy) -> tuple[dict[str, b.Budget], list[Diagnostic
     return budgets, problems
 
 
+# --------------------------------------------------------------------------- per-compile facts
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyFacts:
+    """What every device that a journey reaches would otherwise work out again: its class and plan matches."""
+
+    journey: Journey
+    class_name: str
+    matches: tuple[PlanMatch, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeGroup:
+    """Everything a plan takes from the journeys that reach its device, shared by every such device.
+
+    ``allocations`` holds the class allocations for each WAN link rate of the
+    group's devices and ``sdwan`` the SLA classes and path preferences for each
+    WAN transport set of its SD-WAN devices; a rate or set not listed is
+    computed when asked (a device the context was not built from).
+    """
+
+    journeys: tuple[JourneyFacts, ...]
+    classes: tuple[QosClass, ...]
+    markings: tuple[MarkingRule, ...]
+    dscp: Mapping[str, int]
+    allocations: Mapping[int, tuple[Allocation, ...]]
+    sdwan: Mapping[Paths, tuple[tuple[SlaClass, ...], tuple[PathPreference, ...]]]
+
+
+@dataclass(frozen=True)
+class CompileContext:
+    """Facts of one policy that every device's compile shares, computed once before any device.
+
+    Immutable once built; built by :meth:`build` from the policy and its budgets
+    (and, to precompute SD-WAN tables, from which devices are SD-WAN edges).
+    """
+
+    policy: Policy
+    budgets: Mapping[str, b.Budget]
+    catalogue: Mapping[str, ServiceClass]
+    order: Mapping[str, int]
+    cost: Mapping[str, tuple[bool, int]]
+    scopes: Scopes  # over the journeys with a budget, by name
+    facts: tuple[JourneyFacts, ...]  # in the order of scopes.journeys
+    groups: Mapping[ScopeKey, ScopeGroup]
+
+    @classmethod
+    def build(
+        cls,
+        policy: Policy,
+        budgets: Mapping[str, b.Budget],
+        sdwan: Callable[[Device], bool] | None = None,
+        devices: Iterable[Device] | None = None,
+    ) -> CompileContext:
+        """Per-journey facts, then one :class:`ScopeGroup` per group of look-alike ``devices``.
+
+        ``devices`` defaults to every device of the policy; ``sdwan`` says which of
+        them are SD-WAN edges (their SLA and path tables are precomputed too).
+        """
+        fleet = tuple(policy.devices if devices is None else devices)
+        journeys = sorted((j for j in policy.journeys if j.name in budgets), key=lambda j: j.name)
+        facts = tuple(JourneyFacts(j, class_name_for(j), plan_matches(j)) for j in journeys)
+        base = cls(
+            policy=policy,
+            budgets=budgets,
+            catalogue={c.name: c for c in policy.classes},
+            order={c.name: i for i, c in enumerate(policy.classes)},
+            cost={t.name: (t.metered, t.cost) for t in policy.transports},
+            scopes=Scopes.of(journeys),
+            facts=facts,
+            groups={},
+        )
+        keys, reach = base.scopes.groups(fleet, base.context_of)
+        links: dict[ScopeKey, set[int]] = {k: set() for k in reach}
+        paths: dict[ScopeKey, set[Paths]] = {k: set() for k in reach}
+        for key, device in zip(keys, fleet, strict=True):
+            links[key].update(i.bandwidth_kbps for i in device.interfaces if i.role == "wan" and i.bandwidth_kbps)
+            if sdwan is not None and sdwan(device):
+                paths[key].add(_paths(device, policy))
+        # Keys that differ but reach the same journeys share one group (and so one set of plan objects).
+        by_reach: dict[tuple[int, ...], list[ScopeKey]] = {}
+        for key, idx in reach.items():
+            by_reach.setdefault(idx, []).append(key)
+        groups: dict[ScopeKey, ScopeGroup] = {}
+        for idx, same in by_reach.items():
+            group = base._group(
+                tuple(facts[i] for i in idx),
+                {link for k in same for link in links[k]},
+                {p for k in same for p in paths[k]},
+            )
+            groups.update((k, group) for k in same)
+        return dataclasses.replace(base, groups=groups)
+
+    def context_of(self, device: Device) -> str:
+        site = self.policy.site(device.site)
+        return site.context if site else "unknown"
+
+    def group(self, device: Device) -> ScopeGroup:
+        """The device's group: precomputed, or computed now for a device the context was not built from."""
+        key = self.scopes.key(device, self.context_of(device))
+        found = self.groups.get(key)
+        if found is not None:
+            return found
+        journeys = tuple(self.facts[i] for i in self.scopes.reaching(device, self.context_of(device)))
+        return self._group(journeys, (), ())
+
+    def _group(self, journeys: tuple[JourneyFacts, ...], links: Iterable[int], paths: Iterable[Paths]) -> ScopeGroup:
+        catalogue, order = self.catalogue, self.order
+        used: dict[str, list[str]] = {}
+        for f in journeys:
+            used.setdefault(f.class_name, []).append(f.journey.name)
+        used.setdefault(DEFAULT_CLASS, [])
+        names = sorted(
+            (n for n in used if n in catalogue),
+            key=lambda n: (n == DEFAULT_CLASS, not catalogue[n].strict_priority, order[n]),
+        )
+        qos_classes = tuple(
+            QosClass(
+                name=n,
+                ident=ident(n),
+                queue=i,
+                dscp=catalogue[n].dscp,
+                dscps=catalogue[n].dscps,
+                strict=catalogue[n].strict_priority,
+                aqm=catalogue[n].aqm,
+                fair_queue=catalogue[n].fair_queue,
+                queue_depth=catalogue[n].queue_depth,
+                scavenger=catalogue[n].scavenger,
+                is_default=n == DEFAULT_CLASS,
+                journeys=tuple(used[n]),
+            )
+            for i, n in enumerate(names)
+        )
+        cls_of = {f.journey.name: f.class_name for f in journeys}
+        dscp = {
+            f.journey.name: marking_dscp(f.journey, catalogue[cls_of[f.journey.name]])
+            for f in journeys
+            if cls_of[f.journey.name] in catalogue
+        }
+        markings = tuple(
+            MarkingRule(
+                journey=j.name,
+                ident=ident(j.name),
+                class_name=cls_of[j.name],
+                dscp=dscp[j.name],
+                matches=f.matches,
+                application=j.application,
+                category=j.category,
+            )
+            for f in journeys
+            if (j := f.journey).name in dscp
+        )
+        group = ScopeGroup(journeys, qos_classes, markings, dscp, {}, {})
+        return dataclasses.replace(
+            group,
+            allocations={link: self.allocations(group, link) for link in sorted(links)},
+            sdwan={p: self.sdwan(group, p) for p in sorted(paths)},
+        )
+
+    def allocations(self, group: ScopeGroup, link: int) -> tuple[Allocation, ...]:
+        """The group's class allocations on a WAN link of ``link`` kbps."""
+        found = group.allocations.get(link)
+        if found is not None:
+            return found
+        needs = {n.class_name: n.kbps for n in link_needs((f.journey for f in group.journeys), self.catalogue, link)}
+        return _allocations(group.classes, needs, link)
+
+    def sdwan(self, group: ScopeGroup, paths: Paths) -> tuple[tuple[SlaClass, ...], tuple[PathPreference, ...]]:
+        """The group's SLA classes and path preferences on an SD-WAN edge with these WAN transports."""
+        found = group.sdwan.get(paths)
+        if found is not None:
+            return found
+        return _sdwan(paths, group.journeys, self.budgets, self.cost, group.dscp)
+
+
 def compile_device(
     device: Device,
     policy: Policy,
-    budgets: dict[str, b.Budget],
+    budgets: Mapping[str, b.Budget],
     sdwan: bool,
     notes: tuple[str, ...] = (),
+    context: CompileContext | None = None,
 ) -> DevicePlan:
-    site = policy.site(device.site)
-    context = site.context if site else "unknown"
-    journeys = sorted(
-        (j for j in policy.journeys if j.name in budgets and in_scope(j, device, context)), key=lambda j: j.name
-    )
-    catalogue = {c.name: c for c in policy.classes}
-    order = {c.name: i for i, c in enumerate(policy.classes)}
-    used: dict[str, list[str]] = {}
-    for j in journeys:
-        used.setdefault(class_name_for(j), []).append(j.name)
-    used.setdefault(DEFAULT_CLASS, [])
-    names = sorted(
-        (n for n in used if n in catalogue),
-        key=lambda n: (n == DEFAULT_CLASS, not catalogue[n].strict_priority, order[n]),
-    )
-    qos_classes = tuple(
-        QosClass(
-            name=n,
-            ident=ident(n),
-            queue=i,
-            dscp=catalogue[n].dscp,
-            dscps=catalogue[n].dscps,
-            strict=catalogue[n].strict_priority,
-            aqm=catalogue[n].aqm,
-            fair_queue=catalogue[n].fair_queue,
-            queue_depth=catalogue[n].queue_depth,
-            scavenger=catalogue[n].scavenger,
-            is_default=n == DEFAULT_CLASS,
-            journeys=tuple(used[n]),
-        )
-        for i, n in enumerate(names)
-    )
-    cls_of = {j.name: class_name_for(j) for j in journeys}
-    dscp = {j.name: marking_dscp(j, catalogue[cls_of[j.name]]) for j in journeys if cls_of[j.name] in catalogue}
-    markings = tuple(
-        MarkingRule(
-            journey=j.name,
-            ident=ident(j.name),
-            class_name=cls_of[j.name],
-            dscp=dscp[j.name],
-            matches=_plan_matches(j),
-            application=j.application,
-            category=j.category,
-        )
-        for j in journeys
-        if j.name in dscp
-    )
+    """One device's plan. Pass the fleet's :class:`CompileContext` when compiling many devices.
+
+    Without one, a context is built for this call alone (the same plan, only slower per device).
+    """
+    ctx = context if context is not None else CompileContext.build(policy, budgets, devices=())
+    group = ctx.group(device)
     interfaces = []
     for iface in sorted(device.interfaces, key=lambda i: i.name):
         allocations: tuple[Allocation, ...] = ()
         shape = None
         if iface.role == "wan" and iface.bandwidth_kbps:
             link = iface.bandwidth_kbps
-            needs = {n.class_name: n.kbps for n in link_needs(journeys, catalogue, link)}
-            allocations = _allocations(qos_classes, needs, link)
+            allocations = ctx.allocations(group, link)
             if iface.port_speed_kbps and iface.port_speed_kbps > link:
                 shape = link
         interfaces.append(
@@ -345,16 +463,16 @@ def compile_device(
     slas: tuple[SlaClass, ...] = ()
     prefs: tuple[PathPreference, ...] = ()
     if sdwan:
-        slas, prefs = _sdwan(device, journeys, budgets, policy, dscp)
+        slas, prefs = ctx.sdwan(group, _paths(device, policy))
     return DevicePlan(
         device=device.name,
         platform=device.platform,
         site=device.site,
-        context=context,
+        context=ctx.context_of(device),
         tags=tuple(sorted(device.tags)),
         features=tuple(sorted(device.features)),
-        classes=qos_classes,
-        markings=markings,
+        classes=group.classes,
+        markings=group.markings,
         interfaces=tuple(interfaces),
         sla_classes=slas,
         path_preferences=prefs,

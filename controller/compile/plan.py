@@ -13,9 +13,35 @@ from typing import Any, Literal
 from controller.spec.types import dscp_name
 
 
+class _HashOnce:
+    """Base of the plan objects that key memo caches: their hash, computed once per object.
+
+    Renderers and checks memoise work per journey by looking plan objects up by
+    value, once per device; a dataclass recomputes its hash (recursively, through
+    every match) on each lookup, which had become a large part of building
+    contexts. The value is exactly the dataclass's own (the hash of the tuple
+    of fields); it is kept in a slot outside the fields, so equality, ``repr``,
+    ``asdict`` and pickling do not see it. A subclass must assign
+    ``__hash__ = _HashOnce.__hash__`` in its body, or ``@dataclass`` replaces it.
+    """
+
+    __slots__ = ("_hash",)
+    _hash: int
+
+    def __hash__(self) -> int:
+        try:
+            return self._hash
+        except AttributeError:
+            value = hash(tuple(getattr(self, f.name) for f in dataclasses.fields(self)))  # type: ignore[arg-type]
+            object.__setattr__(self, "_hash", value)
+            return value
+
+
 @dataclass(frozen=True, slots=True)
-class PlanMatch:
+class PlanMatch(_HashOnce):
     """One classifier: every given field must match (empty tuples match anything)."""
+
+    __hash__ = _HashOnce.__hash__
 
     protocol: Literal["udp", "tcp", "icmp", "any"]
     family: Literal["ipv4", "ipv6", "any"]
@@ -31,8 +57,10 @@ class PlanMatch:
 
 
 @dataclass(frozen=True, slots=True)
-class MarkingRule:
+class MarkingRule(_HashOnce):
     """Traffic of one journey, recognised at the edge and marked with ``dscp``."""
+
+    __hash__ = _HashOnce.__hash__
 
     journey: str
     ident: str  # config-safe upper-case identifier, e.g. VOICE-UC
@@ -48,7 +76,9 @@ class MarkingRule:
 
 
 @dataclass(frozen=True, slots=True)
-class QosClass:
+class QosClass(_HashOnce):
+    __hash__ = _HashOnce.__hash__
+
     name: str  # catalogue name, e.g. telephony
     ident: str  # config-safe upper-case identifier, e.g. TELEPHONY
     queue: int  # 0-based queue index: strict classes first, default last
@@ -72,8 +102,10 @@ class QosClass:
 
 
 @dataclass(frozen=True, slots=True)
-class Allocation:
+class Allocation(_HashOnce):
     """What one class gets on one egress interface."""
+
+    __hash__ = _HashOnce.__hash__
 
     class_name: str
     guaranteed_kbps: int
@@ -98,7 +130,9 @@ class InterfacePlan:
 
 
 @dataclass(frozen=True, slots=True)
-class SlaClass:
+class SlaClass(_HashOnce):
+    __hash__ = _HashOnce.__hash__
+
     name: str
     ident: str
     latency_ms: float | None  # one-way budget
@@ -110,7 +144,9 @@ class SlaClass:
 
 
 @dataclass(frozen=True, slots=True)
-class PathPreference:
+class PathPreference(_HashOnce):
+    __hash__ = _HashOnce.__hash__
+
     journey: str
     ident: str
     application: str | None

@@ -26,11 +26,12 @@ looser than the budget. qoectl's verify stage still checks the real budget.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
 
-from controller.compile.plan import DevicePlan, InterfacePlan, SlaClass
+from controller.compile.plan import Allocation, DevicePlan, InterfacePlan, QosClass, SlaClass
 from controller.render.base import network
 
 
@@ -127,15 +128,24 @@ def whole_percent_shares(plan: DevicePlan, iface: InterfacePlan) -> dict[str, in
     links where the rounded guarantees leave less than one percent for the default class.
     """
     assert iface.link_kbps
+    return dict(class_shares(plan.classes, iface.allocations, iface.link_kbps))
+
+
+@functools.lru_cache(maxsize=4096)
+def class_shares(
+    classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...], link_kbps: int
+) -> tuple[tuple[str, int], ...]:
+    """:func:`whole_percent_shares` as items; memoised, as devices with the same classes and link share it."""
+    alloc = {a.class_name: a for a in reversed(allocations)}  # the first per class, as InterfacePlan.allocation
     out: dict[str, int] = {}
-    for c in plan.classes:
-        a = iface.allocation(c.name)
+    for c in classes:
+        a = alloc.get(c.name)
         if c.is_default or a is None:
             continue
-        out[c.name] = max(1, math.ceil(100.0 * a.guaranteed_kbps / iface.link_kbps - 1e-9))
-    default = next(c for c in plan.classes if c.is_default)
+        out[c.name] = max(1, math.ceil(100.0 * a.guaranteed_kbps / link_kbps - 1e-9))
+    default = next(c for c in classes if c.is_default)
     out[default.name] = max(1, 100 - sum(out.values()))
-    return out
+    return tuple(out.items())
 
 
 def port_text(r: tuple[int, int]) -> str:

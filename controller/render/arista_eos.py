@@ -23,12 +23,14 @@ The pipeline on EOS:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from itertools import product
+from types import MappingProxyType
 from typing import Any, ClassVar
 
-from controller.compile.plan import DevicePlan, InterfacePlan, PlanMatch, QosClass
+from controller.compile.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
 from controller.render import base
 from controller.render.base import Limits, Renderer
 from controller.render.juniper_junos import whole_percents  # shared largest-remainder rounding
@@ -42,8 +44,9 @@ TX_QUEUES = 8
 EOS_DSCP_NAMES = {"ef"} | {f"cs{i}" for i in range(8)} | {f"af{c}{d}" for c in range(1, 5) for d in range(1, 4)}
 
 
+@functools.lru_cache(maxsize=8192)
 def eos_name(*parts: str) -> str:
-    """``QOECTL-part-part``, capped at 64 characters with a stable hash."""
+    """``QOECTL-part-part``, capped at 64 characters with a stable hash (memoised: pure, asked per device)."""
     name = "-".join((PREFIX, *parts))
     if len(name) <= MAX_NAME:
         return name
@@ -71,8 +74,9 @@ def _of_family(prefixes: tuple[str, ...], version: int) -> list[str]:
     return [p for p in prefixes if base.network(p).version == version]
 
 
+@functools.lru_cache(maxsize=8192)
 def match_versions(m: PlanMatch) -> tuple[int, ...]:
-    """IP versions a match applies to: every given prefix field must keep a prefix of that version."""
+    """IP versions a match applies to: every given prefix field must keep a prefix of that version (memoised)."""
     fields = [f for f in (m.source_prefixes, m.destination_prefixes) if f]
     return tuple(v for v in (4, 6) if all(_of_family(f, v) for f in fields))
 
@@ -110,28 +114,80 @@ def acl_lines(m: PlanMatch, version: int) -> list[str]:
     ]
 
 
+@functools.lru_cache(maxsize=4096)
+def _rule_acls(rule: MarkingRule) -> tuple[tuple[int, str, tuple[str, ...], str], ...]:
+    """(IP version, ACL name, entries, DSCP) of one journey's ACLs, one per version it matches.
+
+    Memoised per marking rule: the ACLs are the same on every device that carries
+    the journey; only the traffic class is the device's own.
+    """
+    out = []
+    for version in (4, 6):
+        lines: list[str] = []
+        for m in rule.matches:
+            if version in match_versions(m):
+                lines += acl_lines(m, version)
+        if lines:
+            name = eos_name("J" if version == 4 else "J6", rule.ident)
+            out.append((version, name, tuple(dict.fromkeys(lines)), eos_dscp(rule.dscp)))
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------- tx-queues
 
 
+@functools.lru_cache(maxsize=1024)
+def _tx_queues(classes: tuple[QosClass, ...]) -> tuple[int, ...]:
+    """:func:`tx_queue` of each class, in plan order (memoised per class list: shared by many devices)."""
+    n = len(classes)
+    return tuple(TX_QUEUES - 1 - c.queue if c.strict else n - 1 - c.queue for c in classes)
+
+
+@functools.lru_cache(maxsize=1024)
+def _dscp_maps(
+    classes: tuple[QosClass, ...],
+) -> tuple[tuple[tuple[int, tuple[int, ...]], ...], tuple[int, ...], int]:
+    """All 64 code points grouped by traffic class, the traffic classes in use and the default class's.
+
+    Unclaimed code points go to the default class. Memoised per class list.
+    """
+    queues = _tx_queues(classes)
+    default_tc = next(q for c, q in zip(classes, queues, strict=True) if c.is_default)
+    tc_of_dscp = {d: q for c, q in zip(classes, queues, strict=True) for d in c.dscps}
+    by_tc: dict[int, list[int]] = {}
+    for d in range(64):
+        by_tc.setdefault(tc_of_dscp.get(d, default_tc), []).append(d)
+    return tuple((tc, tuple(ds)) for tc, ds in sorted(by_tc.items())), tuple(sorted(set(queues))), default_tc
+
+
 def _queues(plan: DevicePlan, iface: InterfacePlan) -> dict[str, Any]:
-    rr = [c for c in plan.classes if not c.strict]
-    kbps = {c.name: float(iface.allocation(c.name).guaranteed_kbps) for c in rr}  # type: ignore[union-attr]
+    return {"iface": iface, "rows": [dict(row) for row in _queue_rows(plan.classes, iface.allocations)]}
+
+
+@functools.lru_cache(maxsize=4096)
+def _queue_rows(classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...]) -> tuple[Mapping[str, Any], ...]:
+    """One interface's tx-queue rows (read-only). Memoised: the same classes and link rate give the same rows."""
+    alloc = {a.class_name: a for a in reversed(allocations)}  # the first per class, as InterfacePlan.allocation
+    queue = dict(zip((c.name for c in classes), _tx_queues(classes), strict=True))
+    rr = [c for c in classes if not c.strict]
+    kbps = {c.name: float(alloc[c.name].guaranteed_kbps) for c in rr}
     total = sum(kbps.values()) or 1.0
     default = next(c.name for c in rr if c.is_default)
     share = whole_percents({n: 100.0 * k / total for n, k in kbps.items()}, default)
     rows = []
-    for c in sorted(plan.classes, key=lambda c: tx_queue(plan, c)):
-        a = iface.allocation(c.name)
-        assert a is not None
+    for c in sorted(classes, key=lambda c: queue[c.name]):
+        a = alloc[c.name]
         rows.append(
-            {
-                "cls": c,
-                "queue": tx_queue(plan, c),
-                "shape_kbps": (a.police_kbps or a.guaranteed_kbps) if c.strict else None,
-                "percent": None if c.strict else share[c.name],
-            }
+            MappingProxyType(
+                {
+                    "cls": c,
+                    "queue": queue[c.name],
+                    "shape_kbps": (a.police_kbps or a.guaranteed_kbps) if c.strict else None,
+                    "percent": None if c.strict else share[c.name],
+                }
+            )
         )
-    return {"iface": iface, "rows": rows}
+    return tuple(rows)
 
 
 class AristaEosRenderer(Renderer):
@@ -166,37 +222,26 @@ class AristaEosRenderer(Renderer):
         return tokens
 
     def context(self, plan: DevicePlan) -> dict[str, Any]:
-        acls = []
-        for rule in plan.markings:
-            cls = plan.qos_class(rule.class_name)
-            for version in (4, 6):
-                lines: list[str] = []
-                for m in rule.matches:
-                    if version in match_versions(m):
-                        lines += acl_lines(m, version)
-                if lines:
-                    name = eos_name("J" if version == 4 else "J6", rule.ident)
-                    acls.append(
-                        {
-                            "rule": rule,
-                            "version": version,
-                            "name": name,
-                            "lines": list(dict.fromkeys(lines)),
-                            "dscp": eos_dscp(rule.dscp),
-                            "tc": tx_queue(plan, cls),
-                        }
-                    )
-        default = next(c for c in plan.classes if c.is_default)
-        tc_of_dscp = {d: tx_queue(plan, c) for c in plan.classes for d in c.dscps}
-        by_tc: dict[int, list[int]] = {}
-        for d in range(64):
-            by_tc.setdefault(tc_of_dscp.get(d, tx_queue(plan, default)), []).append(d)
+        queue_of = {c.name: q for c, q in zip(plan.classes, _tx_queues(plan.classes), strict=True)}
+        acls = [
+            {
+                "rule": rule,
+                "version": version,
+                "name": name,
+                "lines": list(lines),
+                "dscp": dscp,
+                "tc": queue_of[rule.class_name],
+            }
+            for rule in plan.markings
+            for version, name, lines, dscp in _rule_acls(rule)
+        ]
+        dscp_maps, tcs, default_tc = _dscp_maps(plan.classes)
         lan = plan.lan_interfaces
         return {
             "plan": plan,
             "acls": acls,
-            "dscp_maps": sorted(by_tc.items()),
-            "tcs": sorted({tx_queue(plan, c) for c in plan.classes}),
+            "dscp_maps": [(tc, list(dscps)) for tc, dscps in dscp_maps],
+            "tcs": list(tcs),
             "queuing": [_queues(plan, i) for i in plan.wan_interfaces if i.link_kbps],
             "lan": lan,
             "mark_trusted": eos_name("MARK"),
@@ -205,7 +250,7 @@ class AristaEosRenderer(Renderer):
             "need_untrusted": any(not i.trust_dscp for i in lan),
             "any_v4": eos_name("ANY"),
             "any_v6": eos_name("ANY6"),
-            "default_tc": tx_queue(plan, default),
+            "default_tc": default_tc,
         }
 
 

@@ -18,11 +18,14 @@ numbers otherwise (LE is ``1``), at most eight per ``match dscp`` line.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping
 from itertools import product
+from types import MappingProxyType
 from typing import Any
 
-from controller.compile.plan import DevicePlan, InterfacePlan, PlanMatch
+from controller.compile.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
 from controller.render import base
 from controller.render.base import Limits, Renderer, percent_split
 from controller.spec.types import dscp_name
@@ -37,8 +40,9 @@ MAX_DSCP_PER_MATCH = 8
 MIN_POLICE_BPS = 8000  # IOS "police cir" accepts 8000 bps and up
 
 
+@functools.lru_cache(maxsize=64)
 def ios_dscp(value: int) -> str:
-    """The DSCP as IOS-XE spells it: a keyword where one exists, else the number (LE -> 1)."""
+    """The DSCP as IOS-XE spells it: a keyword where one exists, else the number (LE -> 1); memoised."""
     name = dscp_name(value)
     return name if name in IOS_DSCP_KEYWORDS else str(value)
 
@@ -108,15 +112,71 @@ def acl_lines(m: PlanMatch, family: str) -> list[str]:
     ]
 
 
+@functools.lru_cache(maxsize=1024)
+def _dscp_lines(dscps: tuple[int, ...]) -> tuple[str, ...]:
+    """A class's ``match dscp`` values, at most eight per line (memoised per DSCP list)."""
+    return tuple(
+        " ".join(ios_dscp(d) for d in dscps[k : k + MAX_DSCP_PER_MATCH])
+        for k in range(0, len(dscps), MAX_DSCP_PER_MATCH)
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _acl(rule: MarkingRule) -> Mapping[str, Any]:
+    """One journey's class-map and ACLs (read-only); memoised, as they are the same on every device."""
+    v4_lines, v6_lines = _rule_acl_lines(rule)
+    return MappingProxyType(
+        {
+            "rule": rule,
+            "dscp": ios_dscp(rule.dscp),
+            "classmap": f"{PREFIX}-J-{rule.ident}",
+            "v4": f"{PREFIX}-J-{rule.ident}" if v4_lines else None,
+            "v6": f"{PREFIX}-J6-{rule.ident}" if v6_lines else None,
+            "v4_lines": v4_lines,
+            "v6_lines": v6_lines,
+        }
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _rule_acl_lines(rule: MarkingRule) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The IPv4 and IPv6 ACL entries of one journey, duplicates removed.
+
+    Memoised per marking rule: every device that carries the journey has the same
+    entries, and building them (prefix formatting, the cross product) was most of
+    this renderer's context time.
+    """
+    v4: list[str] = []
+    v6: list[str] = []
+    for m in rule.matches:
+        if m.family in ("ipv4", "any"):
+            v4 += acl_lines(m, "ipv4")
+        if m.family in ("ipv6", "any"):
+            v6 += acl_lines(m, "ipv6")
+    return tuple(dict.fromkeys(v4)), tuple(dict.fromkeys(v6))
+
+
 def _queuing(plan: DevicePlan, iface: InterfacePlan, ident: str) -> dict[str, Any]:
+    return {
+        "iface": iface,
+        "policy": f"{PREFIX}-Q-{ident}",
+        "shaper": f"{PREFIX}-SHAPE-{ident}" if iface.shape_kbps else None,
+        "shape_bps": (iface.shape_kbps or 0) * 1000,
+        "rows": [dict(row) for row in _queuing_rows(plan.classes, iface.allocations)],
+    }
+
+
+@functools.lru_cache(maxsize=4096)
+def _queuing_rows(classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...]) -> tuple[Mapping[str, Any], ...]:
+    """One interface's queuing-policy rows (read-only). Memoised: same classes and link rate, same rows."""
+    alloc = {a.class_name: a for a in reversed(allocations)}  # the first per class, as InterfacePlan.allocation
     strict_level = 0
     rows = []
-    rest = [c for c in plan.classes if not c.strict]
-    shares = percent_split([float(iface.allocation(c.name).guaranteed_kbps) for c in rest])  # type: ignore[union-attr]
+    rest = [c for c in classes if not c.strict]
+    shares = percent_split([float(alloc[c.name].guaranteed_kbps) for c in rest])
     share = dict(zip([c.name for c in rest], shares, strict=True))
-    for c in plan.classes:
-        a = iface.allocation(c.name)
-        assert a is not None
+    for c in classes:
+        a = alloc[c.name]
         row: dict[str, Any] = {"cls": c, "name": "class-default" if c.is_default else class_map_name(c.ident)}
         if c.strict:
             strict_level += 1
@@ -124,14 +184,8 @@ def _queuing(plan: DevicePlan, iface: InterfacePlan, ident: str) -> dict[str, An
             row["police_bps"] = max(MIN_POLICE_BPS, (a.police_kbps or a.guaranteed_kbps) * 1000)
         else:
             row["remaining_pct"] = share[c.name]
-        rows.append(row)
-    return {
-        "iface": iface,
-        "policy": f"{PREFIX}-Q-{ident}",
-        "shaper": f"{PREFIX}-SHAPE-{ident}" if iface.shape_kbps else None,
-        "shape_bps": (iface.shape_kbps or 0) * 1000,
-        "rows": rows,
-    }
+        rows.append(MappingProxyType(row))
+    return tuple(rows)
 
 
 class CiscoIosXeRenderer(Renderer):
@@ -160,34 +214,15 @@ class CiscoIosXeRenderer(Renderer):
     def context(self, plan: DevicePlan) -> dict[str, Any]:
         acls = []
         for rule in plan.markings:
-            v4: list[str] = []
-            v6: list[str] = []
-            for m in rule.matches:
-                if m.family in ("ipv4", "any"):
-                    v4 += acl_lines(m, "ipv4")
-                if m.family in ("ipv6", "any"):
-                    v6 += acl_lines(m, "ipv6")
-            acls.append(
-                {
-                    "rule": rule,
-                    "dscp": ios_dscp(rule.dscp),
-                    "classmap": f"{PREFIX}-J-{rule.ident}",
-                    "v4": f"{PREFIX}-J-{rule.ident}" if v4 else None,
-                    "v6": f"{PREFIX}-J6-{rule.ident}" if v6 else None,
-                    "v4_lines": list(dict.fromkeys(v4)),
-                    "v6_lines": list(dict.fromkeys(v6)),
-                }
-            )
+            row = _acl(rule)
+            acls.append({**row, "v4_lines": list(row["v4_lines"]), "v6_lines": list(row["v6_lines"])})
         idents = if_idents([i.name for i in plan.interfaces])
         queuing = [_queuing(plan, i, idents[i.name]) for i in plan.wan_interfaces if i.link_kbps]
         lan = plan.lan_interfaces
         classes = [
             {
                 "name": class_map_name(c.ident),
-                "dscp_lines": [
-                    " ".join(ios_dscp(d) for d in c.dscps[k : k + MAX_DSCP_PER_MATCH])
-                    for k in range(0, len(c.dscps), MAX_DSCP_PER_MATCH)
-                ],
+                "dscp_lines": list(_dscp_lines(c.dscps)),
             }
             for c in plan.classes
             if not c.is_default

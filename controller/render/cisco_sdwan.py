@@ -24,10 +24,22 @@ limits report it before anything is rendered.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar
 
-from controller.compile.plan import DevicePlan, InterfacePlan, PathPreference, PlanMatch, QosClass
+from controller.compile.plan import (
+    Allocation,
+    DevicePlan,
+    InterfacePlan,
+    MarkingRule,
+    PathPreference,
+    PlanMatch,
+    QosClass,
+    SlaClass,
+)
 from controller.errors import Diagnostic
 from controller.model import Device, Policy
 from controller.render import _sdwan as sd
@@ -77,9 +89,13 @@ def sla_name(ident: str) -> str:
 
 def queue_numbers(plan: DevicePlan) -> dict[str, int]:
     """Queue per class: the strict class on the LLQ (0), the others on 1-7 in plan order."""
+    return _queue_numbers(plan.classes)
+
+
+def _queue_numbers(classes: tuple[QosClass, ...]) -> dict[str, int]:
     out: dict[str, int] = {}
     nxt = LLQ_QUEUE + 1
-    for c in plan.classes:
+    for c in classes:
         if c.strict:
             out[c.name] = LLQ_QUEUE
         else:
@@ -128,30 +144,137 @@ def _action_lines(p: PathPreference, sla: str | None) -> list[str]:
     return lines
 
 
-def _schedulers(plan: DevicePlan, iface: InterfacePlan, queues: dict[str, int]) -> dict[str, Any]:
-    ident = if_ident(iface.name)
-    shares = sd.whole_percent_shares(plan, iface)
+PrefixLists = tuple[Mapping[str, Any], ...]
+
+
+def _lists(ident: str, index: int, m: PlanMatch) -> tuple[PrefixLists, list[str]]:
+    """The read-only prefix lists of one match and its match conditions."""
+    src, dst = _prefix_lists(ident, index, m)
+    lists = tuple(MappingProxyType(lst) for lst in (src, dst) if lst)
+    return lists, _match_lines(m, src, dst)
+
+
+@functools.lru_cache(maxsize=4096)
+def _mark_rows(rule: MarkingRule) -> tuple[tuple[PrefixLists, tuple[str, ...]], ...]:
+    """Per match of one journey: its prefix lists and the localized access-list match lines.
+
+    Memoised per marking rule: they are the same on every edge that carries the
+    journey (callers copy the read-only lists).
+    """
     rows = []
-    for c in sorted(plan.classes, key=lambda c: queues[c.name]):
+    for i, m in enumerate(rule.matches, start=1):
+        lists, lines = _lists(rule.ident, i, m)
+        if m.dscp is not None:
+            lines.append(f"dscp {m.dscp}")
+        rows.append((lists, tuple(lines or ["source-ip 0.0.0.0/0"])))
+    return tuple(rows)
+
+
+@functools.lru_cache(maxsize=4096)
+def _route_rows(p: PathPreference, sla: str | None) -> tuple[tuple[PrefixLists, tuple[str, ...], tuple[str, ...]], ...]:
+    """Per match of one journey: its prefix lists, app-route match lines and actions (memoised, like marks)."""
+    action = tuple(_action_lines(p, sla))
+    rows = []
+    for i, m in enumerate(p.matches, start=1):
+        lists, lines = _lists(p.ident, i, m)
+        rows.append((lists, (f"dscp {p.dscp}", *lines), action))
+    return tuple(rows)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sla_thresholds(s: SlaClass) -> sd.Thresholds:
+    """One SLA class in round-trip whole numbers (memoised: the same journeys on every edge)."""
+    return sd.thresholds(s, sla_name(s.ident), min_latency=1, min_jitter=1, min_loss=1, with_mos=False)
+
+
+def _schedulers(plan: DevicePlan, iface: InterfacePlan) -> dict[str, Any]:
+    assert iface.link_kbps
+    mapping, rows = _scheduler_rows(plan.classes, iface.allocations, iface.link_kbps, iface.name)
+    return {"iface": iface, "map": mapping, "rows": [dict(row) for row in rows]}
+
+
+@functools.lru_cache(maxsize=4096)
+def _scheduler_rows(
+    classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...], link_kbps: int, iface: str
+) -> tuple[str, tuple[Mapping[str, Any], ...]]:
+    """One WAN interface's qos-map name and scheduler rows (read-only); memoised per classes, link and name."""
+    ident = if_ident(iface)
+    queues = _queue_numbers(classes)
+    shares = dict(sd.class_shares(classes, allocations, link_kbps))
+    rows = []
+    for c in sorted(classes, key=lambda c: queues[c.name]):
         share = shares[c.name]
         rows.append(
-            {
-                "cls": c,
-                "name": sd.bounded(f"{PREFIX}-{ident}-Q{queues[c.name]}", OBJECT_NAME_MAX),
-                "class": class_name(c),
-                "queue": queues[c.name],
-                "bandwidth_pct": share,
-                "buffer_pct": share,
-                "scheduling": "llq" if c.strict else "wrr",
-                # RED on the LLQ is not allowed, and a priority queue should stay short anyway.
-                "drops": "red-drop" if c.aqm and not c.strict else "tail-drop",
-            }
+            MappingProxyType(
+                {
+                    "cls": c,
+                    "name": sd.bounded(f"{PREFIX}-{ident}-Q{queues[c.name]}", OBJECT_NAME_MAX),
+                    "class": class_name(c),
+                    "queue": queues[c.name],
+                    "bandwidth_pct": share,
+                    "buffer_pct": share,
+                    "scheduling": "llq" if c.strict else "wrr",
+                    # RED on the LLQ is not allowed, and a priority queue should stay short anyway.
+                    "drops": "red-drop" if c.aqm and not c.strict else "tail-drop",
+                }
+            )
         )
-    return {
-        "iface": iface,
-        "map": sd.bounded(f"{PREFIX}-QOS-{ident}", OBJECT_NAME_MAX),
-        "rows": rows,
-    }
+    return sd.bounded(f"{PREFIX}-QOS-{ident}", OBJECT_NAME_MAX), tuple(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _JourneyPart:
+    """What only an edge's journeys decide: its marks, app-route sequences, prefix lists and SLA classes.
+
+    The same for every edge the same journeys reach, so it is memoised
+    (:func:`_journey_part`); read-only, copied into each context.
+    """
+
+    marks: tuple[Mapping[str, Any], ...]
+    routes: tuple[Mapping[str, Any], ...]
+    prefix_lists: tuple[Mapping[str, Any], ...]
+    by_dscp: tuple[Mapping[str, Any], ...]
+    slas: tuple[sd.Thresholds, ...]
+
+
+@functools.lru_cache(maxsize=1024)
+def _journey_part(
+    markings: tuple[MarkingRule, ...],
+    prefs: tuple[PathPreference, ...],
+    sla_classes: tuple[SlaClass, ...],
+    classes: tuple[QosClass, ...],
+) -> _JourneyPart:
+    names = {c.name: class_name(c) for c in classes}
+    prefix_lists: dict[str, Mapping[str, Any]] = {}
+    marks = []
+    for rule in markings:
+        for lists, lines in _mark_rows(rule):
+            for lst in lists:
+                prefix_lists[lst["name"]] = lst
+            marks.append(
+                MappingProxyType({"rule": rule, "match": lines, "class": names[rule.class_name], "dscp": rule.dscp})
+            )
+    by_dscp = tuple(
+        MappingProxyType({"dscp": d, "class": names[c.name]})
+        for c in classes
+        if not c.is_default
+        for d in sorted(set(c.dscps))
+    )
+    slas = {s.name: _sla_thresholds(s) for s in sla_classes}
+    routes = []
+    for p in prefs:
+        sla = slas[p.sla_class].name if p.sla_class else None
+        for lists, match, action in _route_rows(p, sla):
+            for lst in lists:
+                prefix_lists[lst["name"]] = lst
+            routes.append(MappingProxyType({"pref": p, "match": match, "action": action}))
+    return _JourneyPart(
+        tuple(marks),
+        tuple(routes),
+        tuple(prefix_lists[n] for n in sorted(prefix_lists)),
+        by_dscp,
+        tuple(slas[s.name] for s in sla_classes),
+    )
 
 
 class CiscoSdwanRenderer(Renderer):
@@ -217,50 +340,12 @@ class CiscoSdwanRenderer(Renderer):
         return out
 
     def context(self, plan: DevicePlan) -> dict[str, Any]:
+        shared = _journey_part(plan.markings, plan.path_preferences, plan.sla_classes, plan.classes)
         queues = queue_numbers(plan)
-        classes = {c.name: c for c in plan.classes}
+        names = {c.name: class_name(c) for c in plan.classes}
         default = next(c for c in plan.classes if c.is_default)
-        prefix_lists: dict[str, dict[str, Any]] = {}
-        marks = []
-        for rule in plan.markings:
-            for i, m in enumerate(rule.matches, start=1):
-                src, dst = _prefix_lists(rule.ident, i, m)
-                for lst in (src, dst):
-                    if lst:
-                        prefix_lists[lst["name"]] = lst
-                lines = _match_lines(m, src, dst)
-                if m.dscp is not None:
-                    lines.append(f"dscp {m.dscp}")
-                marks.append(
-                    {
-                        "rule": rule,
-                        "match": lines or ["source-ip 0.0.0.0/0"],
-                        "class": class_name(classes[rule.class_name]),
-                        "dscp": rule.dscp,
-                    }
-                )
-        by_dscp = [
-            {"dscp": d, "class": class_name(c)} for c in plan.classes if not c.is_default for d in sorted(set(c.dscps))
-        ]
-        slas = {
-            s.name: sd.thresholds(s, sla_name(s.ident), min_latency=1, min_jitter=1, min_loss=1, with_mos=False)
-            for s in plan.sla_classes
-        }
-        routes = []
-        for p in plan.path_preferences:
-            sla = slas[p.sla_class].name if p.sla_class else None
-            for i, m in enumerate(p.matches, start=1):
-                src, dst = _prefix_lists(p.ident, i, m)
-                for lst in (src, dst):
-                    if lst:
-                        prefix_lists[lst["name"]] = lst
-                routes.append(
-                    {
-                        "pref": p,
-                        "match": [f"dscp {p.dscp}", *_match_lines(m, src, dst)],
-                        "action": _action_lines(p, sla),
-                    }
-                )
+        marks = [{**row, "match": list(row["match"])} for row in shared.marks]
+        routes = [{**row, "match": list(row["match"]), "action": list(row["action"])} for row in shared.routes]
         lan = plan.lan_interfaces
         wan = [i for i in plan.wan_interfaces if i.link_kbps]
         return {
@@ -270,14 +355,14 @@ class CiscoSdwanRenderer(Renderer):
             "service_vpn": SERVICE_VPN,
             "vpn_list": f"{PREFIX}-VPN{SERVICE_VPN}",
             "aar_policy": sd.bounded(f"{PREFIX}-AAR-{if_ident(plan.device)}", OBJECT_NAME_MAX),
-            "prefix_lists": [prefix_lists[n] for n in sorted(prefix_lists)],
-            "classes": [{"cls": c, "name": class_name(c), "queue": queues[c.name]} for c in plan.classes],
+            "prefix_lists": [dict(lst) for lst in shared.prefix_lists],
+            "classes": [{"cls": c, "name": names[c.name], "queue": queues[c.name]} for c in plan.classes],
             "marks": marks,
-            "by_dscp": by_dscp,
-            "default_class": class_name(default),
-            "slas": [slas[s.name] for s in plan.sla_classes],
+            "by_dscp": [dict(row) for row in shared.by_dscp],
+            "default_class": names[default.name],
+            "slas": list(shared.slas),
             "routes": routes,
-            "qos": [_schedulers(plan, i, queues) for i in wan],
+            "qos": [_schedulers(plan, i) for i in wan],
             "lan": lan,
             "acl_trusted": f"{PREFIX}-MARK",
             "acl_untrusted": f"{PREFIX}-MARK-UNTRUSTED",

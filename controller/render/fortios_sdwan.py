@@ -31,12 +31,24 @@ the inventory does not name a probe server, and qoectl does not invent one.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping
+from dataclasses import dataclass
 from itertools import product
+from types import MappingProxyType
 from typing import Any, ClassVar
 
-from controller.compile.plan import DevicePlan, InterfacePlan, PlanMatch, QosClass
+from controller.compile.plan import (
+    Allocation,
+    DevicePlan,
+    InterfacePlan,
+    MarkingRule,
+    PathPreference,
+    PlanMatch,
+    QosClass,
+    SlaClass,
+)
 from controller.errors import Diagnostic
 from controller.model import Device, Policy
 from controller.render import _sdwan as sd
@@ -65,7 +77,9 @@ def tos(dscp: int) -> str:
     return f"0x{dscp << 2:02x}"
 
 
+@functools.lru_cache(maxsize=8192)
 def address_name(prefix: str) -> str:
+    """The firewall address object of a prefix (memoised: the same journey prefixes are on every device)."""
     return f"{PREFIX}-NET-{sd.prefix_token(prefix)}"
 
 
@@ -101,26 +115,201 @@ def _service(name: str, m: PlanMatch) -> dict[str, Any] | None:
     return {"name": name, "protocol": "TCP/UDP/SCTP", "ranges": (f"{m.protocol}-portrange", " ".join(ranges))}
 
 
-def _profile(plan: DevicePlan, iface: InterfacePlan, ids: dict[str, int]) -> dict[str, Any]:
-    shares = sd.whole_percent_shares(plan, iface)
-    entries = [
-        {
-            "cls": c,
-            "class_id": ids[c.name],
-            "priority": _shaping_priority(c),
-            "guaranteed": shares[c.name],
-            # The strict class is capped at its guarantee, like a policed priority queue.
-            "maximum": shares[c.name] if c.strict else 100,
-        }
-        for c in plan.classes
-    ]
-    default = next(c for c in plan.classes if c.is_default)
-    return {
-        "iface": iface,
-        "name": sd.bounded(f"{PREFIX}-Q-{if_ident(iface.name)}", NAME_MAX),
-        "default_class_id": ids[default.name],
-        "entries": entries,
-    }
+Port = tuple[int, int] | None
+RuleRow = tuple[str, int | None, Port, Port, str | None, tuple[str, ...], tuple[str, ...]]
+ShapingRow = tuple[Mapping[str, Any] | None, str, str, str | None, tuple[str, ...], tuple[str, ...]]
+
+
+@functools.lru_cache(maxsize=4096)
+def _rule_rows(p: PathPreference) -> tuple[RuleRow, ...]:
+    """SD-WAN rules of one journey: (name, protocol, source port, destination port, TOS, prefixes) per port pair.
+
+    Memoised per path preference: they are the same on every device that carries
+    the journey; only the member order and rule ids are the device's own.
+    """
+    rows: list[RuleRow] = []
+    for m in p.matches:
+        for sport, dport in _port_pairs(m):
+            rows.append(
+                (
+                    sd.bounded(f"{PREFIX}-{p.ident}-{len(rows) + 1}", NAME_MAX),
+                    sd.protocol_number(m.protocol),
+                    sport,
+                    dport,
+                    tos(m.dscp) if m.dscp is not None else None,
+                    m.source_prefixes,
+                    m.destination_prefixes,
+                )
+            )
+    return tuple(rows)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shaping_rows(rule: MarkingRule) -> tuple[ShapingRow, ...]:
+    """Custom service (read-only), shaping-policy name, comment, TOS and prefixes of each match of a journey.
+
+    Memoised per marking rule, like :func:`_rule_rows`; the service mapping is
+    shared, so callers copy it before handing it to a template.
+    """
+    rows: list[ShapingRow] = []
+    for k, m in enumerate(rule.matches, start=1):
+        svc = _service(sd.bounded(f"{PREFIX}-{rule.ident}-{k}", ADDRESS_MAX), m)
+        rows.append(
+            (
+                MappingProxyType(svc) if svc else None,
+                sd.bounded(f"{PREFIX}-{rule.ident}-{k}", NAME_MAX),
+                f"qoectl journey {rule.journey}",
+                tos(m.dscp) if m.dscp is not None else None,
+                m.source_prefixes,
+                m.destination_prefixes,
+            )
+        )
+    return tuple(rows)
+
+
+@functools.lru_cache(maxsize=4096)
+def _health_check(s: SlaClass) -> tuple[sd.Thresholds, tuple[str, ...], str | None]:
+    """Thresholds, SLA factors and MOS codec of one SLA class (memoised: the same journeys on every device)."""
+    t = sd.thresholds(
+        s, sd.bounded(f"{PREFIX}-{s.ident}", NAME_MAX), min_latency=0, min_jitter=0, min_loss=0, with_mos=True
+    )
+    factors = [
+        f for f, v in (("latency", t.latency_ms), ("jitter", t.jitter_ms), ("packet-loss", t.loss_pct)) if v is not None
+    ] + (["mos"] if t.mos else [])
+    codec = MOS_CODEC.get(s.codec or "g711", "g711") if t.mos else None
+    return t, tuple(factors), codec
+
+
+def _profile(plan: DevicePlan, iface: InterfacePlan) -> dict[str, Any]:
+    assert iface.link_kbps
+    name, default_id, entries = _profile_entries(plan.classes, iface.allocations, iface.link_kbps, iface.name)
+    return {"iface": iface, "name": name, "default_class_id": default_id, "entries": [dict(e) for e in entries]}
+
+
+@functools.lru_cache(maxsize=4096)
+def _profile_entries(
+    classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...], link_kbps: int, iface: str
+) -> tuple[str, int, tuple[Mapping[str, Any], ...]]:
+    """A link's shaping-profile name, default class id and entries (read-only); memoised per classes and link."""
+    ids = {c.name: FIRST_CLASS_ID + k for k, c in enumerate(classes)}
+    shares = dict(sd.class_shares(classes, allocations, link_kbps))
+    entries = tuple(
+        MappingProxyType(
+            {
+                "cls": c,
+                "class_id": ids[c.name],
+                "priority": _shaping_priority(c),
+                "guaranteed": shares[c.name],
+                # The strict class is capped at its guarantee, like a policed priority queue.
+                "maximum": shares[c.name] if c.strict else 100,
+            }
+        )
+        for c in classes
+    )
+    default = next(c for c in classes if c.is_default)
+    return sd.bounded(f"{PREFIX}-Q-{if_ident(iface)}", NAME_MAX), ids[default.name], entries
+
+
+@dataclass(frozen=True, slots=True)
+class _JourneyPart:
+    """The part of a FortiGate's config that only its journeys decide (shared by every device they reach).
+
+    ``rules`` are (preferred then backup transports, SD-WAN rule fields but its
+    id and members); ``shaping`` the journeys' shaping policies but their
+    interfaces and id. Read-only: :meth:`FortiosSdwanRenderer.context` copies
+    what it hands to the template.
+    """
+
+    checks: tuple[tuple[sd.Thresholds, tuple[str, ...], str | None], ...]
+    rules: tuple[tuple[tuple[str, ...], Mapping[str, Any]], ...]
+    services: tuple[Mapping[str, Any], ...]
+    shaping: tuple[Mapping[str, Any], ...]
+    addresses: tuple[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network], ...]
+
+
+@functools.lru_cache(maxsize=1024)
+def _journey_part(
+    prefs: tuple[PathPreference, ...],
+    sla_classes: tuple[SlaClass, ...],
+    markings: tuple[MarkingRule, ...],
+    classes: tuple[QosClass, ...],
+) -> _JourneyPart:
+    """:class:`_JourneyPart` of one set of journeys; memoised, as it is the same for every device they reach."""
+    checks = {s.name: _health_check(s) for s in sla_classes}
+    addresses: dict[str, str] = {}
+
+    def names(prefixes: tuple[str, ...]) -> tuple[str, ...]:
+        for p in prefixes:
+            addresses[address_name(p)] = p
+        return tuple(address_name(p) for p in prefixes) or ("all",)
+
+    rules = []
+    for p in prefs:
+        sla = checks[p.sla_class][0].name if p.sla_class else None
+        tag = dscp_tag(p.dscp)
+        for name, protocol, sport, dport, tos_, src, dst in _rule_rows(p):
+            fields = {
+                "pref": p,
+                "name": name,
+                "mode": "sla" if sla else "manual",
+                "sla": sla,
+                "protocol": protocol,
+                "sport": sport,
+                "dport": dport,
+                "tos": tos_,
+                "src": names(src),
+                "dst": names(dst),
+                "tag": tag,
+            }
+            rules.append((p.preferred + p.backup, MappingProxyType(fields)))
+    ids = {c.name: FIRST_CLASS_ID + k for k, c in enumerate(classes)}
+    services = []
+    shaping = []
+    for rule in markings:
+        for svc, name, comment, tos_, src, dst in _shaping_rows(rule):
+            if svc:
+                services.append(svc)
+            fields = {
+                "name": name,
+                "comment": comment,
+                "src": names(src),
+                "dst": names(dst),
+                "service": svc["name"] if svc else "ALL",
+                "tos": tos_,
+                "class_id": ids[rule.class_name],
+                "remark": None,
+            }
+            shaping.append(MappingProxyType(fields))
+    return _JourneyPart(
+        tuple(checks[s.name] for s in sla_classes),
+        tuple(rules),
+        tuple(services),
+        tuple(shaping),
+        tuple((n, base.network(addresses[n])) for n in sorted(addresses)),
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _trusted_shaping(classes: tuple[QosClass, ...]) -> tuple[Mapping[str, Any], ...]:
+    """Shaping policies that queue trusted LAN traffic by its DSCP, but their interfaces and id (memoised)."""
+    ids = {c.name: FIRST_CLASS_ID + k for k, c in enumerate(classes)}
+    return tuple(
+        MappingProxyType(
+            {
+                "name": sd.bounded(f"{PREFIX}-DSCP-{d}", NAME_MAX),
+                "comment": f"qoectl trusted DSCP {d} to class {c.name}",
+                "src": ("all",),
+                "dst": ("all",),
+                "service": "ALL",
+                "tos": tos(d),
+                "class_id": ids[c.name],
+                "remark": None,
+            }
+        )
+        for c in classes
+        if not c.is_default
+        for d in sorted(set(c.dscps))
+    )
 
 
 class FortiosSdwanRenderer(Renderer):
@@ -178,96 +367,23 @@ class FortiosSdwanRenderer(Renderer):
         for k, i in enumerate(wan, start=1):
             if i.transport:
                 seqs.setdefault(i.transport, []).append(k)
-        all_seqs = list(range(1, len(wan) + 1))
-        addresses: dict[str, str] = {}
-
-        def names(prefixes: tuple[str, ...]) -> list[str]:
-            for p in prefixes:
-                addresses[address_name(p)] = p
-            return [address_name(p) for p in prefixes] or ["all"]
-
-        checks: dict[str, dict[str, Any]] = {}
-        for s in plan.sla_classes:
-            t = sd.thresholds(
-                s, sd.bounded(f"{PREFIX}-{s.ident}", NAME_MAX), min_latency=0, min_jitter=0, min_loss=0, with_mos=True
-            )
-            factors = [
-                f
-                for f, v in (("latency", t.latency_ms), ("jitter", t.jitter_ms), ("packet-loss", t.loss_pct))
-                if v is not None
-            ] + (["mos"] if t.mos else [])
-            codec = MOS_CODEC.get(s.codec or "g711", "g711") if t.mos else None
-            checks[s.name] = {"t": t, "factors": factors, "codec": codec}
-        rules: list[dict[str, Any]] = []
-        for p in plan.path_preferences:
-            order = [seq for t in p.preferred + p.backup for seq in seqs.get(t, [])]
-            sla = checks[p.sla_class]["t"].name if p.sla_class else None
-            n = 0
-            for m in p.matches:
-                for sport, dport in _port_pairs(m):
-                    n += 1
-                    rules.append(
-                        {
-                            "id": len(rules) + 1,
-                            "pref": p,
-                            "name": sd.bounded(f"{PREFIX}-{p.ident}-{n}", NAME_MAX),
-                            "mode": "sla" if sla else "manual",
-                            "sla": sla,
-                            "protocol": sd.protocol_number(m.protocol),
-                            "sport": sport,
-                            "dport": dport,
-                            "tos": tos(m.dscp) if m.dscp is not None else None,
-                            "src": names(m.source_prefixes),
-                            "dst": names(m.destination_prefixes),
-                            "tag": dscp_tag(p.dscp),
-                            "members": order,
-                        }
-                    )
-        ids = {c.name: FIRST_CLASS_ID + k for k, c in enumerate(plan.classes)}
-        classes = {c.name: c for c in plan.classes}
+        shared = _journey_part(plan.path_preferences, plan.sla_classes, plan.markings, plan.classes)
+        orders: dict[tuple[str, ...], list[int]] = {}
+        rules = []
+        for k, (transports, fields) in enumerate(shared.rules, start=1):
+            order = orders.get(transports)
+            if order is None:
+                order = orders[transports] = [seq for t in transports for seq in seqs.get(t, [])]
+            rules.append({**fields, "id": k, "members": order})
         lan = plan.lan_interfaces
         lan_names = [i.name for i in lan] or ["any"]
         wan_names = [i.name for i in wan]
-        services: list[dict[str, Any]] = []
-        shaping: list[dict[str, Any]] = []
-        for rule in plan.markings:
-            for k, m in enumerate(rule.matches, start=1):
-                svc = _service(sd.bounded(f"{PREFIX}-{rule.ident}-{k}", ADDRESS_MAX), m)
-                if svc:
-                    services.append(svc)
-                shaping.append(
-                    {
-                        "name": sd.bounded(f"{PREFIX}-{rule.ident}-{k}", NAME_MAX),
-                        "comment": f"qoectl journey {rule.journey}",
-                        "srcintf": lan_names,
-                        "src": names(m.source_prefixes),
-                        "dst": names(m.destination_prefixes),
-                        "service": svc["name"] if svc else "ALL",
-                        "tos": tos(m.dscp) if m.dscp is not None else None,
-                        "class_id": ids[rule.class_name],
-                        "remark": None,
-                    }
-                )
+        shaping: list[dict[str, Any]] = [{**fields, "srcintf": lan_names} for fields in shared.shaping]
+        ids = {c.name: FIRST_CLASS_ID + k for k, c in enumerate(plan.classes)}
         trusted = [i.name for i in lan if i.trust_dscp]
         untrusted = [i.name for i in lan if not i.trust_dscp]
         if trusted:
-            for c in plan.classes:
-                if c.is_default:
-                    continue
-                for d in sorted(set(c.dscps)):
-                    shaping.append(
-                        {
-                            "name": sd.bounded(f"{PREFIX}-DSCP-{d}", NAME_MAX),
-                            "comment": f"qoectl trusted DSCP {d} to class {c.name}",
-                            "srcintf": trusted,
-                            "src": ["all"],
-                            "dst": ["all"],
-                            "service": "ALL",
-                            "tos": tos(d),
-                            "class_id": ids[c.name],
-                            "remark": None,
-                        }
-                    )
+            shaping += [{**fields, "srcintf": trusted} for fields in _trusted_shaping(plan.classes)]
         if untrusted:
             default = next(c for c in plan.classes if c.is_default)
             shaping.append(
@@ -290,14 +406,14 @@ class FortiosSdwanRenderer(Renderer):
         return {
             "plan": plan,
             "prefix": PREFIX,
-            "addresses": [{"name": n, "net": ipaddress.ip_network(addresses[n])} for n in sorted(addresses)],
+            "addresses": [{"name": n, "net": net} for n, net in shared.addresses],
             "members": members,
-            "all_seqs": all_seqs,
-            "checks": [checks[s.name] for s in plan.sla_classes],
+            "all_seqs": list(range(1, len(wan) + 1)),
+            "checks": [{"t": t, "factors": list(factors), "codec": codec} for t, factors, codec in shared.checks],
             "rules": rules,
-            "traffic_classes": [{"id": ids[c.name], "name": class_label(classes[c.name])} for c in plan.classes],
-            "profiles": [_profile(plan, i, ids) for i in links],
-            "services": services,
+            "traffic_classes": [{"id": ids[c.name], "name": class_label(c)} for c in plan.classes],
+            "profiles": [_profile(plan, i) for i in links],
+            "services": [dict(svc) for svc in shared.services],
             "shaping": shaping,
             "tos_mask": TOS_MASK,
         }

@@ -27,6 +27,7 @@ hash, so nothing a YAML author writes can break a ``set`` line.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -34,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from controller.compile.plan import DevicePlan, InterfacePlan, PlanMatch, QosClass
+from controller.compile.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
 from controller.render import base
 from controller.render.base import Limits, Renderer
 from controller.spec.types import dscp_name
@@ -58,8 +59,9 @@ DROP_PROFILES = (
 DROP_PROFILE_BY_LP = {"low": "RED-LOW", "medium-low": "RED-LOW", "medium-high": "RED-HIGH", "high": "RED-HIGH"}
 
 
+@functools.lru_cache(maxsize=8192)
 def junos_name(*parts: str) -> str:
-    """``QOECTL-part-part``; capped at 64 characters with a stable hash so names stay unique."""
+    """``QOECTL-part-part``; capped at 64 characters with a stable hash so names stay unique (memoised: pure)."""
     name = "-".join((PREFIX, *parts))
     if len(name) <= MAX_NAME:
         return name
@@ -129,9 +131,17 @@ def transmit_percents(plan: DevicePlan, iface: InterfacePlan) -> dict[str, int]:
     Strict classes are rounded *up* (their rate is also their rate limit, so
     rounding down would police traffic the plan admits).
     """
-    exact = {a.class_name: 100.0 * a.guaranteed_kbps / (iface.link_kbps or 1) for a in iface.allocations}
-    default = next(c.name for c in plan.classes if c.is_default)
-    return whole_percents(exact, default, frozenset(c.name for c in plan.classes if c.strict))
+    return dict(_transmit_percents(plan.classes, iface.allocations, iface.link_kbps or 1))
+
+
+@functools.lru_cache(maxsize=4096)
+def _transmit_percents(
+    classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...], link_kbps: int
+) -> tuple[tuple[str, int], ...]:
+    """:func:`transmit_percents` as items; memoised, as devices with the same classes and link share it."""
+    exact = {a.class_name: 100.0 * a.guaranteed_kbps / link_kbps for a in allocations}
+    default = next(c.name for c in classes if c.is_default)
+    return tuple(whole_percents(exact, default, frozenset(c.name for c in classes if c.strict)).items())
 
 
 # --------------------------------------------------------------------------- firewall filter terms
@@ -142,8 +152,13 @@ def _of_family(prefixes: tuple[str, ...], family: str) -> list[str]:
     return [p for p in prefixes if base.network(p).version == version]
 
 
+@functools.lru_cache(maxsize=8192)
 def match_families(m: PlanMatch) -> tuple[str, ...]:
-    """Families a match applies to: every given prefix field must keep a prefix of that family."""
+    """Families a match applies to: every given prefix field must keep a prefix of that family.
+
+    Memoised (a frozen ``PlanMatch`` is its own key): every device that carries a
+    journey asks this again for the same match, up to four times per device.
+    """
     fields = [f for f in (m.source_prefixes, m.destination_prefixes) if f]
     return tuple(fam for fam in ("inet", "inet6") if all(_of_family(f, fam) for f in fields))
 
@@ -154,6 +169,12 @@ def _ports(ranges: tuple[tuple[int, int], ...]) -> list[str]:
 
 def from_conditions(m: PlanMatch, family: str) -> list[str]:
     """``from`` conditions of one term; Junos ORs repeated values of one condition and ANDs conditions."""
+    return list(_conditions(m, family))
+
+
+@functools.lru_cache(maxsize=8192)
+def _conditions(m: PlanMatch, family: str) -> tuple[str, ...]:
+    """:func:`from_conditions`, memoised per match and family (the same journey match is on many devices)."""
     proto_kw = "protocol" if family == "inet" else "next-header"
     conds: list[str] = []
     if m.protocol in ("udp", "tcp"):
@@ -166,7 +187,7 @@ def from_conditions(m: PlanMatch, family: str) -> list[str]:
     conds += [f"destination-port {p}" for p in _ports(m.destination_ports)]
     if m.dscp is not None:
         conds.append(f"{'dscp' if family == 'inet' else 'traffic-class'} {filter_dscp(m.dscp)}")
-    return conds
+    return tuple(conds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,28 +202,58 @@ def _mark_actions(fc: str, lp: str, dscp: int, family: str) -> tuple[str, ...]:
     return (f"forwarding-class {fc}", f"loss-priority {lp}", f"{set_dscp} {filter_dscp(dscp)}", "accept")
 
 
-def filter_terms(plan: DevicePlan, family: str, trusted: bool, fc_of: Mapping[str, str]) -> list[Term]:
+@functools.lru_cache(maxsize=8192)
+def _rule_terms(rule: MarkingRule, family: str, fc: str, lp: str) -> tuple[Term, ...]:
+    """The marking terms of one journey in one family (memoised: identical on every device that carries it)."""
     terms: list[Term] = []
-    for rule in plan.markings:
-        cls = plan.qos_class(rule.class_name)
-        k = 0
-        for m in rule.matches:
-            if family not in match_families(m):
-                continue
-            k += 1
-            terms.append(
-                Term(
-                    f"M{k}-{rule.ident}",
-                    tuple(from_conditions(m, family)),
-                    _mark_actions(fc_of[cls.name], loss_priority(cls, rule.dscp), rule.dscp, family),
-                )
-            )
+    k = 0
+    for m in rule.matches:
+        if family not in match_families(m):
+            continue
+        k += 1
+        terms.append(Term(f"M{k}-{rule.ident}", _conditions(m, family), _mark_actions(fc, lp, rule.dscp, family)))
+    return tuple(terms)
+
+
+@functools.lru_cache(maxsize=1024)
+def _marking_terms(
+    markings: tuple[MarkingRule, ...], classes: tuple[QosClass, ...], family: str, fc_of: tuple[tuple[str, str], ...]
+) -> tuple[Term, ...]:
+    """Every journey's terms in one family; memoised because devices that carry the same journeys share them."""
+    by_name = {c.name: c for c in classes}
+    fc = dict(fc_of)
+    terms: list[Term] = []
+    for rule in markings:
+        cls = by_name[rule.class_name]
+        terms += _rule_terms(rule, family, fc[cls.name], loss_priority(cls, rule.dscp))
+    return tuple(terms)
+
+
+def filter_terms(plan: DevicePlan, family: str, trusted: bool, fc_of: Mapping[str, str]) -> list[Term]:
+    terms = list(_marking_terms(plan.markings, plan.classes, family, tuple(sorted(fc_of.items()))))
     default = next(c for c in plan.classes if c.is_default)
     if trusted:
         terms.append(Term("TRUSTED", (), ("accept",)))
     else:
         terms.append(Term("UNTRUSTED", (), _mark_actions(fc_of[default.name], "low", 0, family)))
     return terms
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_codes(c: QosClass) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """A class's (code point, loss priority) pairs, its rewrite code points and its loss priorities in order.
+
+    Memoised per class: they depend on the class alone, and every device and WAN
+    link asked for them again.
+    """
+    first: dict[str, int] = {}
+    for d in c.dscps:
+        first.setdefault(loss_priority(c, d), d)
+    codes = tuple((bits(d), loss_priority(c, d)) for d in c.dscps)
+    # One rewrite code point per (class, loss priority): the first DSCP with that priority.
+    rewrites = tuple((lp, bits(d)) for lp, d in first.items())
+    lps = tuple(sorted({loss_priority(c, d) for d in c.dscps}, key=LOSS_PRIORITIES.index))
+    return codes, rewrites, lps
 
 
 # --------------------------------------------------------------------------- renderer
@@ -250,21 +301,17 @@ class JuniperJunosRenderer(Renderer):
     def context(self, plan: DevicePlan) -> dict[str, Any]:
         fc_of = {c.name: junos_name(c.ident) for c in plan.classes}
         ordered = sorted(plan.classes, key=junos_queue)
-        classes = []
-        for c in ordered:
-            first: dict[str, int] = {}
-            for d in c.dscps:
-                first.setdefault(loss_priority(c, d), d)
-            classes.append(
-                {
-                    "cls": c,
-                    "fc": fc_of[c.name],
-                    "queue": junos_queue(c),
-                    "codes": [(bits(d), loss_priority(c, d)) for d in c.dscps],
-                    # One rewrite code point per (class, loss priority): the first DSCP with that priority.
-                    "rewrites": [(lp, bits(d)) for lp, d in first.items()],
-                }
-            )
+        codes = {c.name: _class_codes(c) for c in ordered}
+        classes = [
+            {
+                "cls": c,
+                "fc": fc_of[c.name],
+                "queue": junos_queue(c),
+                "codes": list(codes[c.name][0]),
+                "rewrites": list(codes[c.name][1]),
+            }
+            for c in ordered
+        ]
         wan: list[dict[str, Any]] = []
         for iface in plan.wan_interfaces:
             if not iface.link_kbps:
@@ -274,7 +321,7 @@ class JuniperJunosRenderer(Renderer):
             ident = if_ident(iface.name)
             rows = []
             for c in ordered:
-                lps = sorted({loss_priority(c, d) for d in c.dscps}, key=LOSS_PRIORITIES.index)
+                lps = codes[c.name][2]
                 rows.append(
                     {
                         "cls": c,

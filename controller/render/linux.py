@@ -14,11 +14,13 @@ such interfaces).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
-from controller.compile.plan import DevicePlan, InterfacePlan, PlanMatch, QosClass
+from controller.compile.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
 from controller.errors import Diagnostic
 from controller.model import Device, Policy
 from controller.render import base
@@ -112,6 +114,24 @@ def families(m: PlanMatch) -> tuple[str, ...]:
     return tuple(fam for fam in ("ipv4", "ipv6") if all(_of_family(f, fam) for f in fields))
 
 
+@functools.lru_cache(maxsize=4096)
+def _rule_marks(rule: MarkingRule) -> tuple[tuple[str, str, str], ...]:
+    """(family, nft match, DSCP) of every rule one journey needs.
+
+    Memoised per marking rule: the nft expressions are the same on every router
+    that carries the journey, and building them was most of this renderer's
+    context time.
+    """
+    dscp = nft_dscp(rule.dscp)
+    return tuple((fam, nft_match(m, fam), dscp) for m in rule.matches for fam in families(m))
+
+
+@functools.lru_cache(maxsize=1024)
+def _dscp_set(dscps: tuple[int, ...]) -> str:
+    """The nft set of a class's DSCPs (memoised per DSCP list)."""
+    return _set([nft_dscp(d) for d in dscps])
+
+
 def _leaf(c: QosClass, fq_codel: bool) -> str:
     if fq_codel and (c.aqm or c.fair_queue) and not c.strict:
         return f"fq_codel limit {max(c.queue_depth, 64)}"
@@ -121,30 +141,41 @@ def _leaf(c: QosClass, fq_codel: bool) -> str:
 def _tree(plan: DevicePlan, iface: InterfacePlan, fq_codel: bool) -> dict[str, Any]:
     assert iface.link_kbps is not None
     rate = iface.shape_kbps or iface.link_kbps
-    classes = []
-    for c in plan.classes:
-        a = iface.allocation(c.name)
-        assert a is not None
-        classes.append(
-            {
-                "cls": c,
-                "classid": classid(c),
-                "handle": f"{CLASS_BASE + c.queue:x}",
-                "rate": a.guaranteed_kbps,
-                "ceil": min(a.max_kbps, rate),
-                "prio": _htb_prio(c),
-                "quantum": _quantum(a.guaranteed_kbps),
-                "leaf": _leaf(c, fq_codel),
-            }
-        )
-    default = next(c for c in plan.classes if c.is_default)
+    rows, default = _tree_rows(plan.classes, iface.allocations, rate, fq_codel)
     return {
         "iface": iface,
         "rate": rate,
         "quantum": _quantum(rate),
-        "classes": classes,
-        "default": f"{CLASS_BASE + default.queue:x}",
+        "classes": [dict(row) for row in rows],
+        "default": default,
     }
+
+
+@functools.lru_cache(maxsize=4096)
+def _tree_rows(
+    classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...], rate: int, fq_codel: bool
+) -> tuple[tuple[Mapping[str, Any], ...], str]:
+    """One interface's HTB classes (read-only) and default class handle. Memoised per classes and link."""
+    alloc = {a.class_name: a for a in reversed(allocations)}  # the first per class, as InterfacePlan.allocation
+    rows = []
+    for c in classes:
+        a = alloc[c.name]
+        rows.append(
+            MappingProxyType(
+                {
+                    "cls": c,
+                    "classid": classid(c),
+                    "handle": f"{CLASS_BASE + c.queue:x}",
+                    "rate": a.guaranteed_kbps,
+                    "ceil": min(a.max_kbps, rate),
+                    "prio": _htb_prio(c),
+                    "quantum": _quantum(a.guaranteed_kbps),
+                    "leaf": _leaf(c, fq_codel),
+                }
+            )
+        )
+    default = next(c for c in classes if c.is_default)
+    return tuple(rows), f"{CLASS_BASE + default.queue:x}"
 
 
 class LinuxRenderer(Renderer):
@@ -193,15 +224,13 @@ class LinuxRenderer(Renderer):
 
     def context(self, plan: DevicePlan) -> dict[str, Any]:
         fq_codel = "fq_codel" in plan.features
-        rules = []
-        for rule in plan.markings:
-            for m in rule.matches:
-                for fam in families(m):
-                    rules.append({"rule": rule, "family": fam, "match": nft_match(m, fam), "dscp": nft_dscp(rule.dscp)})
+        rules = [
+            {"rule": rule, "family": fam, "match": match, "dscp": dscp}
+            for rule in plan.markings
+            for fam, match, dscp in _rule_marks(rule)
+        ]
         classify = [
-            {"cls": c, "classid": classid(c), "dscps": _set([nft_dscp(d) for d in c.dscps])}
-            for c in plan.classes
-            if not c.is_default
+            {"cls": c, "classid": classid(c), "dscps": _dscp_set(c.dscps)} for c in plan.classes if not c.is_default
         ]
         trees = [_tree(plan, i, fq_codel) for i in plan.wan_interfaces if i.link_kbps]
         untrusted = [i.name for i in plan.lan_interfaces if not i.trust_dscp]

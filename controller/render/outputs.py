@@ -53,12 +53,31 @@ def read_tree(root: Path) -> dict[str, dict[str, str]]:
     if not root.is_dir():
         return out
     for device_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = {f.name: f.read_text(encoding="utf-8") for f in sorted(device_dir.iterdir()) if f.is_file()}
-        out[device_dir.name] = files
+        out[device_dir.name] = read_device(device_dir)
     return out
 
 
+def read_device(device_dir: Path) -> dict[str, str]:
+    """``{file: text}`` of one device's folder (empty when it is not a folder), as :func:`read_tree` reads it.
+
+    Separate so that one device can be compared without reading the whole tree
+    (``qoectl plan`` compares each device where it renders it).
+    """
+    if not device_dir.is_dir():
+        return {}
+    return {f.name: f.read_text(encoding="utf-8") for f in sorted(device_dir.iterdir()) if f.is_file()}
+
+
+def tree_devices(root: Path) -> list[str]:
+    """The device folders of an output folder, sorted (the devices :func:`read_tree` returns)."""
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir())
+
+
 def _diff(name: str, device: str, old: str, new: str) -> tuple[str, int, int]:
+    if old == new:  # what difflib would say, without matching every line of an unchanged file
+        return "", 0, 0
     lines = list(
         difflib.unified_diff(
             old.splitlines(keepends=True),
@@ -79,53 +98,86 @@ def compare(
     """Per-device changes from ``baseline`` to ``rendered`` ({device: (platform, files)})."""
     changes: list[DeviceChange] = []
     for device in sorted(set(baseline) | set(rendered)):
-        old = baseline.get(device, {})
         platform, new = rendered.get(device, ("", {}))
-        files = []
-        for name in sorted(set(old) | set(new)):
-            diff, added, removed = _diff(name, device, old.get(name, ""), new.get(name, ""))
-            if name not in old:
-                status: Status = "new"
-            elif name not in new:
-                status = "removed"
-            else:
-                status = "changed" if diff else "unchanged"
-            files.append(FileChange(name, status, diff, added, removed))
-        if device not in baseline:
-            dev_status: Status = "new"
-        elif device not in rendered:
-            dev_status = "removed"
-        else:
-            dev_status = "changed" if any(f.status != "unchanged" for f in files) else "unchanged"
-        changes.append(DeviceChange(device, platform, dev_status, tuple(files)))
+        changes.append(compare_device(device, platform, baseline.get(device), new if device in rendered else None))
     return changes
+
+
+def compare_device(
+    device: str, platform: str, old: Mapping[str, str] | None, new: Mapping[str, str] | None
+) -> DeviceChange:
+    """One device's change; ``old`` is None when the baseline lacks the device, ``new`` when it is not rendered."""
+    before = old if old is not None else {}
+    after = new if new is not None else {}
+    files = []
+    for name in sorted(set(before) | set(after)):
+        diff, added, removed = _diff(name, device, before.get(name, ""), after.get(name, ""))
+        if name not in before:
+            status: Status = "new"
+        elif name not in after:
+            status = "removed"
+        else:
+            status = "changed" if diff else "unchanged"
+        files.append(FileChange(name, status, diff, added, removed))
+    if old is None:
+        dev_status: Status = "new"
+    elif new is None:
+        dev_status = "removed"
+    else:
+        dev_status = "changed" if any(f.status != "unchanged" for f in files) else "unchanged"
+    return DeviceChange(device, platform, dev_status, tuple(files))
 
 
 def write_tree(root: Path, rendered: Mapping[str, tuple[str, Mapping[str, str]]]) -> None:
     """Replace ``root`` with exactly the rendered files (built aside, then swapped in)."""
-    root = root.resolve()
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    staging = begin_tree(root)
     try:
         manifest: dict[str, object] = {}
         for device, (platform, files) in sorted(rendered.items()):
-            ddir = staging / device
-            ddir.mkdir()
-            entry = {}
-            for name, text in sorted(files.items()):
-                (ddir / name).write_text(text, encoding="utf-8")
-                entry[name] = hashlib.sha256(text.encode()).hexdigest()
-            manifest[device] = {"platform": platform, "files": entry}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if root.exists():
-            old = root.with_name(f".{root.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(root, old)
-            os.replace(staging, root)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, root)
+            manifest[device] = {"platform": platform, "files": write_device(staging, device, files)}
+        finish_tree(root, staging, manifest)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        discard_tree(staging)
+
+
+def begin_tree(root: Path) -> Path:
+    """A new, empty staging folder beside ``root`` to write devices into (see :func:`write_tree`).
+
+    :func:`write_tree` is these three steps in one; they are separate so that
+    worker processes can each write their devices into the same staging folder.
+    """
+    root = root.resolve()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+
+
+def write_device(staging: Path, device: str, files: Mapping[str, str]) -> dict[str, str]:
+    """Write one device's files into the staging folder; return ``{file: SHA-256}`` for the manifest."""
+    ddir = staging / device
+    ddir.mkdir()
+    entry = {}
+    for name, text in sorted(files.items()):
+        (ddir / name).write_text(text, encoding="utf-8")
+        entry[name] = hashlib.sha256(text.encode()).hexdigest()
+    return entry
+
+
+def finish_tree(root: Path, staging: Path, manifest: Mapping[str, object]) -> None:
+    """Write the manifest into the staging folder and swap it in place of ``root``."""
+    root = root.resolve()
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if root.exists():
+        old = root.with_name(f".{root.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(root, old)
+        os.replace(staging, root)
+        shutil.rmtree(old)
+    else:
+        os.replace(staging, root)
+
+
+def discard_tree(staging: Path) -> None:
+    """Remove a staging folder that was not swapped in (nothing happens when it was)."""
+    if staging.exists():
+        shutil.rmtree(staging, ignore_errors=True)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import difflib
 import ipaddress
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from itertools import combinations
 
 from controller.compile.budgets import Budget
-from controller.compile.compiler import class_name_for, ident, in_scope, link_needs, marking_dscp
+from controller.compile.compiler import LinkNeed, class_name_for, ident, in_scope, link_needs, marking_dscp
+from controller.compile.scope import ScopeKey, Scopes
 from controller.errors import Diagnostic, Location
-from controller.model import Device, Journey, Match, Origin, Policy, VoiceTarget
+from controller.model import Device, Journey, Match, Origin, Policy, ServiceClass, VoiceTarget
 from controller.model.catalogue import DEFAULT_CLASS
 from controller.qoe import emodel
 from controller.spec.types import dscp_name
@@ -31,9 +33,12 @@ def _in_file_order(items: Iterable[tuple[str, Origin]], key: tuple[str, ...]) ->
 
 
 def _duplicates(items: Iterable[tuple[str, Origin]], what: str, key: tuple[str, ...] = ("name",)) -> list[Diagnostic]:
+    listed = list(items)
+    if len({name for name, _ in listed}) == len(listed):
+        return []  # nothing to report, whatever the order: no need to locate every item in its file
     seen: dict[str, Origin] = {}
     out = []
-    for name, origin in _in_file_order(items, key):
+    for name, origin in _in_file_order(listed, key):
         if name in seen:
             out.append(
                 Diagnostic(
@@ -187,17 +192,32 @@ def matches_overlap(a: Match, b: Match) -> bool:
     )
 
 
-def _scopes_overlap(a: Journey, b: Journey, policy: Policy) -> bool:
-    for dev in policy.devices:
-        ctx = policy.context_of(dev)
+def _scopes_overlap(a: Journey, b: Journey, policy: Policy, groups: list[tuple[Device, str]]) -> bool:
+    """Does some device carry both journeys? Asked of one device per scope group (they all agree)."""
+    for dev, ctx in groups:
         if in_scope(a, dev, ctx) and in_scope(b, dev, ctx):
             return True
     return not policy.devices
 
 
+def _group_representatives(policy: Policy) -> list[tuple[Device, str]]:
+    """The first device (and its context) of each scope group, in device order."""
+    scopes = Scopes.of(policy.journeys)
+    seen: set[ScopeKey] = set()
+    out = []
+    for dev in policy.devices:
+        ctx = policy.context_of(dev)
+        key = scopes.key(dev, ctx)
+        if key not in seen:
+            seen.add(key)
+            out.append((dev, ctx))
+    return out
+
+
 def check_overlaps(policy: Policy) -> list[Diagnostic]:
     out = []
     catalogue = {c.name: c for c in policy.classes}
+    groups: list[tuple[Device, str]] | None = None  # only needed when two journeys' matches overlap
     for a, b in combinations(sorted(policy.journeys, key=lambda j: j.name), 2):
         ca, cb = class_name_for(a), class_name_for(b)
         if ca not in catalogue or cb not in catalogue:
@@ -209,7 +229,9 @@ def check_overlaps(policy: Policy) -> list[Diagnostic]:
             hit = next((ib for ib, mb in enumerate(b.matches) if matches_overlap(ma, mb)), None)
             if hit is None:
                 continue
-            if not _scopes_overlap(a, b, policy):
+            if groups is None:
+                groups = _group_representatives(policy)
+            if not _scopes_overlap(a, b, policy, groups):
                 break
             out.append(
                 Diagnostic(
@@ -239,36 +261,90 @@ def _paths(dev: Device, policy: Policy) -> list[tuple[str, float, float, float]]
     return out
 
 
-def check_paths(policy: Policy, budgets: dict[str, Budget]) -> list[Diagnostic]:
-    """A target the path cannot meet: base delay above the budget, or MOS out of reach."""
-    out = []
-    # Per device and per path quality once, not once per journey: the checks below are unchanged.
-    contexts = [policy.context_of(dev) for dev in policy.devices]
-    paths_of: dict[int, list[tuple[str, float, float, float]]] = {}
-    mos_of: dict[tuple[float, float, float, str], float] = {}
+PathRow = tuple[str, float, float, float]  # interface, base delay, jitter, loss
 
-    def mos(delay: float, jitter: float, loss: float, codec: str) -> float:
+
+class _FleetPaths:
+    """Every device's WAN paths, and per scope group the bounds that let a check skip the whole group.
+
+    A journey can only fail at a device whose best MOS is below its target or
+    whose lowest-delay path is above its budget; when no device of a group is,
+    the group is skipped without looking at its devices one by one.
+    """
+
+    def __init__(self, policy: Policy, keys: list[ScopeKey]) -> None:
+        self.paths = [_paths(dev, policy) for dev in policy.devices]
+        self.members: dict[ScopeKey, list[int]] = {}
+        for i, key in enumerate(keys):
+            if self.paths[i]:
+                self.members.setdefault(key, []).append(i)
+        self._mos: dict[tuple[float, float, float, str], float] = {}
+        self._best: dict[tuple[int, str], tuple[float, str, float, float]] = {}
+        self._lowest = [min(p, key=lambda row: row[1]) if p else None for p in self.paths]
+        self._worst_mos: dict[tuple[ScopeKey, str], float] = {}
+        self._worst_delay = {k: max(self.lowest(i)[1] for i in idx) for k, idx in self.members.items()}
+
+    def mos(self, delay: float, jitter: float, loss: float, codec: str) -> float:
         key = (delay, jitter, loss, codec)
-        if key not in mos_of:
-            mos_of[key] = emodel.voice_quality(delay, jitter, loss, codec).mos
-        return mos_of[key]
+        if key not in self._mos:
+            self._mos[key] = emodel.voice_quality(delay, jitter, loss, codec).mos
+        return self._mos[key]
 
-    for j in policy.journeys:
+    def best(self, i: int, codec: str) -> tuple[float, str, float, float]:
+        """The device's best path for a codec: (MOS, interface, base delay, loss)."""
+        found = self._best.get((i, codec))
+        if found is None:
+            scored = [(self.mos(d, jit, loss, codec), n, d, loss) for n, d, jit, loss in self.paths[i]]
+            found = self._best[(i, codec)] = max(scored)
+        return found
+
+    def lowest(self, i: int) -> PathRow:
+        found = self._lowest[i]
+        assert found is not None
+        return found
+
+    def worst_mos(self, key: ScopeKey, codec: str) -> float:
+        """The lowest best-path MOS of any device (with paths) in the group."""
+        found = self._worst_mos.get((key, codec))
+        if found is None:
+            found = self._worst_mos[(key, codec)] = min(self.best(i, codec)[0] for i in self.members[key])
+        return found
+
+    def worst_delay(self, key: ScopeKey) -> float:
+        """The highest lowest-path base delay of any device (with paths) in the group."""
+        return self._worst_delay[key]
+
+
+def _may_fail(j: Journey, bud: Budget, key: ScopeKey, fleet: _FleetPaths) -> bool:
+    """Could some device of the group fail :func:`check_paths` for this journey? (False: none can.)"""
+    t = j.target
+    latency = bud.one_way_delay_ms is not None and fleet.worst_delay(key) > bud.one_way_delay_ms
+    if isinstance(t, VoiceTarget) and t.mos is not None:
+        return fleet.worst_mos(key, t.codec) < t.mos or ("one_way_delay_ms" in bud.pinned and latency)
+    return latency
+
+
+def check_paths(policy: Policy, budgets: dict[str, Budget]) -> list[Diagnostic]:
+    """A target the path cannot meet: base delay above the budget, or MOS out of reach.
+
+    Journeys are tested per scope group, and only groups where some device can
+    fail are looked at device by device (in device order, as before): the checks
+    and the order of the diagnostics are unchanged.
+    """
+    out = []
+    keys, reach = Scopes.of(policy.journeys).groups(policy.devices, policy.context_of)
+    fleet = _FleetPaths(policy, keys)
+    reached = {k: frozenset(idx) for k, idx in reach.items()}
+    for ji, j in enumerate(policy.journeys):
         bud = budgets.get(j.name)
         if bud is None:
             continue
-        for i, dev in enumerate(policy.devices):
-            if not in_scope(j, dev, contexts[i]):
-                continue
-            paths = paths_of.get(i)
-            if paths is None:
-                paths = paths_of[i] = _paths(dev, policy)
-            if not paths:
-                continue
+        failing = [k for k, idx in reached.items() if k in fleet.members and ji in idx and _may_fail(j, bud, k, fleet)]
+        for i in sorted(i for k in failing for i in fleet.members[k]):
+            dev = policy.devices[i]
             t = j.target
             if isinstance(t, VoiceTarget) and t.mos is not None:
-                scored = [(mos(d, jit, loss, t.codec), n, d, loss) for n, d, jit, loss in paths]
-                best = max(scored)
+                best = fleet.best(i, t.codec)
                 if best[0] < t.mos:
                     out.append(
                         Diagnostic(
@@ -285,7 +361,7 @@ def check_paths(policy: Policy, budgets: dict[str, Budget]) -> list[Diagnostic]:
                     continue
             if bud.one_way_delay_ms is None:
                 continue
-            best_path = min(paths, key=lambda p: p[1])
+            best_path = fleet.lowest(i)
             if best_path[1] > bud.one_way_delay_ms:
                 field = "spec.target." + j.kind
                 pinned = "one_way_delay_ms" in bud.pinned
@@ -304,30 +380,58 @@ def check_paths(policy: Policy, budgets: dict[str, Budget]) -> list[Diagnostic]:
 # --------------------------------------------------------------------------- bandwidth
 
 
+@dataclass(frozen=True, slots=True)
+class _LinkLoad:
+    """What the journeys of one scope group put on a link of one rate (the same on every such link)."""
+
+    needs: tuple[LinkNeed, ...]
+    strict_kbps: float
+    strict_journeys: tuple[str, ...]
+    total_kbps: float
+    all_journeys: tuple[str, ...]
+
+
+def _link_load(journeys: list[Journey], catalogue: dict[str, ServiceClass], link: int) -> _LinkLoad:
+    needs = link_needs(journeys, catalogue, link)
+    strict = [n for n in needs if catalogue[n.class_name].strict_priority]
+    return _LinkLoad(
+        tuple(needs),
+        sum(n.kbps for n in strict),
+        tuple(sorted({j for n in strict for j in n.journeys})),
+        sum(n.kbps for n in needs if n.class_name != DEFAULT_CLASS),
+        tuple(sorted({j for n in needs for j in n.journeys})),
+    )
+
+
 def check_bandwidth(policy: Policy) -> list[Diagnostic]:
-    """Strict-priority share per link against the cap, and total guarantees against 100 %."""
+    """Strict-priority share per link against the cap, and total guarantees against 100 %.
+
+    The load a link carries depends only on its rate and on the journeys that
+    reach its device, so it is worked out once per scope group and link rate.
+    """
     out = []
     s = policy.settings
     catalogue = {c.name: c for c in policy.classes}
-    for dev in policy.devices:
-        context = policy.context_of(dev)
-        journeys = [j for j in policy.journeys if in_scope(j, dev, context)]
+    keys, reach = Scopes.of(policy.journeys).groups(policy.devices, policy.context_of)
+    journeys_of = {key: [policy.journeys[i] for i in idx] for key, idx in reach.items()}
+    loads: dict[tuple[ScopeKey, int], _LinkLoad] = {}
+    for dev, key in zip(policy.devices, keys, strict=True):
+        journeys = journeys_of[key]
         for k, iface in enumerate(dev.interfaces):
             if iface.role != "wan" or not iface.bandwidth_kbps:
                 continue
             link = iface.bandwidth_kbps
-            needs = link_needs(journeys, catalogue, link)
-            strict = [n for n in needs if catalogue[n.class_name].strict_priority]
-            strict_kbps = sum(n.kbps for n in strict)
-            where = dev.origin.at("interfaces", k, "bandwidth_kbps")
-            field = dev.origin.field("interfaces", k, "bandwidth_kbps")
+            load = loads.get((key, link))
+            if load is None:
+                load = loads[(key, link)] = _link_load(journeys, catalogue, link)
+            strict_kbps = load.strict_kbps
             if strict_kbps > link * s.priority_cap_pct / 100.0:
-                names = sorted({j for n in strict for j in n.journeys})
+                names = load.strict_journeys
                 related = tuple(jj.origin.at("spec", "bandwidth") for jj in journeys if jj.name in names)
                 out.append(
                     Diagnostic(
-                        where,
-                        field,
+                        dev.origin.at("interfaces", k, "bandwidth_kbps"),
+                        dev.origin.field("interfaces", k, "bandwidth_kbps"),
                         f"strict-priority traffic on {dev.name} {iface.name} is {strict_kbps:.0f} kbps = "
                         f"{100 * strict_kbps / link:.1f} % of the {link} kbps link, above the "
                         f"{s.priority_cap_pct:g} % cap (journeys: {', '.join(names)})",
@@ -336,14 +440,14 @@ def check_bandwidth(policy: Policy) -> list[Diagnostic]:
                         related=related,
                     )
                 )
-            total = sum(n.kbps for n in needs if n.class_name != DEFAULT_CLASS)
+            total = load.total_kbps
             cap = link * (s.guaranteed_cap_pct - s.default_class_min_pct) / 100.0
             if total > cap:
-                all_names = sorted({j for n in needs for j in n.journeys})
+                all_names = load.all_journeys
                 out.append(
                     Diagnostic(
-                        where,
-                        field,
+                        dev.origin.at("interfaces", k, "bandwidth_kbps"),
+                        dev.origin.field("interfaces", k, "bandwidth_kbps"),
                         f"guaranteed bandwidth on {dev.name} {iface.name} is {total:.0f} kbps = "
                         f"{100 * total / link:.1f} % of the link; at most "
                         f"{s.guaranteed_cap_pct - s.default_class_min_pct:g} % "

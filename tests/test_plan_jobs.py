@@ -1,0 +1,121 @@
+"""``qoectl plan --jobs``: worker processes give exactly what one process gives (no timing asserted).
+
+The fleet comes from the benchmark's generator (every platform, every optional
+feature) and is big enough that ``--jobs 2`` really forks workers.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from bench import fleet
+from controller.cli.main import cli
+from controller.compile.plan import DevicePlan
+from controller.load.loader import load_policy
+from controller.pipeline import MIN_PARALLEL_DEVICES, build, can_fork, render_fleet, render_plan, validate_policy
+
+pytestmark = pytest.mark.skipif(not can_fork(), reason="worker processes are forked")
+
+DEVICES = MIN_PARALLEL_DEVICES + 40
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def policies(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fleet.generate(tmp_path_factory.mktemp("fleet") / "policies", devices=DEVICES, journeys=20).root
+
+
+def _modified(src: Path, dest: Path) -> Path:
+    """The fleet with its last 30 devices gone and the interactive journeys' shares raised."""
+    shutil.copytree(src, dest)
+    inventory = sorted((dest / "inventory").glob("devices-*.yaml"))[-1]
+    docs = list(yaml.safe_load_all(inventory.read_text()))
+    docs[-1]["spec"]["devices"] = docs[-1]["spec"]["devices"][:-30]
+    inventory.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    interactive = dest / "journeys" / "interactive.yaml"
+    interactive.write_text(interactive.read_text().replace("share_pct: 1.5\n", "share_pct: 2.5\n"))
+    return dest
+
+
+def test_jobs_1_and_2_write_the_same_tree_and_say_the_same(policies: Path, tmp_path: Path) -> None:
+    results: dict[str, list[Result]] = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out-{jobs}"
+        first = run("plan", policies, "--out", out, "--no-diff", "--jobs", jobs)
+        second = run("plan", policies, "--out", out, "--json", "--jobs", jobs)
+        results[jobs] = [first, second]
+    one, two = results["1"], results["2"]
+    assert [r.exit_code for r in one] == [r.exit_code for r in two] == [2, 0], one[0].output
+    assert tree(tmp_path / "out-1") == tree(tmp_path / "out-2")
+    assert len(tree(tmp_path / "out-1")) > DEVICES
+    for a, b in zip(one, two, strict=True):
+        assert a.stdout.replace("out-1", "out-N") == b.stdout.replace("out-2", "out-N")
+        assert a.stderr == b.stderr
+
+
+def test_jobs_agree_on_changes_removed_devices_and_baseline(policies: Path, tmp_path: Path) -> None:
+    base = tmp_path / "deployed"
+    assert run("plan", policies, "--out", base, "--no-diff", "--jobs", "1").exit_code == 2
+    changed = _modified(policies, tmp_path / "changed")
+    outputs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out-{jobs}"
+        result = run("plan", changed, "--out", out, "--baseline", base, "--json", "--jobs", jobs)
+        assert result.exit_code == 2, result.output
+        outputs[jobs] = result.stdout.replace(str(out), "OUT")
+        assert yaml.safe_load(result.stdout)["changed"] > 0
+    assert outputs["1"] == outputs["2"]
+    assert '"status": "removed"' in outputs["1"] and '"status": "changed"' in outputs["1"]
+    assert tree(tmp_path / "out-1") == tree(tmp_path / "out-2")
+
+
+def test_jobs_agree_on_errors_and_write_nothing(policies: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(policies, broken)
+    voice = broken / "journeys" / "voice.yaml"
+    voice.write_text(voice.read_text().replace("concurrent_flows: 10", "concurrent_flows: 400"))
+    results = {jobs: run("plan", broken, "--out", tmp_path / jobs / "out", "--jobs", jobs) for jobs in ("1", "2")}
+    assert results["1"].exit_code == results["2"].exit_code == 1
+    assert results["1"].stderr == results["2"].stderr
+    assert "strict-priority traffic" in results["1"].stderr
+    assert not (tmp_path / "1").exists() and not (tmp_path / "2").exists()
+
+
+def test_render_fleet_in_workers_equals_build(policies: Path) -> None:
+    """The pipeline API: the same diagnostics and files as build() + render_plan, with worker statistics."""
+    expected = build(policies)
+    want = {p.device: (p.platform, p.notes, render_plan(p)) for p in expected.plans}
+
+    def keep(plan: DevicePlan, files: dict[str, str]) -> dict[str, str]:
+        return files
+
+    policy, problems = load_policy(policies)
+    runs = [render_fleet(validate_policy(policy, problems), keep, jobs=jobs, min_parallel=0) for jobs in (1, 2)]
+    for fleet_run in runs:
+        assert fleet_run.diagnostics == expected.diagnostics
+        assert {o.device: (o.platform, o.notes, o.value) for o in fleet_run.outputs} == want
+        assert [o.device for o in fleet_run.outputs] == sorted(want)
+    assert runs[0].jobs == 1 and not runs[0].workers
+    assert runs[1].jobs == 2 and len(runs[1].workers) == 2
+    assert all(w.cpu_s > 0 for w in runs[1].workers)
+
+
+def test_a_failing_worker_is_reported_not_hung(policies: Path) -> None:
+    def explode(plan: DevicePlan, files: dict[str, str]) -> None:
+        raise ValueError(f"handler failed on {plan.device}")
+
+    policy, problems = load_policy(policies)
+    with pytest.raises(RuntimeError, match="handler failed on"):
+        render_fleet(validate_policy(policy, problems), explode, jobs=2, min_parallel=0)

@@ -3,8 +3,9 @@
 What it measures, in one run on this machine:
 
 * **pipeline, N processes** - exactly what ``qoectl plan --jobs N`` does before
-  writing files: ``load_policy``, ``validate_policy`` (budgets, every
-  policy-wide check, the per-compile facts) in this process, then
+  writing files: ``load_policy`` (the YAML files parsed in N forked workers),
+  ``validate_policy`` (budgets, every policy-wide check, the per-compile
+  facts) in this process, then
   ``render_fleet``: every device compiled, checked and rendered in N forked
   workers, which send back each file's SHA-256;
 * **pipeline, 1 process** - the same in this process only, timed per stage
@@ -52,13 +53,13 @@ if str(HERE.parent) not in sys.path:  # run as a script from anywhere
 from bench import fleet  # noqa: E402
 from controller.compile.plan import DevicePlan  # noqa: E402
 from controller.load.loader import load_policy  # noqa: E402
+from controller.parallel import default_jobs  # noqa: E402
 from controller.pipeline import (  # noqa: E402
     Build,
     FleetRun,
     WorkerStats,
     bulk_allocation,
     compile_policy,
-    default_jobs,
     render_fleet,
     render_plan,
     validate_policy,
@@ -84,13 +85,19 @@ class Stage:
 
 
 @contextmanager
-def timed(stage: Stage) -> Iterator[None]:
-    wall, cpu = time.perf_counter(), time.process_time()
+def timed(stage: Stage, children: bool = False) -> Iterator[None]:
+    """Add the block's wall and CPU seconds to ``stage``; ``children``: also the CPU of worker processes it reaped."""
+    wall, cpu, kids = time.perf_counter(), time.process_time(), _children_cpu()
     try:
         yield
     finally:
         stage.wall_s += time.perf_counter() - wall
-        stage.cpu_s += time.process_time() - cpu
+        stage.cpu_s += time.process_time() - cpu + ((_children_cpu() - kids) if children else 0.0)
+
+
+def _children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
 
 
 def _nothing(_: int = 1) -> None:
@@ -195,8 +202,8 @@ def run_parallel(root: Path, jobs: int, advance: Advance = _nothing) -> Pipeline
     """``jobs`` processes: load and validate here, then compile + render in forked workers (``render_fleet``)."""
     run = PipelineRun(jobs=jobs)
     with bulk_allocation():
-        with timed(run.load):
-            policy, problems = load_policy(root)
+        with timed(run.load, children=True):  # the YAML files are parsed in ``jobs`` workers
+            policy, problems = load_policy(root, jobs)
         with timed(run.compile):
             validated = validate_policy(policy, problems)
         with timed(run.render):

@@ -33,6 +33,7 @@ from controller.compile.plan import DevicePlan
 from controller.errors import Diagnostic, PolicyError, errors_only, sort_diagnostics
 from controller.load.loader import load_policy
 from controller.model import Device, Policy
+from controller.parallel import can_fork
 from controller.render import get_renderer, platforms
 from controller.render.base import SDWAN_SLA
 from controller.validate.checks import run_checks
@@ -155,10 +156,13 @@ def bulk_allocation() -> Iterator[None]:
             gc.enable()
 
 
-def build(path: Path | str, progress: Progress | None = None) -> Build:
-    """Load and compile a policy repository. Raises PolicyError when it cannot even be read."""
+def build(path: Path | str, progress: Progress | None = None, jobs: int = 1) -> Build:
+    """Load and compile a policy repository. Raises PolicyError when it cannot even be read.
+
+    ``jobs`` > 1 parses a large repository's YAML in that many worker processes.
+    """
     with bulk_allocation():
-        policy, problems = load_policy(path)
+        policy, problems = load_policy(path, jobs)
         return compile_policy(policy, problems, progress)
 
 
@@ -235,19 +239,6 @@ def _compile_render(v: Validated, handler: Handler[T], render: bool, start: int,
             continue
         outputs.append(DeviceOutput(plan.device, plan.platform, plan.notes, handler(plan, render_plan(plan))))
     return diags, outputs
-
-
-def default_jobs() -> int:
-    """The CPUs this process may use (``os.cpu_count`` where affinity is unknown)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def can_fork() -> bool:
-    """Workers are forked so they inherit the loaded policy without pickling it; not every OS can."""
-    return "fork" in multiprocessing.get_all_start_methods()
 
 
 def render_fleet(

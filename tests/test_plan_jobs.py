@@ -17,7 +17,8 @@ from bench import fleet
 from controller.cli.main import cli
 from controller.compile.plan import DevicePlan
 from controller.load.loader import load_policy
-from controller.pipeline import MIN_PARALLEL_DEVICES, build, can_fork, render_fleet, render_plan, validate_policy
+from controller.parallel import can_fork
+from controller.pipeline import MIN_PARALLEL_DEVICES, build, render_fleet, render_plan, validate_policy
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="worker processes are forked")
 
@@ -119,3 +120,22 @@ def test_a_failing_worker_is_reported_not_hung(policies: Path) -> None:
     policy, problems = load_policy(policies)
     with pytest.raises(RuntimeError, match="handler failed on"):
         render_fleet(validate_policy(policy, problems), explode, jobs=2, min_parallel=0)
+
+
+def test_yaml_parsed_in_workers_gives_the_same_documents_and_problems(
+    policies: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files parsed in forked workers: the same documents, positions and diagnostics, in the same order."""
+    from controller.load import loader
+
+    repo = shutil.copytree(policies, tmp_path / "policies")
+    (repo / "journeys" / "zz-broken.yaml").write_text("apiVersion: qoectl/v1\nkind: Journey\nmetadata: [unclosed\n")
+    (repo / "journeys" / "aa-tagged.yaml").write_text("apiVersion: !!python/name:os.system qoectl/v1\n")
+    monkeypatch.setattr(loader, "MIN_PARALLEL_BYTES", 0)
+    one = loader.read_documents(repo, jobs=1)
+    two = loader.read_documents(repo, jobs=2)
+    assert len(one[0]) > 10 and len(one[1]) == 2
+    assert [(d.file, d.index, d.data, d.positions) for d in one[0]] == [
+        (d.file, d.index, d.data, d.positions) for d in two[0]
+    ]
+    assert [d.format() for d in one[1]] == [d.format() for d in two[1]]

@@ -23,12 +23,12 @@ from controller.cli.console import make_console
 from controller.compile.plan import DevicePlan
 from controller.errors import Diagnostic, PolicyError
 from controller.load.loader import load_policy
+from controller.parallel import default_jobs
 from controller.pipeline import (
     Build,
     FleetRun,
     build,
     bulk_allocation,
-    default_jobs,
     render_fleet,
     render_plan,
     validate_policy,
@@ -97,7 +97,7 @@ def _progress(total: int, label: str) -> Iterator[Any]:
 def _build(path: Path, as_json: bool) -> Build:
     """Load+validate+compile, or report every problem and exit 1."""
     try:
-        result = build(path)
+        result = build(path, jobs=default_jobs())
     except PolicyError as exc:
         _report_failure(exc.diagnostics, as_json)
         raise SystemExit(EXIT_ERROR) from None
@@ -174,7 +174,7 @@ def _plan_fleet(path: Path, out_dir: Path, before: Path, jobs: int, as_json: boo
     """
     try:
         with bulk_allocation():
-            policy, problems = load_policy(path)
+            policy, problems = load_policy(path, jobs)
             validated = validate_policy(policy, problems)
     except PolicyError as exc:
         _report_failure(exc.diagnostics, as_json)

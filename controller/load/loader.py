@@ -21,6 +21,7 @@ from controller import model as m
 from controller.errors import Diagnostic, Location, PolicyError, sort_diagnostics
 from controller.load.yamlsrc import YamlDocument, dotted, load_documents, printable
 from controller.model.catalogue import RFC4594
+from controller.parallel import ordered_map
 from controller.spec import v1
 from controller.spec.types import ENV_PATTERN, FILE_PATTERN, HOST_PATTERN, INTERFACE_PATTERN, NAME_PATTERN
 
@@ -63,19 +64,40 @@ def policy_files(root: FsPath) -> list[FsPath]:
     )
 
 
-def read_documents(root: FsPath) -> tuple[list[YamlDocument], list[Diagnostic]]:
+# Below this many bytes of YAML, a policy is parsed in this process: starting workers costs more.
+MIN_PARALLEL_BYTES = 2_000_000
+
+
+def _read_file(path: FsPath) -> tuple[list[YamlDocument], list[Diagnostic]]:
+    name = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [Diagnostic(Location(name), "", f"cannot read file: {exc}", "save it as UTF-8 text")]
+    return load_documents(text, name)
+
+
+def _size(path: FsPath) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def read_documents(root: FsPath, jobs: int = 1) -> tuple[list[YamlDocument], list[Diagnostic]]:
+    """Every document of every policy file, in file order, and the problems reading them.
+
+    With ``jobs`` > 1 and at least ``MIN_PARALLEL_BYTES`` of YAML, files are
+    parsed in that many forked workers; the result is the same either way.
+    """
     if not root.exists():
         raise PolicyError([Diagnostic(Location(str(root)), "", "no such file or directory", "give a policy folder")])
+    paths = policy_files(root)
+    if jobs > 1 and sum(_size(p) for p in paths) < MIN_PARALLEL_BYTES:
+        jobs = 1
     docs: list[YamlDocument] = []
     problems: list[Diagnostic] = []
-    for path in policy_files(root):
-        name = display_path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Diagnostic(Location(name), "", f"cannot read file: {exc}", "save it as UTF-8 text"))
-            continue
-        file_docs, file_problems = load_documents(text, name)
+    for file_docs, file_problems in ordered_map(_read_file, paths, jobs):
         docs.extend(file_docs)
         problems.extend(file_problems)
     return docs, problems
@@ -423,7 +445,7 @@ def to_model(docs: list[SpecDoc]) -> tuple[m.Policy, list[Diagnostic]]:
     return policy, problems
 
 
-def load_policy(root: FsPath | str) -> tuple[m.Policy, list[Diagnostic]]:
+def load_policy(root: FsPath | str, jobs: int = 1) -> tuple[m.Policy, list[Diagnostic]]:
     """Read, schema-check and convert a policy repository.
 
     Returns the model and every problem found so far (schema and YAML). Journey
@@ -432,8 +454,9 @@ def load_policy(root: FsPath | str) -> tuple[m.Policy, list[Diagnostic]]:
     Inventory/ServiceClasses/Settings document fails, raises
     :class:`PolicyError` with everything found: a model missing those would only
     produce misleading follow-up errors (unknown site, unknown tag ...).
+    ``jobs`` > 1 parses a large repository's files in that many worker processes.
     """
-    docs, problems = read_documents(FsPath(root))
+    docs, problems = read_documents(FsPath(root), jobs)
     valid, schema_problems = check_schema(docs)
     # A value the YAML reader already refused (a tag, a duplicate) needs no second "wrong type" error.
     refused = {(d.location.file, d.field) for d in problems if d.field}

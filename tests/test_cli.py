@@ -82,6 +82,37 @@ def test_plan_exit_codes_and_output_tree(repo_dir: Path, tmp_path: Path) -> None
     assert "2 of 2 devices change" in third.stdout
 
 
+def test_plan_again_links_unchanged_files_and_rewrites_edited_ones(repo_dir: Path, tmp_path: Path) -> None:
+    """A second plan reuses (hard-links) files whose text is unchanged; a file edited in out/ is seen and rewritten."""
+    out = tmp_path / "out"
+    assert run("plan", repo_dir, "--out", out).exit_code == 2
+    nft, tc, ios = out / "hq-rtr1" / "nftables.nft", out / "hq-rtr1" / "tc.batch", out / "br1-rtr1" / "qos.cfg"
+    rendered = {p: p.read_bytes() for p in (nft, tc, ios)}
+    inode = {p: p.stat().st_ino for p in (nft, tc, ios)}
+    tc.write_bytes(rendered[tc].replace(b"\n", b"\r\n"))  # only the line ends differ
+    ios.write_bytes(rendered[ios] + b"! edited by hand\n")
+    edited = {p: p.stat().st_ino for p in (tc, ios)}
+
+    again = run("plan", repo_dir, "--out", out, "--json")
+    assert again.exit_code == 2, again.output
+    files = {d["device"]: d["files"] for d in json.loads(again.stdout)["devices"]}
+    assert files["hq-rtr1"]["nftables.nft"]["status"] == "unchanged"
+    assert files["hq-rtr1"]["tc.batch"]["status"] == "changed"
+    assert files["br1-rtr1"]["qos.cfg"]["diff"].rstrip().endswith("-! edited by hand")
+    assert nft.stat().st_ino == inode[nft]  # linked, not written again
+    assert tc.stat().st_ino != edited[tc] and ios.stat().st_ino != edited[ios]
+    assert {p: p.read_bytes() for p in (nft, tc, ios)} == rendered
+    assert all(p.stat().st_nlink == 1 for p in (nft, tc, ios))  # the replaced tree is gone
+
+
+def test_plan_with_a_baseline_never_links_into_it(repo_dir: Path, tmp_path: Path) -> None:
+    base = tmp_path / "deployed"
+    assert run("plan", repo_dir, "--out", base).exit_code == 2
+    assert run("plan", repo_dir, "--out", tmp_path / "fresh", "--baseline", base).exit_code == 0
+    fresh = sorted(p for p in (tmp_path / "fresh").rglob("*") if p.is_file())
+    assert fresh and all(p.stat().st_nlink == 1 for p in fresh)
+
+
 def test_plan_with_errors_exits_1_and_writes_nothing(tmp_path: Path) -> None:
     repo = PolicyRepo.standard()
     repo.add_journey(voice_journey("bad", mos=4.4, codec="g729a", port=5004))

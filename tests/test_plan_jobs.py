@@ -19,6 +19,7 @@ from controller.compile.plan import DevicePlan
 from controller.load.loader import load_policy
 from controller.parallel import can_fork
 from controller.pipeline import MIN_PARALLEL_DEVICES, build, render_fleet, render_plan, validate_policy
+from controller.render import platforms
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="worker processes are forked")
 
@@ -139,3 +140,27 @@ def test_yaml_parsed_in_workers_gives_the_same_documents_and_problems(
         (d.file, d.index, d.data, d.positions) for d in two[0]
     ]
     assert [d.format() for d in one[1]] == [d.format() for d in two[1]]
+
+
+def test_large_plan_prints_a_table_per_platform_and_each_note_once(policies: Path, tmp_path: Path) -> None:
+    first = run("plan", policies, "--out", tmp_path / "out", "--no-diff")
+    assert first.exit_code == 2
+    lines = first.stdout.splitlines()
+    for platform in platforms():
+        row = next(line for line in lines if f" {platform} " in line and "│" in line)
+        assert "│" in row
+    assert "devices that change (240)" in first.stdout
+    assert "the first 50 of 240: --all-devices lists every device" in first.stdout
+    notes = [line for line in lines if line.startswith("note: ")]
+    assert notes and len(notes) == len(set(notes)) and len(notes) < 20
+    assert any(" devices (" in n and " more): " in n for n in notes)
+    assert f"{DEVICES} of {DEVICES} devices change" in first.stdout
+
+    every = run("plan", policies, "--out", tmp_path / "out", "--no-diff", "--all-devices")
+    assert every.exit_code == 0 and "no changes" in every.stdout
+    build_ = build(policies)
+    for p in build_.plans:
+        assert f" {p.device} " in every.stdout  # a row each
+    noted = {p.device for p in build_.plans if p.notes}
+    shown = " ".join(line for line in every.stdout.splitlines() if line.startswith("note: "))
+    assert noted and all(d in shown for d in noted)

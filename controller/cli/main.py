@@ -16,10 +16,10 @@ from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from controller import __version__
 from controller.cli.console import make_console
+from controller.cli.plan_report import print_plan
 from controller.compile.plan import DevicePlan
 from controller.errors import Diagnostic, PolicyError
 from controller.load.loader import load_policy
@@ -182,10 +182,13 @@ def _plan_fleet(path: Path, out_dir: Path, before: Path, jobs: int, as_json: boo
     created = _missing_parents(out_dir)
     staging = begin_tree(out_dir)
 
+    replacing = before.resolve() == out_dir.resolve()  # unchanged files are linked from the tree being replaced
+
     def write_and_compare(plan: DevicePlan, files: dict[str, str]) -> Written:
-        hashes = write_device(staging, plan.device, files)
-        old = before / plan.device
-        return compare_device(plan.device, plan.platform, read_device(old) if old.is_dir() else None, files), hashes
+        old_dir = before / plan.device
+        old = read_device(old_dir) if old_dir.is_dir() else None
+        hashes = write_device(staging, plan.device, files, (old_dir, old) if replacing and old else None)
+        return compare_device(plan.device, plan.platform, old, files), hashes
 
     try:
         with _progress(len(validated.devices), "rendering") as advance, bulk_allocation():
@@ -218,8 +221,16 @@ def _plan_fleet(path: Path, out_dir: Path, before: Path, jobs: int, as_json: boo
     default=None,
     help="Processes that compile and render devices (default: the number of CPUs; 1: this process only).",
 )
+@click.option(
+    "--all-devices",
+    is_flag=True,
+    help="List every device, and every device a note concerns "
+    "(above 50 devices: a table per platform and the first 50 devices that change).",
+)
 @json_opt
-def plan(path: Path, out_dir: Path, baseline: Path | None, diff: bool, as_json: bool, jobs: int | None) -> None:
+def plan(
+    path: Path, out_dir: Path, baseline: Path | None, diff: bool, as_json: bool, jobs: int | None, all_devices: bool
+) -> None:
     """Compile and render every device into --out and show what changed.
 
     Exit 0: nothing changed; 2: changes; 1: errors (like terraform plan -detailed-exitcode).
@@ -265,26 +276,7 @@ def plan(path: Path, out_dir: Path, baseline: Path | None, diff: bool, as_json: 
                     for line in f.diff.splitlines():
                         style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "")
                         out.print(line, style=style, markup=False)
-    table = Table(title=f"qoectl plan -> {out_dir}", show_lines=False)
-    for col in ("device", "platform", "status", "+lines", "-lines", "notes"):
-        table.add_column(col, justify="right" if ("lines" in col or col == "notes") else "left")
-    notes = {o.device: o.notes for o in result.outputs}
-    colour = {"new": "green", "changed": "yellow", "removed": "red", "unchanged": "dim"}
-    for c in changes:
-        table.add_row(
-            c.device,
-            c.platform,
-            f"[{colour[c.status]}]{c.status}[/]",
-            str(c.added),
-            str(c.removed),
-            str(len(notes.get(c.device, ()))) if notes.get(c.device) else "",
-        )
-    out.print(table)
-    for device, device_notes in notes.items():
-        for note in device_notes:
-            out.print(f"note: {device}: {note}", style="yellow", markup=False)
-    summary = f"{len(changed)} of {len(changes)} devices change" if changed else "no changes"
-    out.print(f"[bold]{summary}[/bold]; configs in {out_dir}/")
+    print_plan(out, changes, {o.device: o.notes for o in result.outputs if o.notes}, out_dir, all_devices)
     raise SystemExit(code)
 
 

@@ -65,7 +65,8 @@ def read_device(device_dir: Path) -> dict[str, str]:
     """
     if not device_dir.is_dir():
         return {}
-    return {f.name: f.read_text(encoding="utf-8") for f in sorted(device_dir.iterdir()) if f.is_file()}
+    # Bytes decoded as they are (no newline translation): equal text means an equal file.
+    return {f.name: f.read_bytes().decode("utf-8") for f in sorted(device_dir.iterdir()) if f.is_file()}
 
 
 def tree_devices(root: Path) -> list[str]:
@@ -151,15 +152,33 @@ def begin_tree(root: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
 
 
-def write_device(staging: Path, device: str, files: Mapping[str, str]) -> dict[str, str]:
-    """Write one device's files into the staging folder; return ``{file: SHA-256}`` for the manifest."""
+def write_device(
+    staging: Path, device: str, files: Mapping[str, str], reuse: tuple[Path, Mapping[str, str]] | None = None
+) -> dict[str, str]:
+    """Write one device's files into the staging folder; return ``{file: SHA-256}`` for the manifest.
+
+    ``reuse`` is the device's folder in the tree being replaced and its files as
+    :func:`read_device` read them: a file whose text is the same there is
+    hard-linked instead of written again (writing is most of the time of a
+    large plan that changes little); where linking fails, it is written.
+    """
     ddir = staging / device
     ddir.mkdir()
     entry = {}
     for name, text in sorted(files.items()):
-        (ddir / name).write_text(text, encoding="utf-8")
+        target = ddir / name
+        if reuse is None or reuse[1].get(name) != text or not _linked(reuse[0] / name, target):
+            target.write_text(text, encoding="utf-8")
         entry[name] = hashlib.sha256(text.encode()).hexdigest()
     return entry
+
+
+def _linked(source: Path, target: Path) -> bool:
+    try:
+        os.link(source, target)
+    except OSError:
+        return False
+    return True
 
 
 def finish_tree(root: Path, staging: Path, manifest: Mapping[str, object]) -> None:

@@ -272,6 +272,7 @@ def generate(root: Path, devices: int = 10_000, journeys: int = 50, seed: int = 
             "name": f"site-{s:05d}",
             "context": _site_context(s),
             "region": REGIONS[s % len(REGIONS)],
+            "sdwan_site_id": 1000 + s,  # Cisco SD-WAN edges get apply-policy for their site
         }
         for s in range(site_count)
     ]

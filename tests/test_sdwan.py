@@ -468,3 +468,95 @@ def test_parsers_reject_chains_that_do_not_close(example_build: Build) -> None:
     for parser, files in broken:
         with pytest.raises(ParseError):
             parser.parse(files)
+
+
+# --------------------------------------------------------------------------- Cisco SD-WAN: apply-policy per site
+
+
+def _sites_with_ids(*ids: int | None) -> PolicyRepo:
+    """``sdwan_repo`` with sites branch-1, branch-2 ... given these SD-WAN site-ids (None: no site-id)."""
+    repo = sdwan_repo()
+    sites = [site(f"branch-{k}") | ({"sdwan_site_id": i} if i is not None else {}) for k, i in enumerate(ids, 1)]
+    repo.files["inventory/sites.yaml"] = [inventory("lab-sites", sites=sites, transports=SDWAN_TRANSPORTS)]
+    return repo
+
+
+def test_a_site_id_applies_the_app_route_policy_to_the_site(tmp_path: Path) -> None:
+    repo = _sites_with_ids(1001)
+    repo.set_devices([cisco_edge("edge1"), cisco_edge("edge2")])  # two edges of one site: one policy for both
+    b = built(repo, tmp_path)
+    assert b.ok, [d.format() for d in b.errors]
+    texts = [rendered(b, name)["centralized-policy.cfg"] for name in ("edge1", "edge2")]
+    assert texts[0].replace("edge1", "EDGE") == texts[1].replace("edge2", "EDGE")
+    text = texts[0]
+    assert block(text, "site-list QOECTL-SITE-1001") == ["site-id 1001"]
+    assert block(text, "apply-policy") == ["site-list QOECTL-SITE-1001", "app-route-policy QOECTL-AAR-SITE-1001", "!"]
+    assert " app-route-policy QOECTL-AAR-SITE-1001" in text.splitlines()
+    assert text.rstrip().endswith("!") and text.index(" lists") < text.index("apply-policy")
+    files = rendered(b, "edge1")
+    assert cisco_parser.parse(files)  # the independent parser: every list and policy apply-policy names exists
+    with pytest.raises(ParseError, match="undefined site-list QOECTL-SITE-1001"):
+        cisco_parser.parse({**files, "centralized-policy.cfg": text.replace("  site-list QOECTL-SITE-1001\n", "  x\n")})
+    with pytest.raises(ParseError, match="undefined app-route-policy"):
+        cisco_parser.parse(
+            {
+                **files,
+                "centralized-policy.cfg": text.replace("  app-route-policy QOECTL-AAR-SITE", "  app-route-policy X"),
+            }
+        )
+    assert not any("apply-policy" in n for p in b.plans for n in p.notes)
+
+
+def test_without_a_site_id_nothing_is_applied_and_the_plan_says_so(tmp_path: Path) -> None:
+    b = built(_sites_with_ids(None), tmp_path)
+    text = rendered(b, "edge1")["centralized-policy.cfg"]
+    assert "apply-policy" not in text.replace("! ", "") and "site-list" not in text
+    assert " app-route-policy QOECTL-AAR-EDGE1" in text.splitlines()
+    plan = b.plan("edge1")
+    assert plan is not None and any("no sdwan_site_id" in n for n in plan.notes)
+    forti = b.plan("fgt1")
+    assert forti is not None and not any("sdwan_site_id" in n for n in forti.notes)
+
+
+def test_edges_of_one_site_that_need_different_policies_are_an_error(tmp_path: Path) -> None:
+    repo = _sites_with_ids(1001)
+    repo.set_devices([cisco_edge("edge1"), cisco_edge("edge2") | {"tags": ["wan-edge", "vip"]}])
+    repo.add_journey(interactive_journey("vip-web", port=8443, scope={"device_tags": ["vip"]}))
+    b = built(repo, tmp_path)
+    problems = [d for d in b.errors if "share site branch-1" in d.message]
+    assert len(problems) == 1, [d.format() for d in b.errors]
+    p = problems[0]
+    assert "edge1 and edge2" in p.message and "SD-WAN site-id 1001" in p.message and "journeys differ" in p.message
+    assert p.location.file.endswith("devices.yaml") and p.field.endswith("devices[1].site") and p.location.line > 0
+    assert p.related and p.related[0].line < p.location.line
+
+
+def test_two_sites_with_one_site_id_are_an_error_with_both_places(tmp_path: Path) -> None:
+    repo = _sites_with_ids(1001, 1002, 1001)
+    root = repo.write(tmp_path / "policies")
+    from click.testing import CliRunner
+
+    from controller.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["validate", str(root)])
+    assert result.exit_code == 1
+    line = repo.line_of("inventory/sites.yaml", "sdwan_site_id: 1001", nth=1)
+    assert f"sites.yaml:{line}:" in result.stderr
+    assert "SD-WAN site-id 1001 of site branch-3 is already the site-id of site branch-1" in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+
+def test_site_id_must_be_a_whole_positive_number(tmp_path: Path) -> None:
+    for bad in ("0", "-4", "'1001\\n!'", "1.5", "4294967296"):
+        repo = _sites_with_ids(None)
+        text = repo.dump(repo.files["inventory/sites.yaml"]).replace(
+            "name: branch-1\n", f"name: branch-1\n    sdwan_site_id: {bad}\n", 1
+        )
+        repo.add_raw("inventory/sites.yaml", text)
+        from controller.errors import PolicyError
+
+        with pytest.raises(PolicyError) as exc:
+            built(repo, tmp_path / bad.replace("\\", "_"))
+        assert any("sdwan_site_id" in d.field for d in exc.value.diagnostics), [
+            d.format() for d in exc.value.diagnostics
+        ]

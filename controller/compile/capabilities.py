@@ -202,6 +202,7 @@ def check_plan(
         )
     errors += _bandwidth_limits(plan, renderer, device)
     errors += renderer.check(plan, device, policy)
+    notes += renderer.notes(plan)
     for s in plan.sla_classes:
         j = s.journeys[0]
         for value, (lo, hi), label in (

@@ -158,6 +158,11 @@ def _path_metrics(device: Device, iface: Interface, policy: Policy) -> tuple[flo
 Paths = tuple[tuple[str, tuple[float, float, float]], ...]
 
 
+def _site_id(device: Device, policy: Policy) -> int | None:
+    site = policy.site(device.site)
+    return site.sdwan_site_id if site is not None else None
+
+
 def _paths(device: Device, policy: Policy) -> Paths:
     transports: list[tuple[str, tuple[float, float, float]]] = []
     for iface in device.wan_interfaces:
@@ -477,4 +482,5 @@ def compile_device(
         sla_classes=slas,
         path_preferences=prefs,
         notes=notes,
+        sdwan_site_id=_site_id(device, policy) if sdwan else None,
     )

@@ -178,6 +178,7 @@ class DevicePlan:
     sla_classes: tuple[SlaClass, ...]
     path_preferences: tuple[PathPreference, ...]
     notes: tuple[str, ...]
+    sdwan_site_id: int | None = None  # SD-WAN edges: the site's SD-WAN site-id, when the inventory gives one
 
     @property
     def wan_interfaces(self) -> tuple[InterfacePlan, ...]:

@@ -306,7 +306,10 @@ def _journey(doc: SpecDoc) -> m.Journey:
 def _inventory(doc: SpecDoc) -> tuple[list[m.Site], list[m.Transport], list[m.Device]]:
     spec: v1.InventorySpec = doc.spec.spec
     src = doc.source
-    sites = [m.Site(s.name, s.context, s.region, m.Origin(src, ("spec", "sites", i))) for i, s in enumerate(spec.sites)]
+    sites = [
+        m.Site(s.name, s.context, s.region, s.sdwan_site_id, m.Origin(src, ("spec", "sites", i)))
+        for i, s in enumerate(spec.sites)
+    ]
     transports = [
         m.Transport(
             t.name,

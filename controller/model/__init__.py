@@ -170,6 +170,7 @@ class Site:
     name: str
     context: str
     region: str | None
+    sdwan_site_id: int | None = None
     origin: Origin = field(default=BUILTIN, compare=False)
 
 
@@ -286,8 +287,19 @@ class Policy:
     def _journeys(self) -> dict[str, Journey]:
         return {j.name: j for j in reversed(self.journeys)}
 
+    @cached_property
+    def _devices_by_site(self) -> dict[str, tuple[Device, ...]]:
+        by_site: dict[str, list[Device]] = {}
+        for d in self.devices:
+            by_site.setdefault(d.site, []).append(d)
+        return {site: tuple(devices) for site, devices in by_site.items()}
+
     def journey(self, name: str) -> Journey | None:
         return self._journeys.get(name)
+
+    def devices_at(self, site: str) -> tuple[Device, ...]:
+        """The devices at a site, in inventory order."""
+        return self._devices_by_site.get(site, ())
 
     def site(self, name: str) -> Site | None:
         return self._sites.get(name)

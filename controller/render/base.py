@@ -149,6 +149,10 @@ class Renderer(ABC):
         """
         return []
 
+    def notes(self, plan: DevicePlan) -> tuple[str, ...]:
+        """What the engineer should know about this device's output that is not an error (default: none)."""
+        return ()
+
     @property
     def template_dir(self) -> str:
         return self.platform

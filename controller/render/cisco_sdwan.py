@@ -40,6 +40,7 @@ from controller.compile.plan import (
     QosClass,
     SlaClass,
 )
+from controller.compile.scope import in_scope
 from controller.errors import Diagnostic
 from controller.model import Device, Policy
 from controller.render import _sdwan as sd
@@ -337,7 +338,15 @@ class CiscoSdwanRenderer(Renderer):
                     "map some journeys to a shared service_class",
                 )
             )
-        return out
+        return out + _site_conflicts(device, policy)
+
+    def notes(self, plan: DevicePlan) -> tuple[str, ...]:
+        if plan.sdwan_site_id is not None:
+            return ()
+        return (
+            f"the app-route policy is not applied to a site (no apply-policy): site {plan.site} has no "
+            "sdwan_site_id in the inventory; give it one, or activate the policy for the site in SD-WAN Manager",
+        )
 
     def context(self, plan: DevicePlan) -> dict[str, Any]:
         shared = _journey_part(plan.markings, plan.path_preferences, plan.sla_classes, plan.classes)
@@ -354,7 +363,8 @@ class CiscoSdwanRenderer(Renderer):
             "transport_vpn": TRANSPORT_VPN,
             "service_vpn": SERVICE_VPN,
             "vpn_list": f"{PREFIX}-VPN{SERVICE_VPN}",
-            "aar_policy": sd.bounded(f"{PREFIX}-AAR-{if_ident(plan.device)}", OBJECT_NAME_MAX),
+            "aar_policy": aar_policy_name(plan),
+            "site_list": None if plan.sdwan_site_id is None else f"{PREFIX}-SITE-{plan.sdwan_site_id}",
             "prefix_lists": [dict(lst) for lst in shared.prefix_lists],
             "classes": [{"cls": c, "name": names[c.name], "queue": queues[c.name]} for c in plan.classes],
             "marks": marks,
@@ -379,6 +389,56 @@ class CiscoSdwanRenderer(Renderer):
                 for i in range(1, len(rule.matches) + 1):
                     tokens += [sd.bounded(f"{PREFIX}-{rule.ident}-{i}-{end}", LIST_NAME_MAX) for end in ("SRC", "DST")]
         return tokens
+
+
+def aar_policy_name(plan: DevicePlan) -> str:
+    """One app-route policy per SD-WAN site when the site-id is known (a site list takes one), else per edge."""
+    if plan.sdwan_site_id is not None:
+        return f"{PREFIX}-AAR-SITE-{plan.sdwan_site_id}"
+    return sd.bounded(f"{PREFIX}-AAR-{if_ident(plan.device)}", OBJECT_NAME_MAX)
+
+
+def _routing_inputs(device: Device, policy: Policy) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """What a Cisco SD-WAN edge's app-route policy is made from: its journeys, its transports, its features."""
+    context = policy.context_of(device)
+    journeys = tuple(sorted(j.name for j in policy.journeys if in_scope(j, device, context)))
+    transports = tuple(sorted({i.transport for i in device.wan_interfaces if i.transport}))
+    return journeys, transports, tuple(sorted(device.features))
+
+
+def _site_conflicts(device: Device, policy: Policy) -> list[Diagnostic]:
+    """Edges of one SD-WAN site share its site list, so they must get the same app-route policy.
+
+    Reported on the later edge (by name) of each pair that differs, pointing at the earlier one.
+    """
+    site = policy.site(device.site)
+    if site is None or site.sdwan_site_id is None:
+        return []
+    peers = [d for d in policy.devices_at(device.site) if d.platform == device.platform and d.name < device.name]
+    if not peers:
+        return []
+    mine = _routing_inputs(device, policy)
+    out = []
+    for peer in peers:
+        theirs = _routing_inputs(peer, policy)
+        if theirs != mine:
+            what = [
+                label
+                for label, a, b in zip(("journeys", "transports", "features"), mine, theirs, strict=True)
+                if a != b
+            ]
+            out.append(
+                Diagnostic(
+                    device.origin.at("site"),
+                    device.origin.field("site"),
+                    f"cisco_sdwan edges {peer.name} and {device.name} share site {device.site} (SD-WAN site-id "
+                    f"{site.sdwan_site_id}) but would need different app-route policies (their {' and '.join(what)} "
+                    "differ); a site list takes one app-route policy",
+                    "give both edges the same tags, transports and features, or put them at different sites",
+                    related=(peer.origin.at("site"),),
+                )
+            )
+    return out
 
 
 RENDERER = CiscoSdwanRenderer()

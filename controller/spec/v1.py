@@ -257,6 +257,13 @@ class Site(Strict):
     context: Name = Field(default="branch", description="branch, campus, datacenter, remote-users, ...")
     region: Name | None = None
     description: FreeText | None = None
+    sdwan_site_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=4_294_967_295,
+        description="The Cisco SD-WAN system site-id of this site's edges. With it, the centralized policy is "
+        "applied to the site (apply-policy site-list); without it, activate the policy in SD-WAN Manager.",
+    )
 
 
 class Transport(Strict):

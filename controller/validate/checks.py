@@ -61,6 +61,31 @@ def check_unique_names(policy: Policy) -> list[Diagnostic]:
     out += _duplicates(((d.name, d.origin) for d in policy.devices), "device")
     for dev in policy.devices:
         out += _duplicates(((i.name, i.origin) for i in dev.interfaces), f"interface (device {dev.name})")
+    return out + _duplicate_site_ids(policy)
+
+
+def _duplicate_site_ids(policy: Policy) -> list[Diagnostic]:
+    """Two sites with one SD-WAN site-id would put both in one site list: the overlay sees them as one site."""
+    first: dict[int, str] = {}
+    out = []
+    numbered = [(s.name, s.origin) for s in policy.sites if s.sdwan_site_id is not None]
+    ids = {s.name: s.sdwan_site_id for s in policy.sites}
+    for name, origin in _in_file_order(numbered, ("sdwan_site_id",)):
+        site_id = ids[name]
+        assert site_id is not None
+        if site_id in first and first[site_id] != name:
+            other = policy.site(first[site_id])
+            out.append(
+                Diagnostic(
+                    origin.at("sdwan_site_id"),
+                    origin.field("sdwan_site_id"),
+                    f"SD-WAN site-id {site_id} of site {name} is already the site-id of site {first[site_id]}",
+                    "each SD-WAN site needs its own site-id (the edges' system site-id)",
+                    related=(other.origin.at("sdwan_site_id"),) if other is not None else (),
+                )
+            )
+        else:
+            first.setdefault(site_id, name)
     return out
 
 

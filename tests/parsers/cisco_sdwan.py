@@ -145,9 +145,27 @@ def _localized(text: str) -> tuple[dict[str, tuple[int, str]], dict[str, dict[st
     return marks, per_if
 
 
+def _check_applied(root: Node, policy: Node, lists: Node) -> None:
+    """``apply-policy`` names only site lists and app-route policies the policy block defines."""
+    sites = _named(lists, "site-list")
+    for name, site_list in sites.items():
+        if not site_list.child("site-id"):
+            raise ParseError(f"site-list {name} has no site-id")
+    aars = set(_named(policy, "app-route-policy"))
+    for applied in root.child("apply-policy"):
+        for site_list in applied.child("site-list"):
+            if site_list.text.split()[1] not in sites:
+                raise ParseError(f"apply-policy uses undefined site-list {site_list.text.split()[1]}")
+            for aar in site_list.child("app-route-policy"):
+                if aar.text.split()[1] not in aars:
+                    raise ParseError(f"apply-policy uses undefined app-route-policy {aar.text.split()[1]}")
+
+
 def _check_centralized(text: str, marks: dict[str, tuple[int, str]]) -> None:
-    policy = _policy(tree(text), "centralized-policy.cfg")
+    root = tree(text)
+    policy = _policy(root, "centralized-policy.cfg")
     lists = policy.child("lists")[0] if policy.child("lists") else Node("lists")
+    _check_applied(root, policy, lists)
     known = set(_named(lists, "data-prefix-list")) | set(_named(lists, "vpn-list"))
     slas = set(_named(policy, "sla-class"))
     for aar in policy.child("app-route-policy"):

@@ -201,3 +201,47 @@ def test_wrong_password_and_host_keys(emulated_devices, tmp_path: Path) -> None:
     d = by_device(data)["edge-ios"]
     assert (d["status"], d["error_kind"]) == ("failed", "host_key") and "CHANGED" in d["error"]
     assert {n: dev.running_config() for n, dev in lab.devices.items()} == before
+
+
+def test_a_class_added_between_existing_classes_lands_in_its_place(emulated_devices, tmp_path: Path) -> None:  # noqa: F811
+    """Classes of a policy-map are matched in order: a journey whose class sorts between existing ones.
+
+    The devices append a new class at the end (before class-default), so qoectl
+    re-adds the classes from the first one out of place, and the read-back
+    finds the intended order.
+    """
+    lab, policy, known = setup(emulated_devices, tmp_path)
+    video = policy / "journeys" / "video.yaml"
+    full = video.read_text()
+    docs = full.split("\n---\n")
+    meetings = [d for d in docs if "name: video-meetings" in d]
+    assert len(meetings) == 1
+    video.write_text("\n---\n".join(d for d in docs if d not in meetings))
+    res, data = apply_cli(policy, known, tmp_path, "without")
+    assert res.exit_code == 0, res.output
+    ios, eos = lab.devices["edge-ios"], lab.devices["edge-eos"]
+    assert "QOECTL-MULTIMEDIA-CONFERENCING" not in ios.running_config()
+
+    video.write_text(full)
+    res, data = apply_cli(policy, known, tmp_path, "with")
+    assert res.exit_code == 0, res.output
+    results = by_device(data)
+    assert {results[n]["status"] for n in ("edge-ios", "edge-eos", "edge-junos")} == {"changed"}, data
+
+    def classes(text: str, policy_map: str) -> list[str]:
+        block = text.split(f"\n{policy_map}\n", 1)[1].split("\n!", 1)[0]
+        return [line.strip() for line in block.splitlines() if line.strip().startswith("class ")]
+
+    queues = classes(ios.running_config(), "policy-map QOECTL-Q-GIGABITETHERNET0-0-0")
+    assert queues.index("class QOECTL-SIGNALING") + 1 == queues.index("class QOECTL-MULTIMEDIA-CONFERENCING")
+    assert queues[-1] == "class class-default"
+    marks = classes(ios.running_config(), "policy-map QOECTL-MARK")
+    assert marks.index("class QOECTL-J-VIDEO-MEETINGS") + 1 == marks.index("class QOECTL-J-VOICE")
+    eos_marks = classes(eos.running_config(), "policy-map type quality-of-service QOECTL-MARK")
+    assert eos_marks.index("class QOECTL-J-VIDEO-MEETINGS") + 1 == eos_marks.index("class QOECTL-J-VOICE")
+    # Only the classes from the insertion point on were re-sent, not the whole policy-map.
+    sent = results["edge-ios"]["commands"]
+    assert " no class QOECTL-J-VOICE" in sent and " no class QOECTL-J-BACKUPS" not in sent, sent
+
+    res, data = apply_cli(policy, known, tmp_path, "again", "--detailed-exitcode")
+    assert res.exit_code == 0 and {d["status"] for d in data["devices"]} == {"unchanged"}, data

@@ -218,6 +218,38 @@ def test_ioslike_minimal_commands_and_ownership() -> None:
     assert commands(owned(want, Ownership(), managed), owned(want, Ownership(), managed)) == []
 
 
+def _pmap(*classes: str) -> list:
+    body = "".join(f" class {c}\n  bandwidth remaining percent 5\n" for c in classes)
+    return parse(f"policy-map QOECTL-Q\n{body} class class-default\n  fair-queue\n")
+
+
+@pytest.mark.parametrize(
+    ("have", "want", "expected"),
+    [
+        # a new class after the existing ones: just added (the device puts it before class-default)
+        (("A", "B"), ("A", "B", "C"), ["policy-map QOECTL-Q", " class C", "  bandwidth remaining percent 5"]),
+        # a class removed: the others keep their places
+        (("A", "B", "C"), ("A", "C"), ["policy-map QOECTL-Q", " no class B"]),
+        # a new class between existing ones: the classes from there on are re-added in order
+        (
+            ("A", "C", "D"),
+            ("A", "B", "C", "D"),
+            ["policy-map QOECTL-Q", " no class C", " no class D"]
+            + [line for c in "BCD" for line in (f" class {c}", "  bandwidth remaining percent 5")],
+        ),
+        # two classes swapped
+        (
+            ("A", "B", "C"),
+            ("A", "C", "B"),
+            ["policy-map QOECTL-Q", " no class B", " no class C"]
+            + [line for c in "CB" for line in (f" class {c}", "  bandwidth remaining percent 5")],
+        ),
+    ],
+)
+def test_policy_map_classes_reach_the_intended_order(have: tuple, want: tuple, expected: list[str]) -> None:
+    assert commands(_pmap(*have), _pmap(*want)) == expected
+
+
 def test_junos_diff_deletes_stale_owned_lines_and_sets_missing_ones() -> None:
     d = Device("j1", "juniper_junos", "h", 22, "s", (), Credentials("U"), (), ())
     files = {

@@ -190,6 +190,39 @@ def _edit(path: list[str], have: Sequence[Node], want: Sequence[Node], depth: in
     return (ctx + body if body else []) + nested
 
 
+DEFAULT_CLASS = "class class-default"
+
+
+def _out_of_place(have: Sequence[Node], want: Sequence[Node]) -> list[Node]:
+    """A policy-map's classes (in ``have``) that must be removed and added again to reach ``want``'s order.
+
+    A device adds a new class at the end (class-default always stays last), and
+    classes match in order. The classes kept from ``have`` must already be in
+    ``want``'s order and come before every new one; from the first kept class
+    where that breaks, the kept classes are re-added (in ``want``'s order, with
+    the new ones). Removing a class never moves the others.
+    """
+    want_classes = [n.line for n in want if n.line.startswith("class ") and n.line != DEFAULT_CLASS]
+    wanted = set(want_classes)
+    kept = [n for n in have if n.line in wanted]
+    for k, node in enumerate(kept):
+        if node.line != want_classes[k]:
+            return kept[k:]
+    return []
+
+
+def _edit_policy_map(header: str, have: Sequence[Node], want: Sequence[Node]) -> list[str]:
+    """:func:`_edit` for a policy-map, first removing the classes :func:`_out_of_place` names."""
+    moved = _out_of_place(have, want)
+    gone = {n.line for n in moved}
+    rest = _edit([header], [n for n in have if n.line not in gone], want, 1)
+    if not moved:
+        return rest
+    if rest and rest[0] == header:
+        rest = rest[1:]  # already in the policy-map's context
+    return [header] + [" " + _negate(n.line) for n in moved] + rest
+
+
 def _removal_rank(node: Node) -> int:
     line = node.line
     if line.startswith("interface "):
@@ -220,6 +253,8 @@ def commands(have: Sequence[Node], want: Sequence[Node]) -> list[str]:
         old = have_by.get(n.line)
         if old is None:
             out += n.render()
+        elif n.line.startswith("policy-map"):
+            out += _edit_policy_map(n.line, old.children, n.children)
         else:
             out += _edit([n.line], old.children, n.children, 1)
     return out

@@ -1102,12 +1102,25 @@ class IosLikeShell(LabShell):
         existing = self.find(ctx, siblings, key, text)
         if existing is None:
             existing = Node(text, block=stmt.opens is not None)
-            siblings.append(existing)
+            siblings.insert(self.new_position(ctx, siblings, existing), existing)
         else:
             existing.text = text
         if stmt.opens is not None:
             existing.block = True
             self.stack.append(Frame(stmt.opens, existing))
+
+    def new_position(self, ctx: str, siblings: list[Node], node: Node) -> int:
+        """Where a new line goes: the end, except that a policy-map's class-default stays last (IOS-XE and EOS),
+        and IOS-XE's ``class X insert-before Y`` puts X before Y."""
+        if ctx != "pmap" or not node.text.startswith("class ") or node.text == "class class-default":
+            return len(siblings)
+        words = node.text.split()
+        if len(words) == 4 and words[2] == "insert-before":
+            node.text = f"class {words[1]}"
+            target = f"class {words[3]}"
+        else:
+            target = "class class-default"
+        return next((i for i, n in enumerate(siblings) if n.text == target), len(siblings))
 
     def negate(self, text: str, line: str) -> None:
         depth = self.resolve(text, negate=True)

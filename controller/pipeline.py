@@ -45,11 +45,9 @@ Progress = Callable[[int], None]
 MIN_PARALLEL_DEVICES = 200
 
 
-@dataclass(frozen=True)
-class Build:
-    policy: Policy
-    budgets: dict[str, Budget]
-    plans: tuple[DevicePlan, ...]
+class _Diagnosed:
+    """``errors`` and ``ok`` of anything that carries the diagnostics of a build."""
+
     diagnostics: tuple[Diagnostic, ...]
 
     @property
@@ -59,6 +57,14 @@ class Build:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+@dataclass(frozen=True)
+class Build(_Diagnosed):
+    policy: Policy
+    budgets: dict[str, Budget]
+    plans: tuple[DevicePlan, ...]
+    diagnostics: tuple[Diagnostic, ...]
 
     def plan(self, device: str) -> DevicePlan | None:
         return next((p for p in self.plans if p.device == device), None)
@@ -202,7 +208,7 @@ class WorkerStats:
 
 
 @dataclass(frozen=True)
-class FleetRun(Generic[T]):
+class FleetRun(_Diagnosed, Generic[T]):
     """A whole fleet compiled and, when there were no errors, rendered: one output per device, by name."""
 
     policy: Policy
@@ -211,14 +217,6 @@ class FleetRun(Generic[T]):
     outputs: tuple[DeviceOutput[T], ...]  # empty when there are errors
     jobs: int  # processes that compiled and rendered (1: this process)
     workers: tuple[WorkerStats, ...] = ()
-
-    @property
-    def errors(self) -> list[Diagnostic]:
-        return errors_only(self.diagnostics)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
 
 Handler = Callable[[DevicePlan, dict[str, str]], T]

@@ -560,3 +560,82 @@ def test_site_id_must_be_a_whole_positive_number(tmp_path: Path) -> None:
         assert any("sdwan_site_id" in d.field for d in exc.value.diagnostics), [
             d.format() for d in exc.value.diagnostics
         ]
+
+
+# --------------------------------------------------------------------------- Cisco SD-WAN: service VPNs
+
+
+def _edge_in_vpns(name: str, *vpns: int | None) -> dict[str, object]:
+    lans = [lan(f"ge0/{3 + k}") | ({"vpn": v} if v is not None else {}) for k, v in enumerate(vpns)]
+    return device(
+        name,
+        "cisco_sdwan",
+        "branch-1",
+        interfaces=[wan("ge0/0", 20000, "mpls", port_speed_kbps=1_000_000), wan("ge0/1", 50000, "biz-internet")] + lans,
+    )
+
+
+def test_lan_interfaces_service_vpns_are_what_the_app_route_policy_covers(tmp_path: Path) -> None:
+    b = built(sdwan_repo(_edge_in_vpns("edge1", 10, 20, 10)), tmp_path)
+    files = rendered(b, "edge1")
+    central, local = files["centralized-policy.cfg"], files["localized-policy.cfg"]
+    lists = central.split("\n lists\n", 1)[1]
+    assert block(lists, "vpn-list QOECTL-VPN10-20") == ["vpn 10", "vpn 20"]
+    assert " app-route-policy QOECTL-AAR-EDGE1" in central.splitlines()
+    assert "  vpn-list QOECTL-VPN10-20" in central.splitlines()
+    assert "vpn 1\n" not in local
+    assert [line for line in block(local, "vpn 10") if line.startswith("interface")] == [
+        "interface ge0/3",
+        "interface ge0/5",
+    ]
+    assert [line for line in block(local, "vpn 20") if line.startswith("interface")] == ["interface ge0/4"]
+    assert cisco_parser.parse(files)
+    # Without vpn the LAN side stays in VPN 1, as before.
+    default = rendered(built(sdwan_repo(_edge_in_vpns("edge1", None)), tmp_path / "d"), "edge1")
+    assert block(default["centralized-policy.cfg"].split("\n lists\n", 1)[1], "vpn-list QOECTL-VPN1") == ["vpn 1"]
+
+
+def test_a_service_vpn_on_a_platform_without_one_is_noted_and_changes_nothing(tmp_path: Path) -> None:
+    ios = device("rtr1", "cisco_iosxe", "branch-1")
+    plain = rendered(built(sdwan_repo(ios, cisco_edge()), tmp_path / "plain"), "rtr1")
+    ios["interfaces"][1]["vpn"] = 10  # type: ignore[index]
+    b = built(sdwan_repo(ios, cisco_edge()), tmp_path / "vpn")
+    assert b.ok, [d.format() for d in b.errors]
+    plan = b.plan("rtr1")
+    assert plan is not None
+    assert [n for n in plan.notes if "vpn" in n] == [
+        "interfaces[].vpn is not used on cisco_iosxe: its QoS applies to the interface whatever VPN/VRF it is in "
+        "(service VPNs scope Cisco SD-WAN app-route policies)"
+    ]
+    assert rendered(b, "rtr1") == plain
+    edge = b.plan("edge1")
+    assert edge is not None and not any("vpn is not used" in n for n in edge.notes)
+
+
+@pytest.mark.parametrize(
+    ("interface", "message"),
+    [
+        (
+            {"name": "ge0/9", "role": "wan", "bandwidth_kbps": 1000, "vpn": 10},
+            "a wan interface is in the transport VPN 0",
+        ),
+        ({"name": "ge0/9", "role": "lan", "vpn": 512}, "VPN 512 is the management VPN"),
+        ({"name": "ge0/9", "role": "lan", "vpn": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_impossible_service_vpns_are_refused(tmp_path: Path, interface: dict[str, object], message: str) -> None:
+    from controller.errors import PolicyError
+
+    edge = cisco_edge()
+    edge["interfaces"] = [*edge["interfaces"], interface]  # type: ignore[list-item]
+    with pytest.raises(PolicyError) as exc:
+        built(sdwan_repo(edge), tmp_path)
+    assert any(message in d.message for d in exc.value.diagnostics), [d.format() for d in exc.value.diagnostics]
+
+
+def test_edges_of_one_site_in_different_service_vpns_are_an_error(tmp_path: Path) -> None:
+    repo = _sites_with_ids(1001)
+    repo.set_devices([_edge_in_vpns("edge1", 10), _edge_in_vpns("edge2", 20)])
+    b = built(repo, tmp_path)
+    problems = [d for d in b.errors if "share site branch-1" in d.message]
+    assert len(problems) == 1 and "their service VPNs differ" in problems[0].message, [d.format() for d in b.errors]

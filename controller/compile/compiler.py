@@ -463,6 +463,7 @@ def compile_device(
                 transport=iface.transport,
                 trust_dscp=iface.trust_dscp,
                 allocations=allocations,
+                vpn=iface.vpn,
             )
         )
     slas: tuple[SlaClass, ...] = ()

@@ -124,6 +124,7 @@ class InterfacePlan:
     transport: str | None
     trust_dscp: bool
     allocations: tuple[Allocation, ...]
+    vpn: int | None = None  # the service VPN / VRF of a LAN interface, when the inventory gives one
 
     def allocation(self, class_name: str) -> Allocation | None:
         return next((a for a in self.allocations if a.class_name == class_name), None)

@@ -334,6 +334,7 @@ def _inventory(doc: SpecDoc) -> tuple[list[m.Site], list[m.Transport], list[m.De
                 f.transport,
                 f.base_delay_ms,
                 f.trust_dscp,
+                f.vpn,
                 m.Origin(src, dpath + ("interfaces", k)),
             )
             for k, f in enumerate(d.interfaces)

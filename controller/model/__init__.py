@@ -194,6 +194,7 @@ class Interface:
     transport: str | None
     base_delay_ms: float | None
     trust_dscp: bool
+    vpn: int | None = None
     origin: Origin = field(default=BUILTIN, compare=False)
 
 

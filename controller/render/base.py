@@ -36,6 +36,7 @@ IPV6 = "ipv6"
 SDWAN_SLA = "sdwan_sla"
 SDWAN_PATH = "sdwan_path"
 QUEUING = "queuing"
+SERVICE_VPN = "service_vpn"
 
 CAPABILITY_TEXT = {
     MARKING: "marking traffic by protocol, ports and prefixes",
@@ -49,6 +50,7 @@ CAPABILITY_TEXT = {
     SDWAN_SLA: "SD-WAN SLA classes",
     SDWAN_PATH: "SD-WAN path preference",
     QUEUING: "per-class queues and bandwidth",
+    SERVICE_VPN: "app-route policies scoped to the LAN interfaces' service VPNs (interfaces[].vpn)",
 }
 
 
@@ -150,8 +152,16 @@ class Renderer(ABC):
         return []
 
     def notes(self, plan: DevicePlan) -> tuple[str, ...]:
-        """What the engineer should know about this device's output that is not an error (default: none)."""
-        return ()
+        """What the engineer should know about this device's output that is not an error.
+
+        By default: that LAN interfaces' service VPNs are not used where the platform has no use for them.
+        """
+        if SERVICE_VPN in self.capabilities or not any(i.vpn is not None for i in plan.interfaces):
+            return ()
+        return (
+            f"interfaces[].vpn is not used on {self.platform}: its QoS applies to the interface whatever "
+            "VPN/VRF it is in (service VPNs scope Cisco SD-WAN app-route policies)",
+        )
 
     @property
     def template_dir(self) -> str:

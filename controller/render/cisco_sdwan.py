@@ -50,7 +50,7 @@ from controller.render.cisco_iosxe import if_ident
 
 PREFIX = "QOECTL"
 TRANSPORT_VPN = 0  # Viptela: VPN 0 is always the transport (WAN) side
-SERVICE_VPN = 1  # the service-side VPN the LAN interfaces and journeys live in; the inventory has no VPN field yet
+SERVICE_VPN = 1  # the service-side VPN of a LAN interface whose inventory entry gives none
 LIST_NAME_MAX = 32  # policy list and sla-class names: [A-Za-z0-9_-]{1,32} in the SD-WAN Manager data model
 OBJECT_NAME_MAX = 128  # class, qos-scheduler, qos-map and access-list names
 QUEUES = 8
@@ -291,6 +291,7 @@ class CiscoSdwanRenderer(Renderer):
             base.PORT_RANGES,
             base.SDWAN_SLA,
             base.SDWAN_PATH,
+            base.SERVICE_VPN,
         }
     )
     degradable: ClassVar[Mapping[str, str]] = {
@@ -342,8 +343,8 @@ class CiscoSdwanRenderer(Renderer):
 
     def notes(self, plan: DevicePlan) -> tuple[str, ...]:
         if plan.sdwan_site_id is not None:
-            return ()
-        return (
+            return super().notes(plan)
+        return super().notes(plan) + (
             f"the app-route policy is not applied to a site (no apply-policy): site {plan.site} has no "
             "sdwan_site_id in the inventory; give it one, or activate the policy for the site in SD-WAN Manager",
         )
@@ -356,13 +357,15 @@ class CiscoSdwanRenderer(Renderer):
         marks = [{**row, "match": list(row["match"])} for row in shared.marks]
         routes = [{**row, "match": list(row["match"]), "action": list(row["action"])} for row in shared.routes]
         lan = plan.lan_interfaces
+        vpns = service_vpns(plan)
         wan = [i for i in plan.wan_interfaces if i.link_kbps]
         return {
             "plan": plan,
             "prefix": PREFIX,
             "transport_vpn": TRANSPORT_VPN,
-            "service_vpn": SERVICE_VPN,
-            "vpn_list": f"{PREFIX}-VPN{SERVICE_VPN}",
+            "service_vpns": vpns,
+            "vpn_list": sd.bounded(f"{PREFIX}-VPN{'-'.join(str(v) for v in vpns)}", LIST_NAME_MAX),
+            "lan_by_vpn": [(v, [i for i in lan if service_vpn(i) == v]) for v in sorted({service_vpn(i) for i in lan})],
             "aar_policy": aar_policy_name(plan),
             "site_list": None if plan.sdwan_site_id is None else f"{PREFIX}-SITE-{plan.sdwan_site_id}",
             "prefix_lists": [dict(lst) for lst in shared.prefix_lists],
@@ -391,6 +394,15 @@ class CiscoSdwanRenderer(Renderer):
         return tokens
 
 
+def service_vpn(iface: InterfacePlan) -> int:
+    return SERVICE_VPN if iface.vpn is None else iface.vpn
+
+
+def service_vpns(plan: DevicePlan) -> list[int]:
+    """The service VPNs the app-route policy covers: those of the LAN interfaces (VPN 1 without any)."""
+    return sorted({service_vpn(i) for i in plan.lan_interfaces}) or [SERVICE_VPN]
+
+
 def aar_policy_name(plan: DevicePlan) -> str:
     """One app-route policy per SD-WAN site when the site-id is known (a site list takes one), else per edge."""
     if plan.sdwan_site_id is not None:
@@ -398,12 +410,14 @@ def aar_policy_name(plan: DevicePlan) -> str:
     return sd.bounded(f"{PREFIX}-AAR-{if_ident(plan.device)}", OBJECT_NAME_MAX)
 
 
-def _routing_inputs(device: Device, policy: Policy) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """What a Cisco SD-WAN edge's app-route policy is made from: its journeys, its transports, its features."""
+def _routing_inputs(device: Device, policy: Policy) -> tuple[tuple[str | int, ...], ...]:
+    """What a Cisco SD-WAN edge's app-route policy is made from: journeys, transports, service VPNs, features."""
     context = policy.context_of(device)
     journeys = tuple(sorted(j.name for j in policy.journeys if in_scope(j, device, context)))
     transports = tuple(sorted({i.transport for i in device.wan_interfaces if i.transport}))
-    return journeys, transports, tuple(sorted(device.features))
+    lan = [i for i in device.interfaces if i.role == "lan"]
+    vpns = tuple(sorted({SERVICE_VPN if i.vpn is None else i.vpn for i in lan})) or (SERVICE_VPN,)
+    return journeys, transports, vpns, tuple(sorted(device.features))
 
 
 def _site_conflicts(device: Device, policy: Policy) -> list[Diagnostic]:
@@ -424,7 +438,9 @@ def _site_conflicts(device: Device, policy: Policy) -> list[Diagnostic]:
         if theirs != mine:
             what = [
                 label
-                for label, a, b in zip(("journeys", "transports", "features"), mine, theirs, strict=True)
+                for label, a, b in zip(
+                    ("journeys", "transports", "service VPNs", "features"), mine, theirs, strict=True
+                )
                 if a != b
             ]
             out.append(
@@ -434,7 +450,8 @@ def _site_conflicts(device: Device, policy: Policy) -> list[Diagnostic]:
                     f"cisco_sdwan edges {peer.name} and {device.name} share site {device.site} (SD-WAN site-id "
                     f"{site.sdwan_site_id}) but would need different app-route policies (their {' and '.join(what)} "
                     "differ); a site list takes one app-route policy",
-                    "give both edges the same tags, transports and features, or put them at different sites",
+                    "give both edges the same tags, transports, service VPNs and features, or put them at "
+                    "different sites",
                     related=(peer.origin.at("site"),),
                 )
             )

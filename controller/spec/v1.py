@@ -289,11 +289,22 @@ class Interface(Strict):
     transport: Name | None = None
     base_delay_ms: float | None = Field(default=None, ge=0, le=2000)
     trust_dscp: bool = True
+    vpn: int | None = Field(
+        default=None,
+        ge=1,
+        le=65530,
+        description="SD-WAN service VPN of a LAN interface (Cisco SD-WAN; default 1). The edge's app-route policy "
+        "covers the service VPNs of its LAN interfaces. 512 is the management VPN; WAN interfaces are in VPN 0.",
+    )
 
     @model_validator(mode="after")
     def _wan_has_rate(self) -> Interface:
         if self.role == "wan" and self.bandwidth_kbps is None:
             raise ValueError("a wan interface needs bandwidth_kbps (the usable link rate)")
+        if self.vpn is not None and self.role == "wan":
+            raise ValueError("vpn is for lan interfaces: a wan interface is in the transport VPN 0")
+        if self.vpn == 512:
+            raise ValueError("VPN 512 is the management VPN, not a service VPN: use 1-511 or 513-65530")
         if (
             self.port_speed_kbps is not None
             and self.bandwidth_kbps is not None

@@ -58,7 +58,7 @@ golden: install
 # Debian packages the root-only tests use (network namespaces, nftables, sshd, prometheus).
 system-deps:
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends iproute2 nftables openssh-server prometheus
+	apt-get install -y -qq --no-install-recommends iproute2 nftables openssh-server sudo prometheus
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

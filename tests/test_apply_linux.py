@@ -297,3 +297,93 @@ def test_two_applies_to_the_same_devices_cannot_run_at_once(linux_lab: LinuxLab,
         if a.poll() is None:
             a.kill()
             a.wait(timeout=10)
+
+
+SUDO_PASSWORD = "Sudo-pw-5eb1c0d3-never-print"
+
+
+@pytest.fixture
+def sudo_user(request: pytest.FixtureRequest) -> Iterator[tuple[str, bool]]:
+    """An unprivileged login on this machine (the routers share its users) allowed to ``sudo -s``.
+
+    ``request.param``: "password" (sudo asks for SUDO_PASSWORD) or "nopasswd". The user
+    and its sudoers file are removed afterwards, pass or fail. Yields (name, sudo asks a password).
+    """
+    import secrets
+    import shutil
+
+    if not (shutil.which("sudo") and shutil.which("useradd")):
+        pytest.skip("needs sudo and useradd (apt-get install sudo passwd)")
+    name = f"qoectl-t{secrets.token_hex(3)}"
+    rule = Path(f"/etc/sudoers.d/{name}")
+    subprocess.run(["useradd", "-M", "-s", "/bin/sh", name], check=True)
+    try:
+        # A password also unlocks the account (sshd without PAM refuses locked accounts, even for keys).
+        subprocess.run(["chpasswd"], input=f"{name}:{SUDO_PASSWORD}\n", text=True, check=True)
+        tag = "NOPASSWD: " if request.param == "nopasswd" else ""
+        rule.write_text(f"{name} ALL=(ALL) {tag}ALL\n")
+        rule.chmod(0o440)
+        yield name, request.param == "password"
+    finally:
+        rule.unlink(missing_ok=True)
+        subprocess.run(["userdel", name], check=False)
+
+
+@pytest.mark.parametrize("sudo_user", ["password", "nopasswd"], indirect=True)
+def test_an_unprivileged_login_becomes_root_with_sudo(
+    linux_lab: LinuxLab, tmp_path: Path, sudo_user: tuple[str, bool]
+) -> None:
+    user, asks_password = sudo_user
+    r1 = linux_lab.router("r1")
+    entry = linux_device(r1, linux_lab.client_key, user_env="QOECTL_SUDO_USER")
+    creds = {**entry["credentials"], "become": "sudo"}  # type: ignore[dict-item]
+    if asks_password:
+        creds["become_password_env"] = "QOECTL_SUDO_PASSWORD"
+    policy = lab_policy(tmp_path / "policy", [{**entry, "credentials": creds}])
+    known = linux_lab.known_hosts_file(tmp_path / "known_hosts")
+    env = {**ENV, "QOECTL_SUDO_USER": user, "QOECTL_SUDO_PASSWORD": SUDO_PASSWORD}
+
+    def apply(run: str) -> tuple[Result, dict]:
+        args = ["apply", str(policy), "--known-hosts", str(known), "--lock-dir", str(tmp_path / "locks")]
+        args += ["--run-dir", str(tmp_path / run), "--connect-timeout", "5", "--command-timeout", "30", "--json"]
+        result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+        return result, json.loads(result.stdout)
+
+    res, data = apply("run-1")
+    assert res.exit_code == 0, res.output
+    assert by_device(data)["r1"]["status"] == "changed", data
+    assert 'comment "journey voice"' in r1.nft_table() and "qdisc htb 1: root" in r1.tc_qdiscs()
+    res, data = apply("run-2")
+    assert res.exit_code == 0 and by_device(data)["r1"]["status"] == "unchanged", data
+    for text in [res.output, *(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())]:
+        assert SUDO_PASSWORD not in text
+
+
+@pytest.mark.parametrize("sudo_user", ["password"], indirect=True)
+def test_without_sudo_rights_or_become_the_router_is_left_alone(
+    linux_lab: LinuxLab, tmp_path: Path, sudo_user: tuple[str, bool]
+) -> None:
+    r1 = linux_lab.router("r1")
+    before = r1.state()
+    entry = linux_device(r1, linux_lab.client_key, user_env="QOECTL_SUDO_USER")
+    known = linux_lab.known_hosts_file(tmp_path / "known_hosts")
+    cases = {
+        "no-become": (entry["credentials"], "must be root", "precondition"),
+        "wrong-password": (
+            {**entry["credentials"], "become": "sudo", "become_password_env": "QOECTL_WRONG"},  # type: ignore[dict-item]
+            "could not become root with 'sudo -s'",
+            "auth",
+        ),
+    }
+    for run, (creds, message, kind) in cases.items():
+        policy = lab_policy(tmp_path / f"policy-{run}", [{**entry, "credentials": creds}])
+        env = {**ENV, "QOECTL_SUDO_USER": sudo_user[0], "QOECTL_WRONG": "not-the-sudo-password"}
+        args = ["apply", str(policy), "--known-hosts", str(known), "--lock-dir", str(tmp_path / "locks")]
+        args += ["--run-dir", str(tmp_path / run), "--connect-timeout", "5", "--command-timeout", "15", "--json"]
+        result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+        assert result.exit_code == 1, result.output
+        r = by_device(json.loads(result.stdout))["r1"]
+        assert r["status"] == "failed" and r["left_in"] == "original" and r["error_kind"] == kind, r
+        assert message in r["error"], r
+        assert "not-the-sudo-password" not in result.output
+    assert r1.state() == before

@@ -89,6 +89,24 @@ def test_credentials_come_from_the_environment_and_errors_name_the_variable(tmp_
     assert resolve(agent, {"QU": "admin", "SSH_AUTH_SOCK": "/x"}).allow_agent
 
 
+def test_become_sudo_credentials(tmp_path: Path) -> None:
+    sudo = Credentials("QU", "QP", None, become="sudo", become_password_env="QS")
+    d = Device("r1", "linux", "h", 22, "s", (), sudo, (), ())
+    c = resolve(d, {"QU": "ops", "QP": "login-secret", "QS": "sudo-secret-77"})
+    assert c.become == "sudo" and c.become_password is not None
+    assert c.netmiko_args()["secret"] == "sudo-secret-77" and "sudo-secret" not in repr(c)
+    with pytest.raises(ApplyError, match="QS \\(become_password_env\\) is not set"):
+        resolve(d, {"QU": "ops", "QP": "login-secret"})
+    ios = Device("r1", "cisco_iosxe", "h", 22, "s", (), sudo, (), ())
+    with pytest.raises(ApplyError, match="become: sudo is for Linux routers, not cisco_iosxe"):
+        resolve(ios, {"QU": "ops", "QP": "login-secret", "QS": "x"})
+    nopasswd = resolve(
+        Device("r1", "linux", "h", 22, "s", (), Credentials("QU", "QP", None, "sudo"), (), ()),
+        {"QU": "ops", "QP": "login-secret"},
+    )
+    assert nopasswd.become == "sudo" and "secret" not in nopasswd.netmiko_args()
+
+
 def test_redact_removes_registered_secrets_everywhere() -> None:
     s = Secret("pa55-word-xyz")
     assert redact("login pa55-word-xyz failed") == "login ******** failed"

@@ -561,3 +561,16 @@ def test_a_secret_pasted_into_credentials_is_never_echoed(tmp_path: Path, key: s
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 1
         assert secret not in result.output + result.stderr, args
+
+
+def test_a_sudo_password_without_become_is_refused_where_it_is_written(tmp_path: Path) -> None:
+    repo = PolicyRepo.standard(journeys=False)
+    devices = repo.devices()
+    devices[1]["credentials"]["become_password_env"] = "QOECTL_SUDO_PASSWORD"
+    devices[0]["credentials"]["become"] = "su"
+    repo.set_devices(devices)
+    diags = diagnostics(repo.write(tmp_path))
+    become = only(diags, field="spec.devices[0].credentials.become")
+    assert "'sudo'" in become.message or "sudo" in become.hint
+    pw = only(diags, field="spec.devices[1].credentials")
+    assert "become_password_env is only used with become: sudo" in pw.message

@@ -259,4 +259,26 @@ def connect(
         if conn is not None:
             _forget(conn)
         raise classify(exc, where) from None
-    return Session(conn, where, timeouts)
+    session = Session(conn, where, timeouts)
+    if credentials.become == "sudo":
+        _become_root(session)
+    return session
+
+
+def _become_root(s: Session) -> None:
+    """``sudo -s`` (netmiko answers a password prompt with the ``secret``); the session is closed on failure."""
+    try:
+        s.conn.enable(cmd="sudo -s")
+        # Root's shell may prompt with a bare "#", which output could contain: give it a prompt of its own.
+        s.conn.send_command_timing("PS1='qoectl-root# '; unset PROMPT_COMMAND HISTFILE", strip_prompt=False)
+        s.conn.set_base_prompt()
+    except Exception as exc:  # ValueError: still not root; ReadTimeout: sudo asked again (wrong or no password)
+        s.close()
+        err = classify(exc, s.where)
+        if err.kind in ("session_lost", "connect"):
+            raise err from None
+        raise ApplyError(
+            "auth",
+            f"{s.where}: could not become root with 'sudo -s' (check the user's sudo rights, "
+            "and become_password_env when sudo asks for a password)",
+        ) from None

@@ -23,6 +23,8 @@ class SshCredentials:
     password: Secret | None
     key_file: str | None
     allow_agent: bool
+    become: str | None = None  # "sudo": run 'sudo -s' after logging in
+    become_password: Secret | None = None
 
     def netmiko_args(self) -> dict[str, object]:
         """Keyword arguments for netmiko's ConnectHandler (look_for_keys stays off: only configured keys)."""
@@ -35,6 +37,8 @@ class SshCredentials:
             args["password"] = self.password.reveal()
         if self.key_file is not None:
             args["key_file"] = self.key_file
+        if self.become_password is not None:
+            args["secret"] = self.become_password.reveal()  # netmiko answers sudo's password prompt with it
         return args
 
 
@@ -70,4 +74,14 @@ def resolve(device: Device, environ: Mapping[str, str] | None = None) -> SshCred
             "credentials",
             f"{where}: no password_env, no key_file and no SSH agent (SSH_AUTH_SOCK is not set)",
         )
-    return SshCredentials(username, password, key_file, allow_agent)
+    become_password: Secret | None = None
+    if c.become and device.platform != "linux":
+        raise ApplyError("credentials", f"{where}: become: {c.become} is for Linux routers, not {device.platform}")
+    if c.become_password_env:
+        value = env.get(c.become_password_env, "")
+        if not value:
+            raise ApplyError(
+                "credentials", f"{where}: environment variable {c.become_password_env} (become_password_env) is not set"
+            )
+        become_password = Secret(value)
+    return SshCredentials(username, password, key_file, allow_agent, c.become, become_password)

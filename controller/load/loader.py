@@ -172,8 +172,9 @@ SECRET_FIELDS = frozenset({"credentials"})
 
 
 def _without_value(error: Any, message: str, hint: str) -> tuple[str, str]:
-    if error["type"] in ("extra_forbidden", "missing"):
-        return message, hint  # these name a key, never a value
+    if error["type"] in ("extra_forbidden", "missing", "literal_error", "value_error"):
+        # These name a key, the allowed values, or a rule of ours (model validators): never the value given.
+        return message, hint
     pattern = error.get("ctx", {}).get("pattern", "")
     return (
         "invalid value (not shown: it may be a secret)",
@@ -339,7 +340,8 @@ def _inventory(doc: SpecDoc) -> tuple[list[m.Site], list[m.Transport], list[m.De
             )
             for k, f in enumerate(d.interfaces)
         )
-        creds = m.Credentials(d.credentials.username_env, d.credentials.password_env, d.credentials.key_file)
+        c = d.credentials
+        creds = m.Credentials(c.username_env, c.password_env, c.key_file, c.become, c.become_password_env)
         devices.append(
             m.Device(
                 d.name,

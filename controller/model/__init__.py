@@ -203,6 +203,8 @@ class Credentials:
     username_env: str | None = None
     password_env: str | None = None
     key_file: str | None = None
+    become: str | None = None  # "sudo": become root after logging in (Linux routers)
+    become_password_env: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -279,6 +279,21 @@ class Credentials(Strict):
     username_env: EnvVarName | None = None
     password_env: EnvVarName | None = None
     key_file: FilePath | None = None
+    become: Literal["sudo"] | None = Field(
+        default=None,
+        description="Linux routers: log in as an unprivileged user and become root with 'sudo -s' "
+        "(nft, tc and unshare need root).",
+    )
+    become_password_env: EnvVarName | None = Field(
+        default=None,
+        description="The environment variable holding the sudo password; without it sudo must not ask (NOPASSWD).",
+    )
+
+    @model_validator(mode="after")
+    def _become_password_needs_become(self) -> Credentials:
+        if self.become_password_env is not None and self.become is None:
+            raise ValueError("become_password_env is only used with become: sudo")
+        return self
 
 
 class Interface(Strict):

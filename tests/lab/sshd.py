@@ -28,6 +28,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,6 +202,10 @@ class LinuxLab:
         self.net = pick_lab_net()
         self._n = 0
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+        # sshd reads a user's authorized keys as that user: they live where an unprivileged login
+        # (tests of credentials.become) can read them, not under pytest's root-only tmp folders.
+        self.keys_dir = Path(tempfile.mkdtemp(prefix="qoectl-lab-keys-"))
+        self.keys_dir.chmod(0o755)
 
     def router(self, name: str, *, fault: str | None = None, wan_ifaces: tuple[str, ...] = ("wan0",)) -> SshRouter:
         """A router namespace with mgmt0 (sshd), the given WAN interfaces and lan0."""
@@ -224,7 +229,9 @@ class LinuxLab:
         rdir.mkdir()
         host_key = rdir / "ssh_host_ed25519_key"
         keygen(host_key, comment=name)
-        (rdir / "authorized_keys").write_text(self.client_pub + "\n")
+        authorized = self.keys_dir / f"{name}.authorized_keys"
+        authorized.write_text(self.client_pub + "\n")
+        authorized.chmod(0o644)
         port = free_port()
         path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         if fault is not None:
@@ -241,7 +248,7 @@ class LinuxLab:
                     f"ListenAddress {mgmt_r}:{port}",
                     f"HostKey {host_key}",
                     f"PidFile {rdir / 'sshd.pid'}",
-                    f"AuthorizedKeysFile {rdir / 'authorized_keys'}",
+                    f"AuthorizedKeysFile {authorized}",
                     "PermitRootLogin prohibit-password",
                     "PubkeyAuthentication yes",
                     "PasswordAuthentication no",
@@ -291,6 +298,7 @@ class LinuxLab:
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
         self.lab.close()
+        shutil.rmtree(self.keys_dir, ignore_errors=True)
 
 
 def _wait_listening(host: str, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:

@@ -29,7 +29,8 @@ before anything is sent.
 
 Config travels as a gzip'd tar in base64 chunks (short lines, no PTY
 surprises), is unpacked into a private ``mktemp -d`` folder and checked with
-``sha256sum`` before use. The login must be root (nft/tc/unshare need it).
+``sha256sum`` before use. The shell must be root (nft/tc/unshare need it): log in as
+root, or as a user with ``credentials.become: sudo`` (``sudo -s`` right after login).
 """
 
 from __future__ import annotations
@@ -376,7 +377,10 @@ class LinuxDriver(Driver):
         _, out = self._sh(s, f"id -u; for t in {checks}; do command -v $t >/dev/null || echo missing-tool $t; done")
         lines = out.split()
         if not lines or lines[0] != "0":
-            raise ApplyError("precondition", f"{s.where}: the SSH login must be root (nft, tc and unshare need it)")
+            raise ApplyError(
+                "precondition",
+                f"{s.where}: the SSH login must be root (nft, tc and unshare need it), or set credentials.become: sudo",
+            )
         tools = [lines[i + 1] for i, w in enumerate(lines[:-1]) if w == "missing-tool"]
         if tools:
             raise ApplyError("precondition", f"{s.where}: missing on the router: {', '.join(tools)}")

@@ -42,7 +42,7 @@ from controller.compile.plan import (
 )
 from controller.compile.scope import in_scope
 from controller.errors import Diagnostic
-from controller.model import Device, Policy
+from controller.model import Device, Interface, Policy
 from controller.render import _sdwan as sd
 from controller.render import base
 from controller.render.base import Limits, Renderer
@@ -394,7 +394,7 @@ class CiscoSdwanRenderer(Renderer):
         return tokens
 
 
-def service_vpn(iface: InterfacePlan) -> int:
+def service_vpn(iface: InterfacePlan | Interface) -> int:
     return SERVICE_VPN if iface.vpn is None else iface.vpn
 
 
@@ -415,8 +415,7 @@ def _routing_inputs(device: Device, policy: Policy) -> tuple[tuple[str | int, ..
     context = policy.context_of(device)
     journeys = tuple(sorted(j.name for j in policy.journeys if in_scope(j, device, context)))
     transports = tuple(sorted({i.transport for i in device.wan_interfaces if i.transport}))
-    lan = [i for i in device.interfaces if i.role == "lan"]
-    vpns = tuple(sorted({SERVICE_VPN if i.vpn is None else i.vpn for i in lan})) or (SERVICE_VPN,)
+    vpns = tuple(sorted({service_vpn(i) for i in device.interfaces if i.role == "lan"})) or (SERVICE_VPN,)
     return journeys, transports, vpns, tuple(sorted(device.features))
 
 

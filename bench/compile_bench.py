@@ -60,6 +60,7 @@ from controller.pipeline import (  # noqa: E402
     WorkerStats,
     bulk_allocation,
     compile_policy,
+    device_chunks,
     render_fleet,
     render_plan,
     validate_policy,
@@ -248,8 +249,7 @@ def _floor_chunk(bounds: tuple[int, int]) -> tuple[list[tuple[str, FileHashes]],
 def _floor_in_workers(jobs: int, advance: Advance) -> tuple[Digest, float]:
     """Render the precomputed contexts in ``jobs`` forked workers, chunked like ``render_fleet``."""
     n = len(_FLOOR_CONTEXTS)
-    size = max(1, min(100, -(-n // (jobs * 16))))
-    chunks = [(s, min(n, s + size)) for s in range(0, n, size)]
+    chunks = device_chunks(n, jobs)
     digest = Digest()
     cpu = 0.0
     gc.freeze()  # as render_fleet does, so the workers do not copy the pages they share with this process

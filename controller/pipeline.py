@@ -239,6 +239,13 @@ def _compile_render(v: Validated, handler: Handler[T], render: bool, start: int,
     return diags, outputs
 
 
+def device_chunks(n: int, workers: int) -> list[tuple[int, int]]:
+    """``[(start, stop)]`` over ``n`` devices: about 16 chunks per worker (so a slow chunk does not leave
+    the others idle at the end), at most 100 devices each (so progress moves)."""
+    size = max(1, min(100, -(-n // (workers * 16))))
+    return [(start, min(n, start + size)) for start in range(0, n, size)]
+
+
 def render_fleet(
     v: Validated,
     handler: Handler[T],
@@ -258,8 +265,7 @@ def render_fleet(
     render = not errors_only(v.diagnostics)
     n = len(v.devices)
     workers = min(jobs, n) if (jobs > 1 and n >= min_parallel and can_fork()) else 1
-    size = max(1, min(100, -(-n // (workers * 16))))
-    chunks = [(start, min(n, start + size)) for start in range(0, n, size)]
+    chunks = device_chunks(n, workers)
     stats: tuple[WorkerStats, ...] = ()
     if workers == 1:
         results = []

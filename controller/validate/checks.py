@@ -16,7 +16,7 @@ from controller.compile.budgets import Budget
 from controller.compile.compiler import LinkNeed, class_name_for, ident, in_scope, link_needs, marking_dscp
 from controller.compile.scope import ScopeKey, Scopes
 from controller.errors import Diagnostic, Location
-from controller.model import Device, Journey, Match, Origin, Policy, ServiceClass, VoiceTarget
+from controller.model import Device, Journey, Match, Origin, Policy, ServiceClass, Site, VoiceTarget
 from controller.model.catalogue import DEFAULT_CLASS
 from controller.qoe import emodel
 from controller.spec.types import dscp_name
@@ -66,26 +66,24 @@ def check_unique_names(policy: Policy) -> list[Diagnostic]:
 
 def _duplicate_site_ids(policy: Policy) -> list[Diagnostic]:
     """Two sites with one SD-WAN site-id would put both in one site list: the overlay sees them as one site."""
-    first: dict[int, str] = {}
+    numbered = {id(s.origin): s for s in policy.sites if s.sdwan_site_id is not None}
+    first: dict[int, Site] = {}
     out = []
-    numbered = [(s.name, s.origin) for s in policy.sites if s.sdwan_site_id is not None]
-    ids = {s.name: s.sdwan_site_id for s in policy.sites}
-    for name, origin in _in_file_order(numbered, ("sdwan_site_id",)):
-        site_id = ids[name]
-        assert site_id is not None
-        if site_id in first and first[site_id] != name:
-            other = policy.site(first[site_id])
+    for _, origin in _in_file_order([(s.name, s.origin) for s in numbered.values()], ("sdwan_site_id",)):
+        site = numbered[id(origin)]
+        assert site.sdwan_site_id is not None
+        seen = first.setdefault(site.sdwan_site_id, site)
+        if seen.name != site.name:  # the same name twice is reported as a duplicate site already
             out.append(
                 Diagnostic(
                     origin.at("sdwan_site_id"),
                     origin.field("sdwan_site_id"),
-                    f"SD-WAN site-id {site_id} of site {name} is already the site-id of site {first[site_id]}",
+                    f"SD-WAN site-id {site.sdwan_site_id} of site {site.name} is already the site-id of site "
+                    f"{seen.name}",
                     "each SD-WAN site needs its own site-id (the edges' system site-id)",
-                    related=(other.origin.at("sdwan_site_id"),) if other is not None else (),
+                    related=(seen.origin.at("sdwan_site_id"),),
                 )
             )
-        else:
-            first.setdefault(site_id, name)
     return out
 
 

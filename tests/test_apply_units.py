@@ -67,7 +67,7 @@ def test_rendered_folder_is_verified_against_its_manifest(tmp_path: Path) -> Non
     (out / "r1" / "tc.batch").write_text("qdisc del dev wan0 root\n")
     with pytest.raises(UsageError, match="does not match the SHA-256"):
         read_rendered(out)
-    with pytest.raises(UsageError, match=r"no manifest\.json"):
+    with pytest.raises(UsageError, match=r"no \.qoectl-plan\.json"):
         read_rendered(tmp_path / "nothing")
 
 
@@ -324,7 +324,7 @@ def test_cli_usage_errors_are_one_clear_line_without_traceback(tmp_path: Path) -
     code, output = _cli("--limit", "no-such-router", "--run-dir", str(tmp_path / "r"))
     assert code == 1 and "matches no device" in output and "Traceback" not in output
     code, output = _cli("--out", str(tmp_path / "nope"), "--run-dir", str(tmp_path / "r2"))
-    assert code == 1 and "no manifest.json" in output
+    assert code == 1 and "no .qoectl-plan.json" in output
     res = CliRunner().invoke(cli, ["apply", str(tmp_path / "no-policies"), "--json"])
     assert res.exit_code == 1 and "Traceback" not in res.output
 

@@ -64,8 +64,10 @@ def test_plan_exit_codes_and_output_tree(repo_dir: Path, tmp_path: Path) -> None
     assert "+! qoectl: QoS for br1-rtr1" in first.stdout  # the diff is shown
     assert "2 of 2 devices change" in first.stdout
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert files == ["br1-rtr1/qos.cfg", "hq-rtr1/nftables.nft", "hq-rtr1/tc.batch", "manifest.json"]
-    manifest = json.loads((out / "manifest.json").read_text())
+    assert files == [".qoectl-plan.json", "br1-rtr1/qos.cfg", "hq-rtr1/nftables.nft", "hq-rtr1/tc.batch"]
+    doc = json.loads((out / ".qoectl-plan.json").read_text())
+    assert doc["kind"] == "qoectl-plan-output" and doc["version"] == 1
+    manifest = doc["devices"]
     for device, entry in manifest.items():
         for name, digest in entry["files"].items():
             assert hashlib.sha256((out / device / name).read_bytes()).hexdigest() == digest
@@ -134,7 +136,7 @@ def test_plan_baseline(repo_dir: Path, tmp_path: Path) -> None:
     assert changed.exit_code == 2
     assert "+ip access-list extended QOECTL-J-MORE-VOICE" in changed.stdout
     missing = run("plan", repo_dir, "--out", tmp_path / "x", "--baseline", tmp_path / "no-such-dir")
-    assert missing.exit_code == 2 and "does not exist" in missing.stderr  # click's usage error
+    assert missing.exit_code == 1 and "does not exist" in missing.stderr  # 1, not click's 2 (2 means "changes")
     no_traceback(missing)
 
 

@@ -148,4 +148,4 @@ def test_plan_output_identical_across_hash_seeds_and_folders(tmp_path: Path) -> 
         assert proc.returncode == 2, proc.stderr
         outs.append(tree(out))
     assert outs[0] == outs[1]
-    assert "manifest.json" in outs[0] and len(outs[0]) > 2
+    assert ".qoectl-plan.json" in outs[0] and len(outs[0]) > 2

@@ -33,16 +33,8 @@ from controller.pipeline import (
     render_plan,
     validate_policy,
 )
-from controller.render.outputs import (
-    DeviceChange,
-    begin_tree,
-    compare_device,
-    discard_tree,
-    finish_tree,
-    read_device,
-    tree_devices,
-    write_device,
-)
+from controller.render import tree
+from controller.render.outputs import DeviceChange, compare_device, update_tree, write_device
 
 DEFAULT_POLICIES = "policies"
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -163,14 +155,37 @@ def _remove_empty(dirs: list[Path]) -> None:
 Written = tuple[DeviceChange, dict[str, str]]  # a device's change and its files' SHA-256
 
 
-def _plan_fleet(path: Path, out_dir: Path, before: Path, jobs: int, as_json: bool) -> tuple[FleetRun[Written], Path]:
+def _claim_outputs(
+    path: Path, out_dir: Path, baseline: Path | None
+) -> tuple[tree.Manifest | None, tree.Manifest | None]:
+    """The manifests of ``--out`` and of the baseline; one line and exit 1 when qoectl may not use them."""
+    try:
+        current = tree.claim(out_dir, path)
+        if baseline is None:
+            return current, current
+        if not baseline.is_dir():
+            raise tree.OutputFolderError(f"--baseline {baseline}: does not exist or is not a folder")
+        before = tree.read_manifest(baseline)
+        if before is None:
+            raise tree.OutputFolderError(
+                f"--baseline {baseline}: has no {tree.MANIFEST}; give a folder written by 'qoectl plan --out'"
+            )
+        return current, before
+    except tree.OutputFolderError as exc:
+        err.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
+        raise SystemExit(EXIT_ERROR) from None
+
+
+def _plan_fleet(
+    path: Path, out_dir: Path, before: Path, before_manifest: tree.Manifest | None, jobs: int, as_json: bool
+) -> tuple[FleetRun[Written], Path]:
     """Compile and render every device into a staging folder beside ``out_dir``, comparing each with ``before``.
 
     Each device is written and compared where it is rendered (in a worker
-    process when ``jobs`` > 1), so only hashes and diffs come back. Returns the
-    run and the staging folder to swap in; on errors the staging folder and any
-    folder created for it are removed (nothing is written, as before) and this
-    exits 1.
+    process when ``jobs`` > 1), so only hashes and diffs come back. Only the
+    files ``before_manifest`` lists are read. Returns the run and the staging
+    folder to swap in; on errors the staging folder and any folder created for
+    it are removed (nothing is written, as before) and this exits 1.
     """
     try:
         with bulk_allocation():
@@ -180,25 +195,24 @@ def _plan_fleet(path: Path, out_dir: Path, before: Path, jobs: int, as_json: boo
         _report_failure(exc.diagnostics, as_json)
         raise SystemExit(EXIT_ERROR) from None
     created = _missing_parents(out_dir)
-    staging = begin_tree(out_dir)
+    staging = tree.begin(out_dir)
 
     replacing = before.resolve() == out_dir.resolve()  # unchanged files are linked from the tree being replaced
 
     def write_and_compare(plan: DevicePlan, files: dict[str, str]) -> Written:
-        old_dir = before / plan.device
-        old = read_device(old_dir) if old_dir.is_dir() else None
-        hashes = write_device(staging, plan.device, files, (old_dir, old) if replacing and old else None)
+        old = tree.read_owned_device(before, plan.device, before_manifest)
+        hashes = write_device(staging, plan.device, files, (before / plan.device, old) if replacing and old else None)
         return compare_device(plan.device, plan.platform, old, files), hashes
 
     try:
         with _progress(len(validated.devices), "rendering") as advance, bulk_allocation():
             run = render_fleet(validated, write_and_compare, jobs, advance)
     except BaseException:
-        discard_tree(staging)
+        tree.discard(staging)
         _remove_empty(created)
         raise
     if not run.ok:
-        discard_tree(staging)
+        tree.discard(staging)
         _remove_empty(created)
         _report_failure(list(run.diagnostics), as_json)
         raise SystemExit(EXIT_ERROR)
@@ -210,8 +224,8 @@ def _plan_fleet(path: Path, out_dir: Path, before: Path, jobs: int, as_json: boo
 @click.option("--out", "out_dir", default="out", type=click.Path(path_type=Path), show_default=True)
 @click.option(
     "--baseline",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="Compare with this folder instead of the previous contents of --out.",
+    type=click.Path(path_type=Path),
+    help="Compare with this folder (written by 'qoectl plan --out') instead of the previous contents of --out.",
 )
 @click.option("--diff/--no-diff", default=True, show_default=True, help="Show unified diffs of changed files.")
 @click.option(
@@ -235,16 +249,25 @@ def plan(
 
     Exit 0: nothing changed; 2: changes; 1: errors (like terraform plan -detailed-exitcode).
     """
+    current, before_manifest = _claim_outputs(path, out_dir, baseline)
     before = baseline or out_dir
-    result, staging = _plan_fleet(path, out_dir, before, jobs or default_jobs(), as_json)
+    result, staging = _plan_fleet(path, out_dir, before, before_manifest, jobs or default_jobs(), as_json)
     try:
         rendered = {o.device: o for o in result.outputs}
-        gone = [compare_device(d, "", read_device(before / d), None) for d in tree_devices(before) if d not in rendered]
+        old_devices = before_manifest.devices if before_manifest is not None else {}
+        gone = [
+            compare_device(d, e.platform, tree.read_owned_device(before, d, before_manifest), None)
+            for d, e in sorted(old_devices.items())
+            if d not in rendered
+        ]
         changes = sorted([o.value[0] for o in result.outputs] + gone, key=lambda c: c.device)
-        manifest = {o.device: {"platform": o.platform, "files": o.value[1]} for o in result.outputs}
-        finish_tree(out_dir, staging, manifest)
+        manifest = tree.Manifest({o.device: tree.DeviceEntry(o.platform, o.value[1]) for o in result.outputs})
+        tree.finish(out_dir, staging, manifest, current)
+    except tree.OutputFolderError as exc:
+        err.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
+        raise SystemExit(EXIT_ERROR) from None
     finally:
-        discard_tree(staging)
+        tree.discard(staging)
     changed = [c for c in changes if c.status != "unchanged"]
     code = EXIT_CHANGES if changed else EXIT_OK
     if as_json:
@@ -293,15 +316,18 @@ def render(path: Path, device: str, out_dir: Path | None) -> None:
         err.print(f"unknown device '{device}'; devices: {names}", style="red", markup=False)
         raise SystemExit(EXIT_ERROR)
     files = render_plan(plan_)
-    for name, text in files.items():
-        if out_dir:
-            target = out_dir / device / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+    if out_dir:
+        try:
+            written = update_tree(out_dir, {device: (plan_.platform, files)}, path)
+        except tree.OutputFolderError as exc:
+            err.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
+            raise SystemExit(EXIT_ERROR) from None
+        for target in written:
             err.print(f"wrote {target}", markup=False)
-        else:
-            click.echo(f"# ---- {device}/{name}")
-            click.echo(text, nl=False)
+        return
+    for name, text in files.items():
+        click.echo(f"# ---- {device}/{name}")
+        click.echo(text, nl=False)
 
 
 @cli.command()

@@ -1,25 +1,24 @@
-"""Write rendered configs to an output folder and diff them against a baseline.
+"""Write rendered device configs into a staging folder and diff them against a baseline.
 
-Layout: ``OUT/<device>/<file>`` plus ``OUT/manifest.json``. The manifest names
-each device's platform and files with their SHA-256, so later stages (apply)
-and CI artifacts know exactly what was produced.
+Layout: ``OUT/<device>/<file>`` plus ``OUT/.qoectl-plan.json``, the manifest
+that names each device's platform and files with their SHA-256, so later stages
+(apply) and CI artifacts know exactly what was produced. Which folders qoectl
+may write, and how a new tree replaces the old one, is :mod:`controller.render.tree`.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from controller.render import tree
+from controller.render.tree import DeviceEntry, Manifest, sha256
+
 Status = Literal["new", "changed", "unchanged", "removed"]
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,35 +44,6 @@ class DeviceChange:
     @property
     def removed(self) -> int:
         return sum(f.removed for f in self.files)
-
-
-def read_tree(root: Path) -> dict[str, dict[str, str]]:
-    """``{device: {file: text}}`` of an output folder (empty when it does not exist)."""
-    out: dict[str, dict[str, str]] = {}
-    if not root.is_dir():
-        return out
-    for device_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        out[device_dir.name] = read_device(device_dir)
-    return out
-
-
-def read_device(device_dir: Path) -> dict[str, str]:
-    """``{file: text}`` of one device's folder (empty when it is not a folder), as :func:`read_tree` reads it.
-
-    Separate so that one device can be compared without reading the whole tree
-    (``qoectl plan`` compares each device where it renders it).
-    """
-    if not device_dir.is_dir():
-        return {}
-    # Bytes decoded as they are (no newline translation): equal text means an equal file.
-    return {f.name: f.read_bytes().decode("utf-8") for f in sorted(device_dir.iterdir()) if f.is_file()}
-
-
-def tree_devices(root: Path) -> list[str]:
-    """The device folders of an output folder, sorted (the devices :func:`read_tree` returns)."""
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir())
 
 
 def _diff(name: str, device: str, old: str, new: str) -> tuple[str, int, int]:
@@ -129,36 +99,13 @@ def compare_device(
     return DeviceChange(device, platform, dev_status, tuple(files))
 
 
-def write_tree(root: Path, rendered: Mapping[str, tuple[str, Mapping[str, str]]]) -> None:
-    """Replace ``root`` with exactly the rendered files (built aside, then swapped in)."""
-    staging = begin_tree(root)
-    try:
-        manifest: dict[str, object] = {}
-        for device, (platform, files) in sorted(rendered.items()):
-            manifest[device] = {"platform": platform, "files": write_device(staging, device, files)}
-        finish_tree(root, staging, manifest)
-    finally:
-        discard_tree(staging)
-
-
-def begin_tree(root: Path) -> Path:
-    """A new, empty staging folder beside ``root`` to write devices into (see :func:`write_tree`).
-
-    :func:`write_tree` is these three steps in one; they are separate so that
-    worker processes can each write their devices into the same staging folder.
-    """
-    root = root.resolve()
-    root.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-
-
 def write_device(
     staging: Path, device: str, files: Mapping[str, str], reuse: tuple[Path, Mapping[str, str]] | None = None
 ) -> dict[str, str]:
     """Write one device's files into the staging folder; return ``{file: SHA-256}`` for the manifest.
 
     ``reuse`` is the device's folder in the tree being replaced and its files as
-    :func:`read_device` read them: a file whose text is the same there is
+    :func:`~controller.render.tree.read_owned_device` read them: a file whose text is the same there is
     hard-linked instead of written again (writing is most of the time of a
     large plan that changes little); where linking fails, it is written.
     """
@@ -169,7 +116,7 @@ def write_device(
         target = ddir / name
         if reuse is None or reuse[1].get(name) != text or not _linked(reuse[0] / name, target):
             target.write_text(text, encoding="utf-8")
-        entry[name] = hashlib.sha256(text.encode()).hexdigest()
+        entry[name] = sha256(text)
     return entry
 
 
@@ -181,22 +128,31 @@ def _linked(source: Path, target: Path) -> bool:
     return True
 
 
-def finish_tree(root: Path, staging: Path, manifest: Mapping[str, object]) -> None:
-    """Write the manifest into the staging folder and swap it in place of ``root``."""
-    root = root.resolve()
-    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    if root.exists():
-        old = root.with_name(f".{root.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(root, old)
-        os.replace(staging, root)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, root)
+Rendered = Mapping[str, tuple[str, Mapping[str, str]]]  # device -> (platform, {file: text})
 
 
-def discard_tree(staging: Path) -> None:
-    """Remove a staging folder that was not swapped in (nothing happens when it was)."""
-    if staging.exists():
-        shutil.rmtree(staging, ignore_errors=True)
+def write_tree(root: Path, rendered: Rendered, policy_path: Path | None = None) -> None:
+    """Replace the qoectl-owned folder ``root`` with exactly ``rendered`` (see :mod:`controller.render.tree`)."""
+    _swap_in(root, rendered, policy_path, keep_other_devices=False)
+
+
+def update_tree(root: Path, rendered: Rendered, policy_path: Path | None = None) -> list[Path]:
+    """Replace only the given devices in the qoectl-owned folder ``root``; return the paths written.
+
+    Every other device and file stays. Same ownership rules and atomic swap as :func:`write_tree`.
+    """
+    _swap_in(root, rendered, policy_path, keep_other_devices=True)
+    return [root / d / name for d, (_p, files) in sorted(rendered.items()) for name in sorted(files)]
+
+
+def _swap_in(root: Path, rendered: Rendered, policy_path: Path | None, keep_other_devices: bool) -> None:
+    previous = tree.claim(root, policy_path)
+    old = previous.devices if previous is not None else {}
+    kept = {d: e for d, e in old.items() if d not in rendered} if keep_other_devices else {}
+    replacing = Manifest({d: e for d, e in old.items() if d not in kept})
+    staging = tree.begin(root)
+    try:
+        written = {d: DeviceEntry(p, write_device(staging, d, files)) for d, (p, files) in rendered.items()}
+        tree.finish(root, staging, Manifest({**kept, **written}), previous, replacing)
+    finally:
+        tree.discard(staging)

@@ -55,10 +55,10 @@ schema: install
 golden: install
 	$(BIN)/pytest tests/test_golden.py --update-golden
 
-# Debian packages the root-only tests use (network namespaces, nftables, sshd, prometheus).
+# Debian packages the root-only tests use (network namespaces, nftables, sshd, prometheus, strace for kill-at-syscall tests).
 system-deps:
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends iproute2 nftables openssh-server sudo prometheus
+	apt-get install -y -qq --no-install-recommends iproute2 nftables openssh-server sudo prometheus strace git
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -174,6 +174,9 @@ def _claim_outputs(
     except tree.OutputFolderError as exc:
         err.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
         raise SystemExit(EXIT_ERROR) from None
+    except OSError as exc:  # e.g. the working folder was removed under the shell
+        err.print(f"error: --out {out_dir}: {exc.strerror or exc}", style="red", markup=False, soft_wrap=True)
+        raise SystemExit(EXIT_ERROR) from None
 
 
 def _plan_fleet(

@@ -27,6 +27,6 @@ def test_rows_at_once_equal_one_row_at_a_time(objective_pct: float, window_s: fl
     for status in matrices():
         budgets = slo.error_budgets(status, window_s, objective_pct, period_s)
         assert budgets == [slo.error_budget(row, window_s, objective_pct, period_s) for row in status]
-        alerts = slo.burn_alerts_rows(status, window_s, objective_pct)
-        assert alerts == [slo.burn_alerts(row, window_s, objective_pct) for row in status]
+        alerts = slo.burn_alerts_rows(status, window_s, objective_pct, period_s)
+        assert alerts == [slo.burn_alerts(row, window_s, objective_pct, period_s) for row in status]
         assert len(budgets) == len(alerts) == status.shape[0]

@@ -140,9 +140,16 @@ def register(cli: click.Group) -> None:
         problems = []
         for text in stall_texts:
             try:
-                events.append(stall_model.parse_stall(text))
+                event = stall_model.parse_stall(text)
             except ValueError as exc:
                 problems.append(f"--stall: {exc}")
+                continue
+            if stall_model.after_end(duration_s, [event]):
+                problems.append(
+                    f"--stall: {text!r} is at {event.position_s:g} s, after the end of the media ({duration_s:g} s); "
+                    "hint: positions are media time within --duration-s"
+                )
+            events.append(event)
         if problems:
             _fail(problems, as_json)
         result = stall_model.stall_score(duration_s, events)
@@ -187,8 +194,6 @@ def register(cli: click.Group) -> None:
                 verdict = "ok" if c["pass"] else "over"
                 m.out.print(f"{name}: {c['measured']:g} {verdict} (max {c['max']:g})", markup=False)
             if result.ignored:
-                m.out.print(
-                    f"note: {result.ignored} stall(s) of zero length or beyond the media left out", markup=False
-                )
+                m.out.print(f"note: {result.ignored} stall(s) of zero length left out", markup=False)
         if not ok:
             raise SystemExit(m.EXIT_ERROR)

@@ -1,15 +1,17 @@
-"""What to check for one journey: its own experience targets first, network budgets as detail.
+"""What to check for one journey: the targets it states decide, derived network budgets explain.
 
-A check is *primary* when it decides pass or fail: the experience target the
-YAML states (voice MOS, Apdex, response time, error rate, start-up,
-rebuffering) and any budget the user pinned there. Budgets the compiler
-*derived* are *secondary* when an experience target exists: they explain a
-failure ("loss 3 % over its 0.26 % budget") but do not override the
-experience measure (a voice call at MOS 4.1 passes even if its delay is over
-the derived share). A journey without an experience target (video
-conferencing, bulk) is judged on its budgets. The DSCP seen on arrival is
-always secondary: a re-marked journey is a finding, the experience is the
-verdict.
+A check is *primary* when it decides pass or fail: what the journey's YAML
+states itself, i.e. its experience target (voice MOS, Apdex, response time,
+error rate, start-up, rebuffering) and any network budget pinned there
+(one-way delay, jitter, loss). Budgets the compiler *derived* are *secondary*
+whenever the journey states a target of its own: they explain a failure
+("loss 3 % over its 0.26 % budget") but never decide it, so a voice call at MOS
+4.1 passes even if its delay is over the derived share, and a conferencing
+journey that pins delay, jitter and loss is not held to the throughput derived
+from its bitrate. Only a journey that states nothing measurable (video
+conferencing with just a bitrate) is judged on its derived budgets. The DSCP
+seen on arrival is always secondary: a re-marked journey is a finding, the
+experience is the verdict.
 """
 
 from __future__ import annotations
@@ -69,18 +71,22 @@ class CheckSpec:
         return abs(measured - self.target) < 1e-9
 
 
+PINNABLE = ("one_way_delay_ms", "jitter_ms", "loss_pct")
+
+
 def _network(
-    budget: Budget | None, pinned: tuple[str, ...], primary_default: bool, with_jitter: bool = True
+    budget: Budget | None, pinned: tuple[str, ...], derived_primary: bool, with_jitter: bool = True
 ) -> list[CheckSpec]:
+    """Delay, jitter and loss checks: pinned ones are stated targets (primary); derived ones primary only when asked."""
     if budget is None:
         return []
     out = []
-    for name in ("one_way_delay_ms", "jitter_ms", "loss_pct"):
+    for name in PINNABLE:
         if name == "jitter_ms" and not with_jitter:
             continue
         value = getattr(budget, name)
         if value is not None:
-            primary = name in pinned or primary_default
+            primary = name in pinned or derived_primary
             out.append(CheckSpec(name, "<=", float(value), primary, "target" if name in pinned else "budget"))
     return out
 
@@ -90,27 +96,27 @@ def checks_for(journey: Journey, budget: Budget | None, dscp: int | None) -> tup
     t = journey.target
     out: list[CheckSpec] = []
     if isinstance(t, VoiceTarget):
-        pinned = tuple(n for n in ("one_way_delay_ms", "jitter_ms", "loss_pct") if getattr(t, n) is not None)
+        pinned = tuple(n for n in PINNABLE if getattr(t, n) is not None)
         if t.mos is not None:
             out.append(CheckSpec("mos", ">=", t.mos, True, "target"))
-        out += _network(budget, pinned, primary_default=t.mos is None)
+        out += _network(budget, pinned, derived_primary=t.mos is None and not pinned)
     elif isinstance(t, InteractiveTarget):
         out.append(CheckSpec("apdex", ">=", t.apdex, True, "target"))
         if t.response_time_ms is not None:
             out.append(CheckSpec("response_time_ms", "<=", t.response_time_ms, True, "target"))
         if t.error_rate_pct is not None:
             out.append(CheckSpec("error_rate_pct", "<=", t.error_rate_pct, True, "target"))
-        out += _network(budget, (), primary_default=False, with_jitter=False)
+        out += _network(budget, (), derived_primary=False, with_jitter=False)
     elif isinstance(t, VideoTarget):
-        pinned = tuple(n for n in ("one_way_delay_ms", "jitter_ms", "loss_pct") if getattr(t, n) is not None)
+        pinned = tuple(n for n in PINNABLE if getattr(t, n) is not None)
         if t.startup_s is not None:
             out.append(CheckSpec("startup_s", "<=", t.startup_s, True, "target"))
         if t.rebuffering_pct is not None:
             out.append(CheckSpec("rebuffering_pct", "<=", t.rebuffering_pct, True, "target"))
-        experience = bool(out)
-        out += _network(budget, pinned, primary_default=not experience)
+        states_targets = bool(out) or bool(pinned)  # else only the derived budgets say what "in target" is
+        out += _network(budget, pinned, derived_primary=not states_targets)
         if budget is not None and budget.min_throughput_kbps:
-            out.append(CheckSpec("throughput_kbps", ">=", budget.min_throughput_kbps, not experience, "budget"))
+            out.append(CheckSpec("throughput_kbps", ">=", budget.min_throughput_kbps, not states_targets, "budget"))
     elif isinstance(t, BulkTarget) and t.min_throughput_kbps > 0:
         out.append(CheckSpec("throughput_kbps", ">=", t.min_throughput_kbps, True, "target"))
     if not any(c.primary for c in out):

@@ -33,6 +33,7 @@ from controller.pipeline import Build
 from controller.qoe import composite as cq
 
 Verdict = Literal["pass", "fail", "unknown"]
+CheckStatus = Literal["pass", "fail", "unknown", "not measured"]  # unknown: measured, but only as a bound
 START_EPSILON_S = 1e-3  # the first sample lies inside (start, end]
 PRIORITY_WEIGHT = {"critical": 1.0, "high": 0.8, "normal": 0.6, "low": 0.4, "scavenger": 0.2}
 
@@ -56,7 +57,7 @@ class CheckResult:
     statistic: str
     measured: float | None
     bound: bool  # measured is only an upper bound: some inputs were not measured
-    status: Verdict
+    status: CheckStatus  # "not measured": no sample of it in the range, never a failure
     margin: float | None  # towards the target's good side: positive is headroom
     margin_pct: float | None
     samples: int
@@ -264,6 +265,11 @@ def _journey(
             f"journey {journey.name}: {sessions.unusable} session(s) with stalls but no session_duration_s "
             "left out of the stall score"
         )
+    if sessions.after_end:
+        notes.append(
+            f"journey {journey.name}: {sessions.after_end} session(s) with a stall after the end of the media "
+            "(position_s > session_duration_s) left out of the stall score"
+        )
     # per (segment, window)
     group_key = data.segment.astype(np.int64) * max(n_windows, 1) + window_of
     keys, group_of = np.unique(group_key, return_inverse=True)
@@ -283,7 +289,7 @@ def _journey(
     shown = plot_metric(journey, checks)
     rows = np.array(segments, dtype=np.int64)
     budgets = slo.error_budgets(status_matrix[rows], win, settings.objective_pct, settings.period_s)
-    alerts = slo.burn_alerts_rows(status_matrix[rows], win, settings.objective_pct)
+    alerts = slo.burn_alerts_rows(status_matrix[rows], win, settings.objective_pct, settings.period_s)
     key_segment = keys // max(n_windows, 1)
     bounds = np.searchsorted(key_segment, np.concatenate([rows, rows + 1]))
     plotted = per_window.value(shown)
@@ -313,6 +319,11 @@ def _journey(
 
 
 def _window_status(primary: list[CheckSpec], values: ms.Measures, n: int) -> np.ndarray:
+    """Per window: bad when a primary check measured in it misses, good when every one is measured and met.
+
+    A primary check without a sample in the window leaves it unknown: what was not measured never fails a
+    window, and never makes one good either.
+    """
     bad = np.zeros(n, dtype=bool)
     good = np.ones(n, dtype=bool)
     for check in primary:
@@ -339,10 +350,10 @@ def _check(spec: CheckSpec, values: ms.Lists, seg: int) -> CheckResult:
     measured = None if math.isnan(raw) else raw
     bound = values.bounded(spec.name)[seg] and measured is not None
     samples = values.samples(spec.name)[seg]
-    status: Verdict
+    status: CheckStatus
     margin = margin_pct = None
     if measured is None:
-        status = "unknown"
+        status = "not measured"
     else:
         ok = spec.passes(measured)
         status = "pass" if ok and not bound else ("fail" if not ok else "unknown")
@@ -380,7 +391,9 @@ def _qoe(journey: Journey, values: ms.Lists, seg: int, budget: slo.ErrorBudget) 
         stall = values.value("stall_score")[seg]
         if not math.isnan(stall):
             return QoeScore("P.1203.3 stall score", stall, cq.from_mos(stall))
-    if budget.compliance_pct is not None:
+    if budget.compliance_pct is not None and not budget.unknown:
+        # With undecided windows the share of decided ones is biased (a window missing a stated target can
+        # turn out bad but never good): no score rather than one that blames what was not measured.
         return QoeScore("windows in target", budget.compliance_pct / 100.0, budget.compliance_pct)
     return None
 
@@ -446,7 +459,7 @@ def _segment(
         reasons.append("no measurements")
     else:
         status = "unknown"
-        reasons += [r.describe() for r in primary if r.status == "unknown"]
+        reasons += [r.describe() for r in primary if r.status in ("unknown", "not measured")]
         if budget.met is None and budget.windows:
             reasons.append(
                 f"{budget.empty + budget.unknown} of {budget.windows} windows without a verdict: compliance "

@@ -65,7 +65,8 @@ class Sessions:
     score: F64
     rebuffering_s: F64
     playing_s: F64
-    unusable: int = 0
+    unusable: int = 0  # sessions with stalls but no (positive) session_duration_s
+    after_end: int = 0  # sessions with a stall after the end of their media: inconsistent, left out
 
     def window_group(self, keys: I64, n_windows: int) -> I64:
         """Each session's index among the (segment, window) group ``keys`` (-1 when its group has no samples)."""
@@ -88,7 +89,7 @@ def sessions(data: SampleSet, window_of: I64) -> Sessions:
     cuts = np.flatnonzero(np.diff(key[order])) + 1
     duration_code, stall_code, startup_code = mt.INDEX["session_duration_s"], mt.INDEX["stall_s"], mt.INDEX["startup_s"]
     seg_out, win_out, score_out, rebuf_out, play_out = [], [], [], [], []
-    unusable = 0
+    unusable = after_end = 0
     for group in np.split(rows, cuts):
         metric = data.metric[group]
         durations = data.value[group][metric == duration_code]
@@ -103,6 +104,9 @@ def sessions(data: SampleSet, window_of: I64) -> Sessions:
         events = [
             st.Stall(float(p), float(v)) for p, v in zip(data.position[stall_rows], data.value[stall_rows], strict=True)
         ]
+        if st.after_end(duration, events):
+            after_end += 1
+            continue
         startups = data.value[group][metric == startup_code]
         if len(startups) and not any(e.position_s == 0 for e in events):
             events.append(st.Stall(0.0, float(startups.max())))
@@ -120,6 +124,7 @@ def sessions(data: SampleSet, window_of: I64) -> Sessions:
         np.array(rebuf_out, dtype=np.float64),
         np.array(play_out, dtype=np.float64),
         unusable,
+        after_end,
     )
 
 

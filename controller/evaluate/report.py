@@ -120,7 +120,8 @@ def to_json(evaluation: Evaluation) -> dict[str, Any]:
 def _headline(r: SegmentResult) -> str:
     """The check that explains the verdict best: a failed primary, else the first primary."""
     primary = [c for c in r.checks if c.primary]
-    pick = next((c for c in primary if c.status == r.status), primary[0] if primary else None)
+    wanted = ("unknown", "not measured") if r.status == "unknown" else (r.status,)
+    pick = next((c for c in primary if c.status in wanted), primary[0] if primary else None)
     return pick.describe() if pick else ""
 
 
@@ -135,7 +136,9 @@ def render_table(console: Console, evaluation: Evaluation) -> None:
         comp = "" if r.composite is None else f"{r.composite.score:.0f} % {r.composite.band}"
         eb = r.error_budget
         target = "" if eb.compliance_pct is None else f"{eb.compliance_pct:.1f} %"
-        alerts = ", ".join(f"{a.severity} {a.threshold:g}x" for a in r.alerts if a.firing)
+        if eb.unknown and eb.compliance_pct is not None:  # undecided windows: the share is a range
+            target = f"{eb.compliance_low_pct:.1f}-{eb.compliance_high_pct:.1f} %"
+        alerts = ", ".join(f"{a.severity} {a.factor}" for a in r.alerts if a.firing)
         table.add_row(
             str(rank),
             r.journey,

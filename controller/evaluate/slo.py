@@ -10,9 +10,13 @@ low end reaches it.
 
 Burn rate over a look-back = (bad / decided windows in it) / (1 - objective):
 1x spends the budget exactly over the period. Alerts fire when both a long
-and a short look-back burn at least the threshold (the workbook's table):
-14.4x over 1 h and 5 min, 6x over 6 h and 30 min (page), 1x over 3 d and 6 h
-(ticket). Look-backs shorter than one window use the last window.
+and a short look-back burn at least the threshold. Each alert may spend a
+share of the period's budget in its long look-back (the workbook's table: 2 %
+in 1 h, short 5 min, page; 5 % in 6 h, short 30 min, page; 10 % in 3 d, short
+6 h, ticket), so its threshold follows from the period, as Sloth computes it:
+``factor = period x share / long look-back``: 14.4x, 6x and 1x for 30 days,
+13.44x, 5.6x and 0.93x for 28 days, 3.36x, 1.4x and 0.23x for 7 days.
+Look-backs shorter than one window use the last window.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ import numpy as np
 import numpy.typing as npt
 
 EMPTY, GOOD, BAD, UNKNOWN = 0, 1, 2, 3
+# (severity, long look-back s, short look-back s, share of the period's error budget the long one may spend)
 ALERTS: tuple[tuple[str, float, float, float], ...] = (
-    ("page", 3600.0, 300.0, 14.4),
-    ("page", 6 * 3600.0, 1800.0, 6.0),
-    ("ticket", 3 * 86400.0, 6 * 3600.0, 1.0),
+    ("page", 3600.0, 300.0, 0.02),
+    ("page", 6 * 3600.0, 1800.0, 0.05),
+    ("ticket", 3 * 86400.0, 6 * 3600.0, 0.10),
 )
 
 Status = npt.NDArray[np.int8]
@@ -67,20 +72,35 @@ class ErrorBudget:
         }
 
 
+def burn_factor(period_s: float, budget_share: float, long_s: float) -> float:
+    """The burn rate that spends ``budget_share`` of the period's error budget in ``long_s`` (SRE workbook, Sloth).
+
+    Burning at 1x spends the whole budget in ``period_s``; spending ``budget_share`` of it in ``long_s``
+    takes ``period_s x budget_share / long_s`` times that speed: 30 d x 2 % / 1 h = 14.4.
+    """
+    return period_s * budget_share / long_s
+
+
 @dataclass(frozen=True, slots=True)
 class BurnAlert:
     severity: str
     long_s: float
     short_s: float
-    threshold: float
+    threshold: float  # burn_factor(period, budget_share, long_s)
+    budget_share: float  # of the period's error budget, spent in long_s when burning at the threshold
     long_burn: float | None  # None: no decided window in the look-back
     short_burn: float | None
     covered_s: float  # how much of the long look-back the data covers
     firing: bool | None
 
     @property
+    def factor(self) -> str:
+        """The threshold as people read it: 14.4x, 3.36x, 0.93x."""
+        return f"{round(self.threshold, 2):g}x"
+
+    @property
     def name(self) -> str:
-        return f"{self.threshold:g}x over {_span(self.long_s)} and {_span(self.short_s)}"
+        return f"{self.factor} over {_span(self.long_s)} and {_span(self.short_s)}"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -88,7 +108,8 @@ class BurnAlert:
             "name": self.name,
             "long_window_s": self.long_s,
             "short_window_s": self.short_s,
-            "threshold": self.threshold,
+            "threshold": _r(self.threshold),
+            "budget_share_pct": _r(100.0 * self.budget_share),
             "long_burn": _r(self.long_burn),
             "short_burn": _r(self.short_burn),
             "covered_s": self.covered_s,
@@ -161,14 +182,16 @@ def burn_rate(status: Status, lookback_s: float, window_s: float, objective_pct:
     return (bad / (good + bad)) / budget
 
 
-def burn_alerts(status: Status, window_s: float, objective_pct: float) -> tuple[BurnAlert, ...]:
+def burn_alerts(status: Status, window_s: float, objective_pct: float, period_s: float) -> tuple[BurnAlert, ...]:
+    """The multi-window alerts of one row of windows; thresholds from ``period_s`` (:func:`burn_factor`)."""
     out = []
-    for severity, long_s, short_s, threshold in ALERTS:
+    for severity, long_s, short_s, share in ALERTS:
+        threshold = burn_factor(period_s, share, long_s)
         long_burn = burn_rate(status, long_s, window_s, objective_pct)
         short_burn = burn_rate(status, short_s, window_s, objective_pct)
         firing = None if long_burn is None or short_burn is None else (long_burn >= threshold <= short_burn)
         covered = min(long_s, status.shape[0] * window_s)
-        out.append(BurnAlert(severity, long_s, short_s, threshold, long_burn, short_burn, covered, firing))
+        out.append(BurnAlert(severity, long_s, short_s, threshold, share, long_burn, short_burn, covered, firing))
     return tuple(out)
 
 
@@ -207,7 +230,9 @@ def _burn(good: int, bad: int, budget: float) -> float | None:
     return (bad / (good + bad)) / budget
 
 
-def burn_alerts_rows(status: Status, window_s: float, objective_pct: float) -> list[tuple[BurnAlert, ...]]:
+def burn_alerts_rows(
+    status: Status, window_s: float, objective_pct: float, period_s: float
+) -> list[tuple[BurnAlert, ...]]:
     """:func:`burn_alerts` for every row of a (segments x windows) matrix, counted with numpy over the rows.
 
     Rows whose look-backs hold the same counts get the same (frozen) alerts, made once and shared.
@@ -228,12 +253,13 @@ def burn_alerts_rows(status: Status, window_s: float, objective_pct: float) -> l
         alerts = made.get(key)
         if alerts is None:
             made_alerts = []
-            for severity, long_s, short_s, threshold in ALERTS:
+            for severity, long_s, short_s, share in ALERTS:
+                threshold = burn_factor(period_s, share, long_s)
                 lb = _burn(key[at[long_s]], key[at[long_s] + 1], budget)
                 sb = _burn(key[at[short_s]], key[at[short_s] + 1], budget)
                 firing = None if lb is None or sb is None else (lb >= threshold <= sb)
                 covered = min(long_s, windows * window_s)
-                made_alerts.append(BurnAlert(severity, long_s, short_s, threshold, lb, sb, covered, firing))
+                made_alerts.append(BurnAlert(severity, long_s, short_s, threshold, share, lb, sb, covered, firing))
             alerts = made[key] = tuple(made_alerts)
         out.append(alerts)
     return out

@@ -13,9 +13,13 @@ For a session of media duration ``T`` seconds with stalls ``(p_i, l_i)``
   * exp(-(I / T) / 11.0567558)``;
 * stall score ``1 + 4 * SI`` on the 1-5 MOS scale (P.1203.3 Eq. 31, O.23).
 
-As in the ITU-T reference implementation, stalls of zero length and stalls
-beyond the end of the media are left out. Rebuffering ratio is the stall time
-after start-up over playing plus that stall time. See docs/qoe-models.md.
+As in the ITU-T reference implementation, :func:`stall_score` leaves out
+stalls of zero length and stalls beyond the end of the media. A stall after the
+end of the media means the inputs disagree, so qoectl rejects them before
+scoring (:func:`after_end`): ``qoectl qoe stalls`` exits 1, ``qoectl verify``
+leaves the session out with a note; neither turns them into a perfect score.
+Rebuffering ratio is the stall time after start-up over playing plus that stall
+time. See docs/qoe-models.md.
 """
 
 from __future__ import annotations
@@ -71,6 +75,11 @@ def parse_stall(text: str) -> Stall:
     if stall.position_s < 0 or stall.length_s < 0:
         raise ValueError(f"{text!r}: position and length must not be negative")
     return stall
+
+
+def after_end(duration_s: float, stalls: Iterable[Stall]) -> list[Stall]:
+    """The stalls at a media position after ``duration_s``: inconsistent with the duration, never scored."""
+    return [s for s in stalls if s.position_s > duration_s]
 
 
 def stall_score(duration_s: float, stalls: Iterable[Stall]) -> StallResult:

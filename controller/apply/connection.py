@@ -10,14 +10,23 @@ Host keys are verified against a known_hosts file by default (paramiko's
 ``RejectPolicy``). ``accept_new`` behaves like OpenSSH's
 ``StrictHostKeyChecking=accept-new``: an unknown host is added to the file, a
 *changed* key is still refused.
+
+Linux shells get a fixed prompt of qoectl's own right after login (and again
+after ``sudo -s``): netmiko finds the end of a command's output by the prompt,
+and a stock prompt such as Debian's ``root@host:~#`` changes with every ``cd``.
+A shell that will not take that prompt (read-only ``PS1`` or
+``PROMPT_COMMAND``, not a POSIX shell) is a ``prompt`` error at login, not a
+command timeout later.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +139,69 @@ def classify(exc: BaseException, where: str) -> ApplyError:
     if isinstance(exc, paramiko.SSHException):
         return ApplyError("connect", f"{where}: SSH error ({_first_line(text)})")
     return ApplyError("internal", f"{where}: {type(exc).__name__}: {_first_line(text)}")
+
+
+# qoectl's prompts on a Linux shell. PS1 is written as two quoted halves so that the echo of this
+# line never contains the prompt itself; PROMPT_COMMAND goes because it may rewrite PS1 before
+# every prompt (virtualenv hooks, title setters).
+SET_PROMPT = (
+    "unset PROMPT_COMMAND HISTFILE; PS0=''; PS2=''; "
+    "if [ \"$(id -u)\" = 0 ]; then PS1='qoectl''-root# '; else PS1='qoectl''-user$ '; fi"
+)
+_OWN_PROMPT = re.compile(r"(?:\A|[\r\n])(qoectl-root#|qoectl-user\$)[ \t]*\Z")
+_SHELL_COMPLAINT = re.compile(r"readonly|read-only|cannot unset|syntax error|not found|unknown command", re.I)
+
+
+def _read_for(conn: Any, seconds: float, *, until: re.Pattern[str] | None = None, quiet: float = 0.0) -> str:
+    """Read the channel for up to ``seconds``: until ``until`` matches, or ``quiet`` seconds pass without data."""
+    out = ""
+    end = time.monotonic() + seconds
+    last = time.monotonic()
+    while time.monotonic() < end:
+        data = conn.read_channel()
+        if data:
+            out += data
+            last = time.monotonic()
+        if until is not None and until.search(out):
+            break
+        if quiet and out and not data and time.monotonic() - last >= quiet:
+            break
+        time.sleep(0.02)
+    return out
+
+
+def own_prompt(conn: Any, where: str, wait: float) -> bool:
+    """Give the shell qoectl's fixed prompt and check it shows; returns whether the shell is root.
+
+    Raises ``ApplyError("prompt")`` when the prompt does not appear within ``wait`` seconds.
+    """
+    conn.write_channel(conn.normalize_cmd(SET_PROMPT))
+    seen = _read_for(conn, wait, until=_OWN_PROMPT)
+    found = _OWN_PROMPT.search(seen)
+    if found is None:
+        lines = [line.strip() for line in seen.replace("\r", "\n").split("\n") if line.strip()]
+        said = [line for line in lines if _SHELL_COMPLAINT.search(line) and "qoectl''" not in line]
+        last = lines[-1] if lines else "nothing"
+        raise ApplyError(
+            "prompt",
+            f"{where}: the shell did not take qoectl's prompt within {wait:g}s (qoectl sets PS1 after login "
+            f"so that no cd or dotfile changes the prompt it waits for); last line: {redact(last)!r}"
+            + (f"; the shell said: {redact(said[0])!r}" if said else "")
+            + ". Check the login's dotfiles for a read-only PS1 or PROMPT_COMMAND; the login shell must be sh or bash",
+        )
+    root = found.group(1) == "qoectl-root#"
+    conn.base_prompt = found.group(1)[:-1]  # netmiko waits for this after every command
+    _read_for(conn, 0.5, quiet=0.1)  # anything after the prompt (there should be nothing)
+    return root
+
+
+def _prepare_linux(conn: Any, where: str, wait: float) -> None:
+    """Replaces netmiko's ``session_preparation`` for ``linux``: no guessing at the login's own prompt."""
+    conn.ansi_escape_codes = True
+    conn.channel = _EofAwareChannel(conn.remote_conn, conn.encoding)
+    # Let the login finish its dotfiles (it prints a prompt, or a banner) before typing.
+    _read_for(conn, wait, quiet=0.3)
+    own_prompt(conn, where, wait)
 
 
 class Session:
@@ -253,6 +325,8 @@ def connect(
         conn = ConnectHandler(**params)
         if host_keys.accept_new:
             conn.key_policy = _AcceptNewPolicy(known)
+        if device_type == "linux":
+            conn.session_preparation = lambda: _prepare_linux(conn, where, timeouts.connect)
         conn._open()  # auto_connect=False above: the host key policy had to be set first
         conn.channel = _EofAwareChannel(conn.remote_conn, conn.encoding)
     except Exception as exc:
@@ -269,14 +343,16 @@ def _become_root(s: Session) -> None:
     """``sudo -s`` (netmiko answers a password prompt with the ``secret``); the session is closed on failure."""
     try:
         s.conn.enable(cmd="sudo -s")
-        # Root's shell may prompt with a bare "#", which output could contain: give it a prompt of its own.
-        s.conn.send_command_timing("PS1='qoectl-root# '; unset PROMPT_COMMAND HISTFILE", strip_prompt=False)
-        s.conn.set_base_prompt()
+        # Root's shell prompts as its dotfiles say (often with the working directory): give it qoectl's.
+        root = own_prompt(s.conn, s.where, s.timeouts.connect)
     except Exception as exc:  # ValueError: still not root; ReadTimeout: sudo asked again (wrong or no password)
         s.close()
         err = classify(exc, s.where)
-        if err.kind in ("session_lost", "connect"):
+        if err.kind in ("session_lost", "connect", "prompt"):
             raise err from None
+        root = False
+    if not root:
+        s.close()
         raise ApplyError(
             "auth",
             f"{s.where}: could not become root with 'sudo -s' (check the user's sudo rights, "

@@ -18,6 +18,8 @@ Fleet: devices run on a thread pool (``workers`` SSH sessions at once).
 ``canary`` devices go first and all must succeed before the rest start.
 ``on_failure="stop"`` lets sessions in flight finish but starts no new device;
 those are reported ``skipped``. One device's failure never touches another.
+A dry run has no canaries and never stops early: it reports every device (its
+diff, or why it could not be read), whatever ``on_failure`` says.
 """
 
 from __future__ import annotations
@@ -127,7 +129,8 @@ def apply_fleet(
             _record(run, r)
         else:
             r = apply_device(t, opts, run, environ=environ, canary=is_canary)
-            if not r.ok and (is_canary or opts.on_failure == "stop"):
+            # A dry run sends nothing, so one device's failure puts no other at risk: it reports every device.
+            if not r.ok and not opts.dry_run and (is_canary or opts.on_failure == "stop"):
                 label = "canary" if is_canary else "device"
                 fleet.halt(f"{label} {r.device} {r.status.replace('_', ' ')}")
         if on_result:

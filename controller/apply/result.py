@@ -23,6 +23,7 @@ ErrorKind = Literal[
     "auth",
     "host_key",
     "timeout",
+    "prompt",
     "session_lost",
     "rejected",
     "verify",

@@ -144,7 +144,8 @@ def register(cli: click.Group) -> None:
         type=click.Choice(["stop", "continue"]),
         default="stop",
         show_default=True,
-        help="After a device fails: start no new device (stop) or carry on (continue).",
+        help="After a device fails: start no new device (stop) or carry on (continue). "
+        "A --dry-run always reports every device.",
     )
     @click.option(
         "--known-hosts",

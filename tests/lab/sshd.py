@@ -10,6 +10,8 @@ Why ``ForceCommand bash --norc --noprofile -i``: the router shell must not
 depend on this machine's dotfiles (prompt, colours), and a *fault* router gets
 a ``PATH`` with wrapper programs in front of the real ``tc``/``nft`` so a test
 can make the device drop the session or reject a line at a known point.
+``router(..., dotfiles=True)`` is the opposite on purpose: ``bash -l`` with the
+distribution's default dotfiles, as a freshly installed router has them.
 
 Everything is tracked by namespace name and PID; :meth:`LinuxLab.close` stops
 every process in every namespace the lab created (including anything qoectl
@@ -87,6 +89,50 @@ FAULTS = {
     "reject_tc_line": FAULT_REJECT_TC_LINE,
     "gate_tc": FAULT_GATE_TC,
 }
+
+# Logins as a distribution ships them (``router(..., dotfiles=True)``): ``bash -l`` in the user's own home,
+# with Debian's default dotfiles (root: base-files' dot.bashrc/dot.profile, others: /etc/skel), so the
+# prompt shows the working directory (``root@host:~#``) and changes with every ``cd``.
+ROOT_DOTFILES = {".bashrc": "/usr/share/base-files/dot.bashrc", ".profile": "/usr/share/base-files/dot.profile"}
+SKEL = Path("/etc/skel")
+# Debian's prompt (/etc/bash.bashrc, /etc/skel/.bashrc), for machines whose dotfiles do not set one with \w.
+DEBIAN_PS1 = "PS1='${debian_chroot:+($debian_chroot)}\\u@\\h:\\w\\$ '\n"
+FALLBACK_PROFILE = 'if [ "$BASH" ]; then\n  if [ -f ~/.bashrc ]; then\n    . ~/.bashrc\n  fi\nfi\n'
+
+LOGIN_SH = """#!/bin/sh
+# qoectl lab: a login as the distribution ships it: bash -l in the user's own home, default dotfiles.
+u=$(id -un)
+h={homes}/$u
+if [ ! -d "$h" ]; then
+    mkdir -m 700 "$h" || exit 1
+    if [ "$(id -u)" = 0 ]; then cp -R {dot}/root/. "$h/"; else cp -R {dot}/user/. "$h/"; fi
+fi
+cd "$h" || exit 1
+exec env -i HOME="$h" USER="$u" LOGNAME="$u" SHELL=/bin/bash TERM="${TERM:-dumb}" PATH={path} /bin/bash -l
+"""
+
+
+def _dotfiles(dest: Path, bashrc_append: str) -> None:
+    """Default dotfiles for root (``dest/root``) and an ordinary user (``dest/user``), readable by anyone."""
+    system_ps1 = Path("/etc/bash.bashrc").read_text() if Path("/etc/bash.bashrc").is_file() else ""
+    for who in ("root", "user"):
+        home = dest / who
+        home.mkdir(parents=True)
+        if who == "root":
+            for name, src in ROOT_DOTFILES.items():
+                if Path(src).is_file():
+                    shutil.copy(src, home / name)
+        elif SKEL.is_dir():
+            shutil.copytree(SKEL, home, dirs_exist_ok=True)
+        bashrc, profile = home / ".bashrc", home / ".profile"
+        text = bashrc.read_text() if bashrc.is_file() else ""
+        if "\\w" not in text and "\\w" not in system_ps1:
+            text += DEBIAN_PS1
+        bashrc.write_text(text + bashrc_append)
+        if not profile.is_file():
+            profile.write_text(FALLBACK_PROFILE)
+    for path in [dest, *dest.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def free_port() -> int:
@@ -207,8 +253,23 @@ class LinuxLab:
         self.keys_dir = Path(tempfile.mkdtemp(prefix="qoectl-lab-keys-"))
         self.keys_dir.chmod(0o755)
 
-    def router(self, name: str, *, fault: str | None = None, wan_ifaces: tuple[str, ...] = ("wan0",)) -> SshRouter:
-        """A router namespace with mgmt0 (sshd), the given WAN interfaces and lan0."""
+    def router(
+        self,
+        name: str,
+        *,
+        fault: str | None = None,
+        wan_ifaces: tuple[str, ...] = ("wan0",),
+        dotfiles: bool = False,
+        bashrc_append: str = "",
+    ) -> SshRouter:
+        """A router namespace with mgmt0 (sshd), the given WAN interfaces and lan0.
+
+        ``dotfiles``: logins run ``bash -l`` with the distribution's default dotfiles in a home of
+        their own (see :data:`LOGIN_SH`) instead of a bare ``bash --norc --noprofile -i``;
+        ``bashrc_append`` is added to those ``.bashrc`` files (e.g. a site's prompt customisation).
+        """
+        if dotfiles and fault is not None:
+            raise ValueError("dotfiles logins take PATH from /etc/profile: fault programs need the plain login")
         idx = self._n
         self._n += 1
         base = int(self.net.network_address) + idx * 8
@@ -241,6 +302,18 @@ class LinuxLab:
             prog.write_text(FAULTS[fault].replace("{rdir}", str(rdir)))
             prog.chmod(0o755)
             path = f"{fbin}:{path}"
+        shell = f"exec env -i HOME=/root TERM=dumb PATH={path} /bin/bash --norc --noprofile -i"
+        if dotfiles:
+            # Under keys_dir: an unprivileged login must reach them. Homes are made at first login, as /tmp is.
+            dot = self.keys_dir / f"{name}.dotfiles"
+            _dotfiles(dot, bashrc_append)
+            homes = self.keys_dir / f"{name}.homes"
+            homes.mkdir()
+            homes.chmod(0o1777)
+            login = self.keys_dir / f"{name}.login.sh"
+            login.write_text(LOGIN_SH.replace("{homes}", str(homes)).replace("{dot}", str(dot)).replace("{path}", path))
+            login.chmod(0o755)
+            shell = f"exec {login}"
         cfg = rdir / "sshd_config"
         cfg.write_text(
             "\n".join(
@@ -260,7 +333,7 @@ class LinuxLab:
                     "UseDNS no",
                     "MaxStartups 50",
                     "LogLevel ERROR",
-                    f"ForceCommand exec env -i HOME=/root TERM=dumb PATH={path} /bin/bash --norc --noprofile -i",
+                    f"ForceCommand {shell}",
                     "",
                 ]
             )

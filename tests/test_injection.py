@@ -100,6 +100,10 @@ FREE_TEXT: list[Field] = [
 ]
 LINE_BREAKERS = ["newline", "newline-command", "cr", "crlf", "u2028-line-separator", "u2029-paragraph-separator"]
 LINE_BREAKERS += ["u0085-next-line", "nul", "escape"]
+# Descriptions may span lines (YAML | or >): they never reach a config, only people. Everything else that can
+# forge or hide a line stays out of them.
+DESCRIPTIONS = [f for f in FREE_TEXT if f[0].endswith("description")]
+NOT_IN_DESCRIPTIONS = [a for a in LINE_BREAKERS if a not in ("newline", "newline-command")] + ["tab"]
 
 
 def _repo() -> PolicyRepo:
@@ -199,7 +203,28 @@ def test_attack_inside_value_rejected_in_every_config_field(attack: str, tmp_pat
 
 @pytest.mark.parametrize("attack", LINE_BREAKERS, ids=LINE_BREAKERS)
 def test_free_text_rejects_line_breaks(attack: str, tmp_path: Path) -> None:
-    _attack_all(FREE_TEXT, lambda base: base + ATTACKS[attack] + "more", tmp_path)
+    fields = FREE_TEXT if attack in NOT_IN_DESCRIPTIONS else [f for f in FREE_TEXT if f not in DESCRIPTIONS]
+    _attack_all(fields, lambda base: base + ATTACKS[attack] + "more", tmp_path)
+
+
+@pytest.mark.parametrize("attack", NOT_IN_DESCRIPTIONS, ids=NOT_IN_DESCRIPTIONS)
+def test_multi_line_descriptions_reject_every_other_line_breaker(attack: str, tmp_path: Path) -> None:
+    _attack_all(DESCRIPTIONS, lambda base: base + "\nsecond line" + ATTACKS[attack] + "more", tmp_path)
+
+
+def test_multi_line_descriptions_never_reach_a_config(tmp_path: Path) -> None:
+    """A description with a config command on its own line is accepted, and every rendered file is unchanged."""
+
+    def rendered(descriptions: bool, folder: Path) -> dict[str, str]:
+        repo = _repo()
+        if descriptions:
+            for _, rel, path, base in DESCRIPTIONS:
+                _set(repo.docs(rel)[0], path, base + ATTACKS["newline-command"] + "\n!\nend\n")
+        result = build(repo.write(folder))
+        assert result.ok, [d.format() for d in result.errors]
+        return {f"{p.device}/{name}": text for p in result.plans for name, text in render_plan(p).items()}
+
+    assert rendered(True, tmp_path / "with") == rendered(False, tmp_path / "without")
 
 
 def test_free_text_keeps_ordinary_punctuation(tmp_path: Path) -> None:

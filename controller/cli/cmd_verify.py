@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from controller.cli.policy_path import policy_path
+
 DURATION = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -61,7 +63,7 @@ def register(cli: click.Group) -> None:
 
 
 @click.command()
-@click.option("--policies", "path", default="policies", type=click.Path(path_type=Path), show_default=True)
+@policy_path(alias=True)
 @click.option(
     "--measurements",
     "measurement_files",
@@ -100,6 +102,8 @@ def verify(
     html_file: Path | None,
 ) -> None:
     """Verify measured experience against every journey's targets, per site and context.
+
+    PATH is the policy repository (default: policies).
 
     Exit 0: all in target; 1: a journey out of target or bad input; 3: nothing out
     of target, but some journey or site could not be confirmed (no data is not a pass).

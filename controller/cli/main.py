@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from controller import __version__
 from controller.cli.console import make_console
 from controller.cli.plan_report import print_plan
+from controller.cli.policy_path import policy_path
 from controller.compile.plan import DevicePlan
 from controller.errors import Diagnostic, PolicyError
 from controller.load.loader import load_policy
@@ -36,14 +38,13 @@ from controller.pipeline import (
 from controller.render import tree
 from controller.render.outputs import DeviceChange, compare_device, update_tree, write_device
 
-DEFAULT_POLICIES = "policies"
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 out = make_console()
 err = make_console(stderr=True)
 
-policy_arg = click.argument("path", default=DEFAULT_POLICIES, type=click.Path(path_type=Path))
+policy_arg = policy_path()  # every command that reads policies: PATH, default "policies"
 json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 
 
@@ -335,11 +336,14 @@ def render(path: Path, device: str, out_dir: Path | None) -> None:
 
 @cli.command()
 @click.argument("journey")
-@click.option("--policies", "path", default=DEFAULT_POLICIES, type=click.Path(path_type=Path), show_default=True)
+@policy_path(alias=True)
 @click.option("--device", help="Only this device.")
 @json_opt
 def explain(journey: str, path: Path, device: str | None, as_json: bool) -> None:
-    """Show how JOURNEY's targets became budgets, classes and config lines, per device."""
+    """Show how JOURNEY's targets became budgets, classes and config lines, per device.
+
+    PATH is the policy repository (default: policies).
+    """
     from controller.compile.explain import explain as do_explain
 
     result = _build(path, as_json)
@@ -356,10 +360,11 @@ def explain(journey: str, path: Path, device: str | None, as_json: bool) -> None
     if as_json:
         _emit_json(data)
         return
-    out.print(
-        f"[bold]journey {data['journey']}[/bold] ({data['kind']}, priority {data['priority']}, owner {data['owner']})"
-    )
-    out.print(f"target: {json.dumps(data['target'])}", markup=False)
+    # Only what is set (never "owner None"); the owner is the user's text, not rich markup ("[/team]" is no tag).
+    owner = f", owner {escape(data['owner'])}" if data["owner"] is not None else ""
+    out.print(f"[bold]journey {data['journey']}[/bold] ({data['kind']}, priority {data['priority']}{owner})")
+    target = {k: v for k, v in data["target"].items() if v is not None}
+    out.print(f"target: {json.dumps(target)}", markup=False)
     out.print(f"service class: {data['service_class']}")
     budget = data["budget"] or {}
     out.print("[bold]budgets[/bold]")
@@ -383,10 +388,16 @@ def explain(journey: str, path: Path, device: str | None, as_json: bool) -> None
             )
         if d["sla_class"]:
             s = d["sla_class"]
-            out.print(
-                f"  SLA class {s['name']}: latency {s['latency_ms']} ms, "
-                f"jitter {s['jitter_ms']} ms, loss {s['loss_pct']} %"
-            )
+            limits = [
+                f"{label} {s[key]}{unit}"
+                for key, label, unit in (
+                    ("latency_ms", "latency", " ms"),
+                    ("jitter_ms", "jitter", " ms"),
+                    ("loss_pct", "loss", " %"),
+                )
+                if s[key] is not None
+            ]
+            out.print(f"  SLA class {s['name']}: {', '.join(limits)}", markup=False)
         if d["path"]:
             out.print(
                 f"  path: prefer {', '.join(d['path']['preferred'])}; backup {', '.join(d['path']['backup']) or '-'}"

@@ -25,6 +25,7 @@ ALIASES: dict[Any, str] = {
     t.EnvVarName: "environment variable name",
     t.FilePath: "file path",
     t.FreeText: "text",
+    t.Description: "text (may span lines)",
     t.Dscp: "DSCP (ef, af41, cs1, le, default or 0-63)",
     t.PortRange: "port or range `low-high`",
     t.Prefix: "IP prefix",

@@ -59,24 +59,65 @@ class SpecValueError(ValueError):
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+def _text_problem(value: str, allowed: str) -> str:
+    for c in value:
+        if c in allowed:
+            continue
+        if unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS:
+            raise SpecValueError(
+                f"control or line-separator character {c!r} is not allowed",
+                "write it on one line, without control characters (newlines, U+0085, U+2028 ...)"
+                if not allowed
+                else "use ordinary line breaks (YAML | or >) and no other control characters (tab, CR, U+2028 ...)",
+            )
+    return value
+
+
 def _no_control(value: str) -> str:
     """Reject anything that can end or fake a line: C0/C1 controls (\\n, \\r, NEL U+0085), the Unicode
     line and paragraph separators (U+2028, U+2029) and bidi overrides. Free text is shown in terminals,
     diffs and reports, where each of these can forge or hide a line."""
-    for c in value:
-        if unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS:
-            raise SpecValueError(
-                f"control or line-separator character {c!r} is not allowed",
-                "write it on one line, without control characters (newlines, U+0085, U+2028 ...)",
-            )
-    return value
+    return _text_problem(value, "")
 
+
+def _no_control_but_newlines(value: str) -> str:
+    """Like :func:`_no_control`, but ``\\n`` is allowed: text that never reaches a config, only people."""
+    return _text_problem(value, "\n")
+
+
+# The same rules as ECMA-262 patterns for the JSON Schema (Cc is U+0000-U+001F and U+007F-U+009F; Zl and Zp are
+# U+2028 and U+2029). tests/test_schema_corpus.py compares them with the functions above for every code point.
+_CONTROLS = r"\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+ONE_LINE_TEXT_PATTERN = rf"^[^{_CONTROLS}\u000a]*$"
+MULTI_LINE_TEXT_PATTERN = rf"^[^{_CONTROLS}]*$"
 
 FreeText = Annotated[
     str,
     StringConstraints(max_length=500),
     AfterValidator(_no_control),
-    Field(description="Free text for people; never rendered into device configs."),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 500,
+            "pattern": ONE_LINE_TEXT_PATTERN,
+            "patternErrorMessage": "one line, without control characters (newline, tab, U+2028 ...)",
+            "description": "Free text for people, on one line; never rendered into device configs.",
+        }
+    ),
+]
+Description = Annotated[
+    str,
+    StringConstraints(max_length=500),
+    AfterValidator(_no_control_but_newlines),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 500,
+            "pattern": MULTI_LINE_TEXT_PATTERN,
+            "patternErrorMessage": "ordinary line breaks only: no other control characters (tab, CR, U+2028 ...)",
+            "description": "Text for people, one or more lines (YAML | or >); never rendered into device configs.",
+        }
+    ),
 ]
 
 DSCP_NAMES: dict[str, int] = {
@@ -104,6 +145,18 @@ _DSCP_HINT = "use ef, af11-af43, cs0-cs7, le, default or a number 0-63"
 _PORT_HINT = "use a number 1-65535 or a range such as '16384-32767'"
 _PREFIX_HINT = "write it like 198.18.0.0/15 or 2001:db8::/32"
 
+# ECMA-262 patterns (what JSON Schema validators and editors use) for the string spellings the parsers below
+# accept; tests/test_schema_corpus.py compares them with the parsers value by value. Editors show a pattern's
+# "patternErrorMessage" (yaml-language-server) instead of the pattern; other validators ignore it.
+_DIGITS_0_63 = "(?:[0-9]|[1-5][0-9]|6[0-3])"
+_DIGITS_1_65535 = "(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_PORT = rf"0*{_DIGITS_1_65535}"
+PORT_TEXT_PATTERN = rf"^(?:(?=[0-9]{{1,5}}$){_PORT}|(?=[0-9]{{1,5}}-[0-9]{{1,5}}$){_PORT}-{_PORT})$"
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in word)
+
 
 def _parse_dscp(value: Any) -> Any:
     if isinstance(value, bool):
@@ -119,6 +172,10 @@ def _parse_dscp(value: Any) -> Any:
     return value
 
 
+DSCP_TEXT_PATTERN = (
+    "^(?:" + "|".join(_any_case(n) for n in sorted(DSCP_NAMES)) + rf"|(?=[0-9]{{1,5}}$)0*{_DIGITS_0_63})$"
+)
+
 Dscp = Annotated[
     int,
     BeforeValidator(_parse_dscp),
@@ -128,7 +185,9 @@ Dscp = Annotated[
             "description": "DSCP as a name (ef, af41, cs1, le, default) or a number 0-63.",
             "anyOf": [
                 {"type": "integer", "minimum": 0, "maximum": 63},
-                {"type": "string", "enum": sorted(DSCP_NAMES)},
+                {"type": "string", "enum": sorted(DSCP_NAMES)},  # what editors offer
+                # what is accepted: any case, "46", "046"
+                {"type": "string", "pattern": DSCP_TEXT_PATTERN, "patternErrorMessage": _DSCP_HINT},
             ],
         }
     ),
@@ -165,7 +224,7 @@ PortRange = Annotated[
             "description": "A port 1-65535 or a range such as '16384-32767'.",
             "anyOf": [
                 {"type": "integer", "minimum": 1, "maximum": 65535},
-                {"type": "string", "pattern": r"^\d{1,5}-\d{1,5}$"},
+                {"type": "string", "pattern": PORT_TEXT_PATTERN, "patternErrorMessage": _PORT_HINT},
             ],
         }
     ),
@@ -190,8 +249,41 @@ def _parse_prefix(value: Any) -> Any:
     return value
 
 
+def _ipv6(hextets: int, tail: str) -> str:
+    """IPv6 text as :mod:`ipaddress` reads it: ``hextets`` groups, or fewer with one ``::`` standing for at least
+    one group, followed by ``tail`` (an IPv4 address standing for the last two groups, or nothing)."""
+    h = "[0-9A-Fa-f]{1,4}"
+    forms = [f"(?:{h}:){{{hextets}}}{tail}" if tail else f"(?:{h}:){{{hextets - 1}}}{h}"]
+    for left in range(hextets):
+        head = f"(?:{h}:){{{left - 1}}}{h}" if left > 1 else h * left
+        most = hextets - 1 - left  # groups right of '::'
+        if tail:
+            forms.append(f"{head}::" + (f"(?:{h}:){{0,{most}}}" if most else "") + tail)
+        elif most:
+            forms.append(f"{head}::(?:{h}" + (f"(?::{h}){{0,{most - 1}}}" if most > 1 else "") + ")?")
+        else:
+            forms.append(f"{head}::")
+    return "(?:" + "|".join(forms) + ")"
+
+
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_IPV6 = f"(?:{_ipv6(8, '')}|{_ipv6(6, _IPV4)})"
+PREFIX_PATTERN = (
+    r"^(?=[0-9A-Fa-f.:]{2,39}(?:/|$))"
+    rf"(?:{_IPV4}(?:/(?=[0-9]{{1,3}}$)0*(?:3[0-2]|[12]?[0-9]))?"
+    rf"|{_IPV6}(?:/(?=[0-9]{{1,3}}$)0*(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$"
+)
+
 Prefix = Annotated[
     ipaddress.IPv4Network | ipaddress.IPv6Network,
     BeforeValidator(_parse_prefix),
-    WithJsonSchema({"type": "string", "description": "An IPv4 or IPv6 prefix, e.g. 10.20.0.0/16."}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": PREFIX_PATTERN,
+            "patternErrorMessage": _PREFIX_HINT,
+            "description": "An IPv4 or IPv6 prefix, e.g. 10.20.0.0/16 (host bits zero: checked by qoectl validate).",
+        }
+    ),
 ]

@@ -12,7 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from controller.spec.rules import absent, equals, given, nonempty, rules, when
 from controller.spec.types import (
+    Description,
     Dscp,
     EnvVarName,
     FilePath,
@@ -38,16 +40,40 @@ class Strict(BaseModel):
 class Metadata(Strict):
     name: Name
     owner: FreeText | None = None
-    description: FreeText | None = None
+    description: Description | None = None
     labels: dict[Name, Name] = Field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- Journey
 
 
+_IPV4_TEXT = {"type": "string", "pattern": "^[^:]*$"}  # a prefix of the right spelling is IPv6 if it has a ':'
+_IPV6_TEXT = {"type": "string", "pattern": ":"}
+
+
+def _contains(key: str, item: dict[str, str]) -> dict[str, object]:
+    return {"required": [key], "properties": {key: {"contains": item}}}
+
+
 class TrafficMatch(Strict):
     """One way to recognise the journey's packets (all given fields must match)."""
 
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            when(
+                {"anyOf": [nonempty("source_ports"), nonempty("destination_ports")]},
+                {"required": ["protocol"], "properties": {"protocol": {"enum": ["udp", "tcp"]}}},
+            ),
+            {
+                "not": {
+                    "allOf": [
+                        {"anyOf": [_contains(k, _IPV4_TEXT) for k in ("source_prefixes", "destination_prefixes")]},
+                        {"anyOf": [_contains(k, _IPV6_TEXT) for k in ("source_prefixes", "destination_prefixes")]},
+                    ]
+                }
+            },
+        )
+    )
     protocol: Literal["udp", "tcp", "icmp", "any"] = "any"
     source_ports: list[PortRange] = Field(default_factory=list)
     destination_ports: list[PortRange] = Field(default_factory=list)
@@ -80,6 +106,10 @@ class Traffic(Strict):
 
 
 class VoiceTarget(Strict):
+    model_config = ConfigDict(
+        json_schema_extra=rules({"anyOf": [given("mos"), given("one_way_delay_ms", "jitter_ms", "loss_pct")]})
+    )
+
     codec: Codec = "g711"
     mos: float | None = Field(default=None, ge=1.0, le=4.5, description="Minimum MOS (E-model, G.107).")
     one_way_delay_ms: float | None = Field(default=None, gt=0, le=1000)
@@ -119,6 +149,10 @@ class BulkTarget(Strict):
 
 
 class Target(Strict):
+    model_config = ConfigDict(
+        json_schema_extra=rules({"oneOf": [given(k) for k in ("voice", "video", "interactive", "bulk")]})
+    )
+
     voice: VoiceTarget | None = None
     video: VideoTarget | None = None
     interactive: InteractiveTarget | None = None
@@ -136,6 +170,17 @@ class Target(Strict):
 
 
 class Bandwidth(Strict):
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            {
+                "oneOf": [
+                    {"allOf": [given("per_flow_kbps", "concurrent_flows"), absent("share_pct")]},
+                    {"allOf": [given("share_pct"), absent("per_flow_kbps", "concurrent_flows")]},
+                ]
+            }
+        )
+    )
+
     per_flow_kbps: float | None = Field(default=None, gt=0, le=100_000_000)
     concurrent_flows: int | None = Field(default=None, ge=1, le=1_000_000)
     share_pct: float | None = Field(default=None, gt=0, le=100, description="Share of each WAN link.")
@@ -188,6 +233,13 @@ Duration = Annotated[
 ]
 
 
+# DURATION_PATTERN up to one day (86400s, 1440m, 24h, 1d): the window rule of VerifySpec, for the JSON Schema.
+WINDOW_PATTERN = (
+    "^(?:(?:[1-9][0-9]{0,3}|[1-7][0-9]{4}|8[0-5][0-9]{3}|86[0-3][0-9]{2}|86400)s"
+    "|(?:[1-9][0-9]{0,2}|1[0-3][0-9]{2}|14[0-3][0-9]|1440)m|(?:[1-9]|1[0-9]|2[0-4])h|1d)$"
+)
+
+
 def duration_seconds(text: str) -> float:
     """``5m`` -> 300.0 (the text already matched DURATION_PATTERN)."""
     return float(text[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[text[-1]]
@@ -195,6 +247,10 @@ def duration_seconds(text: str) -> float:
 
 class CompositeWeights(Strict):
     """Weights of the composite journey QoE score (0-100 %); components without data are left out."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules({"not": {"allOf": [equals(k, 0) for k in ("objective", "survey_mos", "csat", "nps")]}})
+    )
 
     objective: float = Field(default=0.6, ge=0, le=1, description="The measured QoE model score.")
     survey_mos: float = Field(default=0.2, ge=0, le=1, description="Mean survey MOS (1-5).")
@@ -211,7 +267,11 @@ class CompositeWeights(Strict):
 class VerifySpec(Strict):
     """How ``qoectl verify`` judges the journey from measurements (all optional)."""
 
-    window: Duration = Field(default="5m", description="Length of one evaluation window.")
+    window: Duration = Field(
+        default="5m",
+        description="Length of one evaluation window, at most 1d.",
+        json_schema_extra={"pattern": WINDOW_PATTERN},
+    )
     objective_pct: float = Field(default=99.0, gt=0, le=100, description="Share of windows that must be in target.")
     period: Duration = Field(default="30d", description="Error-budget period the objective applies to.")
     queries: dict[VerifyMetric, FreeText] = Field(
@@ -256,7 +316,7 @@ class Site(Strict):
     name: Name
     context: Name = Field(default="branch", description="branch, campus, datacenter, remote-users, ...")
     region: Name | None = None
-    description: FreeText | None = None
+    description: Description | None = None
     sdwan_site_id: int | None = Field(
         default=None,
         ge=1,
@@ -276,6 +336,8 @@ class Transport(Strict):
 
 
 class Credentials(Strict):
+    model_config = ConfigDict(json_schema_extra=rules(when(given("become_password_env"), given("become"))))
+
     username_env: EnvVarName | None = None
     password_env: EnvVarName | None = None
     key_file: FilePath | None = None
@@ -297,6 +359,13 @@ class Credentials(Strict):
 
 
 class Interface(Strict):
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            when(equals("role", "wan"), {"allOf": [given("bandwidth_kbps"), absent("vpn")]}),
+            {"properties": {"vpn": {"not": {"const": 512}}}},
+        )
+    )
+
     name: InterfaceName
     role: Literal["wan", "lan"]
     bandwidth_kbps: int | None = Field(default=None, ge=64, le=400_000_000, description="Usable link rate.")
@@ -365,7 +434,7 @@ class ServiceClassDef(Strict):
     fair_queue: bool = False
     queue_depth: int = Field(default=64, ge=2, le=100_000, description="Queue depth in packets.")
     scavenger: bool = False
-    description: FreeText | None = None
+    description: Description | None = None
 
 
 class ServiceClassesSpec(Strict):
@@ -401,11 +470,7 @@ class SettingsDoc(Strict):
     spec: SettingsSpec
 
 
-AnyDoc = Annotated[
-    JourneyDoc | InventoryDoc | ServiceClassesDoc | SettingsDoc,
-    Field(discriminator="kind"),
-]
-
+# The model of each kind (the loader and the JSON Schema select by ``kind``).
 DOC_MODELS: dict[str, type[Strict]] = {
     "Journey": JourneyDoc,
     "Inventory": InventoryDoc,

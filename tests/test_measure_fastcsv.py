@@ -7,6 +7,7 @@ reader's diagnostics, with their file and line.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -291,6 +292,24 @@ def test_without_pyarrow_every_file_takes_the_exact_reader(
     samples, diags = default(path, vocab)
     assert diags == []
     assert_same(samples, with_arrow)
+
+
+def test_no_arrow_thread_is_left_holding_the_files_bytes(tmp_path: Path, vocab: Vocabulary) -> None:
+    """Arrow's workers finish ``read_csv`` after it has returned; by then they must hold no Python object.
+
+    A worker that drops the last reference to one takes the GIL; if the interpreter is finalizing by then
+    (``verify`` reports bad values and exits at once) the process aborts (``tests/test_verify_exit.py``).
+    So the bytes handed to the fast path are referenced by nothing new once it returns, file taken or not.
+    """
+    clean = clean_lines(8)
+    bad = [*clean, f"{T0},voice,hq,,one_way_delay_ms,nan,,"]
+    for lines, taken in ((clean, True), (bad, False)):
+        data = write(tmp_path / "m.csv", lines).read_bytes()
+        columns = {name: i for i, name in enumerate(HEADER.split(","))}
+        for _ in range(200):
+            before = sys.getrefcount(data)
+            assert (fastcsv.read(data, columns, False, vocab, NOW) is not None) == taken
+            assert sys.getrefcount(data) == before
 
 
 # --------------------------------------------------------------------------- numbers

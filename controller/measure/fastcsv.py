@@ -92,7 +92,7 @@ def read(data: bytes, columns: dict[str, int], crlf: bool, vocab: Vocabulary, no
     text = pa.dictionary(pa.int32(), pa.string())
     try:
         table = pacsv.read_csv(
-            pa.BufferReader(pa.py_buffer(data)),
+            pa.BufferReader(_arrow_copy(pa, data)),
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=True),
             parse_options=pacsv.ParseOptions(
                 quote_char=False,
@@ -136,6 +136,22 @@ def read(data: bytes, columns: dict[str, int], crlf: bool, vocab: Vocabulary, no
         position=position,
     )
     return from_coded(coded, vocab, now)
+
+
+def _arrow_copy(pa: Any, data: bytes) -> Any:
+    """``data`` copied into a buffer Arrow allocated, so that no Arrow thread ever holds a Python object.
+
+    ``read_csv`` returns before its last continuation has run on a worker of Arrow's CPU pool, and that
+    continuation drops the reader, its input stream and the stream's buffer. Were the buffer
+    ``pa.py_buffer(data)``, dropping it would release ``data``, which takes the GIL; if the command exits
+    at once (bad values: report and exit 1), the interpreter may be finalizing by then, Python ends the
+    worker with ``pthread_exit``, the unwind meets a ``noexcept`` destructor, and ``std::terminate``
+    aborts the process (exit 134) after the right diagnostics were printed. Memory Arrow allocated is
+    freed without the GIL, whenever that happens. The copy costs a ``memcpy`` of the file, next to parsing it.
+    """
+    buffer = pa.allocate_buffer(len(data))
+    memoryview(buffer).cast("B")[:] = data
+    return buffer
 
 
 def _numbers(column: Any) -> F64 | None:

@@ -11,6 +11,11 @@ journey the test then requires, across all platforms and devices:
   in kbit/s, the most exact form) within ``SHARE_TOLERANCE_PCT``: whole-percent
   rounding, which is how IOS-XE, Junos and EOS state shares.
 
+On the two SD-WAN platforms the same journey must also prefer the same
+transport (:func:`test_same_preferred_transport_on_both_sdwan_platforms`),
+journeys with an SLA target and without one alike, read back by the path
+parsers (``tests/parsers/sdwan_paths.py``).
+
 Where the rendered text does not state a link rate (IOS-XE and EOS write no
 shaper on a link that is not sub-rate) the share cannot be read back and is
 skipped for that interface only; a platform that cannot express shares at all
@@ -29,6 +34,7 @@ from controller.pipeline import Build, compile_policy, render_plan
 from controller.render import platforms
 from tests.conftest import EXAMPLE_POLICIES
 from tests.parsers import PARSERS, DeviceTreatment, journey_key
+from tests.parsers.sdwan_paths import PATH_PARSERS
 
 # Whole-percent rounding (plus float noise from converting "remaining" shares back to the link).
 SHARE_TOLERANCE_PCT = 1.0 + 1e-6
@@ -145,3 +151,35 @@ def test_bundled_example_as_is_agrees_across_devices(example_build: Build) -> No
     assert {"linux", "cisco_iosxe", "juniper_junos", "arista_eos"} <= platforms_seen
     for journey, where in seen.items():
         assert len(set(where.values())) == 1, f"{journey}: {where}"
+
+
+def test_same_preferred_transport_on_both_sdwan_platforms(rendered: dict[str, Rendered]) -> None:
+    """Cisco SD-WAN and FortiOS send each journey over the same transport while every path is healthy.
+
+    Read back from each platform's text: Cisco's app-route actions (TLOC colours are the transport names),
+    FortiOS's SD-WAN rules (member interfaces, mapped to transports from the inventory). Journeys with an
+    SLA target and journeys without one (bulk, scavenger) must both be compared, and every journey must have
+    a preference the device acts on.
+    """
+    assert set(PATH_PARSERS) == {"cisco_sdwan", "fortios_sdwan"}
+    compared = {"with an SLA target": 0, "without an SLA target": 0}
+    problems = []
+    for device, (cisco_plan, _) in rendered["cisco_sdwan"].items():
+        forti_plan, _ = rendered["fortios_sdwan"][device]
+        cisco = PATH_PARSERS["cisco_sdwan"](render_plan(cisco_plan))
+        forti = PATH_PARSERS["fortios_sdwan"](render_plan(forti_plan))
+        transport_of = {i.name: str(i.transport) for i in forti_plan.wan_interfaces if i.transport}
+        targeted = {journey_key(j) for s in cisco_plan.sla_classes for j in s.journeys}
+        expected = {journey_key(p.journey) for p in cisco_plan.path_preferences}
+        assert set(cisco) == set(forti) == expected, f"{device}: cisco {sorted(cisco)}, fortios {sorted(forti)}"
+        for journey, choice in sorted(cisco.items()):
+            fortios = frozenset(transport_of[i] for i in forti[journey].preferred)
+            kind = "with an SLA target" if journey in targeted else "without an SLA target"
+            compared[kind] += 1
+            if not choice.preferred or choice.preferred != fortios:
+                problems.append(
+                    f"{device} {journey} ({kind}): cisco_sdwan prefers {sorted(choice.preferred) or 'nothing'}, "
+                    f"fortios_sdwan {sorted(fortios) or 'nothing'}"
+                )
+    assert not problems, "preferred transports differ:\n" + "\n".join(problems)
+    assert all(compared.values()), f"not every kind of journey was compared: {compared}"

@@ -35,7 +35,7 @@ from controller.pipeline import Build, build, render_plan
 from controller.render import _sdwan as sd
 from controller.spec.types import NAME_PATTERN
 from tests.conftest import EXAMPLE_POLICIES
-from tests.parsers import PARSERS, DeviceTreatment, ParseError, journey_key
+from tests.parsers import PARSERS, DeviceTreatment, ParseError, journey_key, sdwan_paths
 from tests.parsers import cisco_sdwan as cisco_parser
 from tests.parsers import fortios_sdwan as fortios_parser
 from tests.policy_builder import (
@@ -211,9 +211,20 @@ def test_example_path_preferences_as_the_devices_state_them(example_build: Build
     voice = aar[aar.index("! journey voice (") : aar.index(" lists")]
     assert "sla-class QOECTL-SLA-VOICE preferred-color mpls\n" in voice
     assert "backup-sla-preferred-color biz-internet\n" in voice and "lte" not in voice
-    # backups (low priority, no budget): the cheapest transport, nothing to measure.
-    backups = aar[aar.index("! journey backups (") :].split("sequence", 2)[1]
-    assert "backup-sla-preferred-color biz-internet" in backups and "sla-class" not in backups
+    # backups and os-updates (low priority, no budget): the cheapest transport, read back by what the actions mean.
+    # Cisco applies backup-sla-preferred-color only when an SLA class is not met, so a preference without a
+    # budget needs an SLA class every usable path meets: the thresholds admit every transport of the inventory.
+    paths = sdwan_paths.cisco_sdwan(render_plan(plan))
+    assert paths["VOICE"].preferred == {"mpls"}
+    for journey in ("BACKUPS", "OS-UPDATES"):
+        choice = paths[journey]
+        assert choice.preferred == {"biz-internet"}, f"{journey}: {choice}"
+        assert choice.sla is not None, f"{journey}: no SLA class, so no preference the edge acts on"
+        for t in example_build.policy.transports:
+            measured = {"latency": sd.rtt_ms(t.base_delay_ms), "jitter": sd.rtt_ms(t.jitter_ms)}
+            measured["loss"] = sd.rtt_loss_pct(t.loss_pct)
+            missed = {k: v for k, v in measured.items() if k in choice.sla and v > choice.sla[k]}
+            assert not missed, f"{journey}: {t.name} misses the preference's SLA class on {missed}"
     # FortiOS: the same order, as member sequence numbers -> interfaces -> transports.
     forti_plan = example_build.plan(FORTI)
     assert forti_plan is not None
@@ -348,9 +359,12 @@ def test_two_strict_classes_do_not_fit_one_llq(tmp_path: Path) -> None:
     )
     repo.add_journey(interactive_journey("sip", port=5060, service_class="signaling", priority="high"))
     b = built(repo, tmp_path)
-    strict = [d for d in b.errors if "strict-priority classes" in d.message]
-    assert {d.message.split()[1] for d in strict} == {"edge1", "fgt1"}
-    assert all(d.location.file.endswith(".yaml") and d.location.line > 0 for d in strict)
+    strict = {str(re.search(r"device (\S+)", d.message)[1]): d for d in b.errors if "strict-priority" in d.message}
+    assert set(strict) == {"edge1", "fgt1"}
+    assert all(d.location.file.endswith(".yaml") and d.location.line > 0 for d in strict.values())
+    # Cisco's queue 0 is its only LLQ (the edge's limit); one strict class is qoectl's bound on FortiOS.
+    assert "cisco_sdwan allows 1" in strict["edge1"].message
+    assert strict["fgt1"].message.startswith("qoectl's fortios_sdwan renderer does not support more than 1 strict")
 
 
 def test_more_than_seven_weighted_classes_need_queue_zero(tmp_path: Path) -> None:

@@ -3,6 +3,14 @@
 Every unsupported need is reported at once, naming the journey that needs it
 and why the platform cannot express it. Needs with a documented fallback
 (``Renderer.degradable``) become notes on the plan instead of errors.
+
+Each message says whose limit it is. A capability the renderer lacks is the
+device's limit ("device X (platform) cannot express ...") unless the renderer
+lists it in ``Renderer.not_rendered_yet`` (the platform documents it, qoectl
+does not render it yet); a limit is the device's unless its name is in
+``Limits.qoectl_limits``. qoectl's own limits are worded "qoectl's <platform>
+renderer does not support ... yet", so nobody is told a device cannot do what
+its vendor documents.
 """
 
 from __future__ import annotations
@@ -139,6 +147,43 @@ def _device_needs(plan: DevicePlan, met: frozenset[str]) -> Iterator[Need]:
             yield Need(cap.SDWAN_PATH, p.journey, ("spec", "sdwan"))
 
 
+def not_yet(renderer: Renderer, what: str) -> str:
+    """The wording of a limit that is qoectl's own: its renderer does not support ``what`` yet."""
+    return f"qoectl's {renderer.platform} renderer does not support {what} yet"
+
+
+def _unsupported(renderer: Renderer, capability: str, device: str, who: str) -> tuple[str, str]:
+    """Message and hint for a need the platform cannot meet, worded after whose limit it is."""
+    text = cap.CAPABILITY_TEXT[capability]
+    where = renderer.not_rendered_yet.get(capability)
+    if where is None:
+        return (
+            f"device {device} ({renderer.platform}) cannot express {text}, needed by {who}",
+            "scope the journey away from this device, or change the journey so it does not need it",
+        )
+    return (
+        f"{not_yet(renderer, text)}, needed by {who} on device {device}",
+        f"{renderer.platform} itself documents it ({where}); until qoectl renders it, scope the journey away "
+        "from this device or change the journey so it does not need it",
+    )
+
+
+def _whose(renderer: Renderer, limits: set[str], what: str, ours: str, theirs: str) -> str:
+    """``theirs`` when the limits named are the device's; when they are qoectl's, that its renderer lacks ``what``."""
+    if limits & renderer.limits.qoectl_limits:
+        return f"{not_yet(renderer, what)}: {ours}"
+    return theirs
+
+
+def degraded_note(renderer: Renderer, capability: str) -> str:
+    """The note for a capability expressed with its documented fallback, worded after whose limit it is."""
+    text = cap.CAPABILITY_TEXT[capability]
+    fallback = renderer.degradable[capability]
+    if capability in renderer.not_rendered_yet:
+        return f"{not_yet(renderer, text)}: {fallback}"
+    return f"{text} is not available on {renderer.platform}: {fallback}"
+
+
 def check_plan(
     plan: DevicePlan,
     renderer: Renderer,
@@ -161,65 +206,61 @@ def check_plan(
         _device_needs(plan, caps), caps, renderer.degradable, *shared.verdict(caps, frozenset(renderer.degradable))
     )
     for need in to_report:
-        text = cap.CAPABILITY_TEXT[need.capability]
         loc, field = where(need.journey, need.field)
         who = f"journey '{need.journey}'" if need.journey else "the device"
-        errors.append(
-            Diagnostic(
-                loc,
-                field,
-                f"device {plan.device} ({renderer.platform}) cannot express {text}, needed by {who}",
-                "scope the journey away from this device, or change the journey so it does not need it",
-            )
-        )
+        errors.append(Diagnostic(loc, field, *_unsupported(renderer, need.capability, plan.device, who)))
     for c in degraded:
-        notes.append(f"{cap.CAPABILITY_TEXT[c]} is not available on {renderer.platform}: {renderer.degradable[c]}")
+        notes.append(degraded_note(renderer, c))
     lim = renderer.limits
     queued = [c for c in plan.classes]
     if len(queued) > lim.max_classes:
         loc, field = device.origin.at("platform"), device.origin.field("platform")
-        errors.append(
-            Diagnostic(
-                loc,
-                field,
-                f"device {plan.device} needs {len(queued)} queues ({', '.join(c.name for c in queued)}) "
-                f"but {renderer.platform} offers {lim.max_classes}",
-                "map some journeys to a shared service_class",
-            )
+        names = ", ".join(c.name for c in queued)
+        message = _whose(
+            renderer,
+            {"max_classes"},
+            f"more than {lim.max_classes} queues",
+            f"device {plan.device} needs {len(queued)} ({names})",
+            f"device {plan.device} needs {len(queued)} queues ({names}) "
+            f"but {renderer.platform} offers {lim.max_classes}",
         )
+        errors.append(Diagnostic(loc, field, message, "map some journeys to a shared service_class"))
     strict = plan.strict_classes
     if len(strict) > lim.max_strict_classes:
         first = strict[lim.max_strict_classes].journeys[0] if strict[lim.max_strict_classes].journeys else None
         loc, field = where(first, ("spec", "service_class"))
-        errors.append(
-            Diagnostic(
-                loc,
-                field,
-                f"device {plan.device} needs {len(strict)} strict-priority classes "
-                f"({', '.join(c.name for c in strict)}) but {renderer.platform} allows {lim.max_strict_classes}",
-                "put the real-time journeys in one strict class",
-            )
+        names = ", ".join(c.name for c in strict)
+        message = _whose(
+            renderer,
+            {"max_strict_classes"},
+            f"more than {lim.max_strict_classes} strict-priority classes",
+            f"device {plan.device} needs {len(strict)} ({names})",
+            f"device {plan.device} needs {len(strict)} strict-priority classes ({names}) "
+            f"but {renderer.platform} allows {lim.max_strict_classes}",
         )
+        errors.append(Diagnostic(loc, field, message, "put the real-time journeys in one strict class"))
     errors += _bandwidth_limits(plan, renderer, device)
     errors += renderer.check(plan, device, policy)
     notes += renderer.notes(plan)
     for s in plan.sla_classes:
         j = s.journeys[0]
-        for value, (lo, hi), label in (
-            (s.latency_ms, lim.sla_latency_ms, "latency"),
-            (s.jitter_ms, lim.sla_jitter_ms, "jitter"),
-            (s.loss_pct, lim.sla_loss_pct, "loss"),
+        for value, (lo, hi), label, limit in (
+            (s.latency_ms, lim.sla_latency_ms, "latency", "sla_latency_ms"),
+            (s.jitter_ms, lim.sla_jitter_ms, "jitter", "sla_jitter_ms"),
+            (s.loss_pct, lim.sla_loss_pct, "loss", "sla_loss_pct"),
         ):
             if value is not None and not lo <= value <= hi:
                 loc, field = where(j, ("spec", "target"))
+                message = _whose(
+                    renderer,
+                    {limit},
+                    f"SLA {label} thresholds outside {lo:g}-{hi:g}",
+                    f"journey '{j}' needs an SLA {label} threshold of {value:g}",
+                    f"SLA {label} threshold {value:g} for journey '{j}' is outside what {renderer.platform} "
+                    f"accepts ({lo:g}-{hi:g})",
+                )
                 errors.append(
-                    Diagnostic(
-                        loc,
-                        field,
-                        f"SLA {label} threshold {value:g} for journey '{j}' is outside what {renderer.platform} "
-                        f"accepts ({lo:g}-{hi:g})",
-                        "adjust the target so the derived budget fits the platform's range",
-                    )
+                    Diagnostic(loc, field, message, "adjust the target so the derived budget fits the platform's range")
                 )
     return errors, tuple(notes)
 
@@ -245,12 +286,20 @@ def _bandwidth_limits(plan: DevicePlan, renderer: Renderer, device: Device) -> l
             (lim.min_shape_kbps is not None and shape < lim.min_shape_kbps)
             or (lim.max_shape_kbps is not None and shape > lim.max_shape_kbps)
         ):
+            accepted = f"{lim.min_shape_kbps or 0}-{lim.max_shape_kbps or 'any'} kbps"
+            message = _whose(
+                renderer,
+                {"min_shape_kbps", "max_shape_kbps"},
+                f"shaping outside {accepted}",
+                f"device {plan.device} would shape {iface.name} to {shape} kbps",
+                f"device {plan.device} ({renderer.platform}) cannot shape {iface.name} to {shape} kbps: "
+                f"its shaper accepts {accepted}",
+            )
             out.append(
                 Diagnostic(
                     device.origin.at("interfaces", k, "bandwidth_kbps"),
                     device.origin.field("interfaces", k, "bandwidth_kbps"),
-                    f"device {plan.device} ({renderer.platform}) cannot shape {iface.name} to {shape} kbps: "
-                    f"its shaper accepts {lim.min_shape_kbps or 0}-{lim.max_shape_kbps or 'any'} kbps",
+                    message,
                     "use a link rate inside the platform's shaping range",
                 )
             )
@@ -260,13 +309,23 @@ def _bandwidth_limits(plan: DevicePlan, renderer: Renderer, device: Device) -> l
         total, rounded = _rounded(plan.classes, iface.allocations, step)
         if total + step > 100.0 + 1e-9:
             journeys = sorted({j for n in rounded for j in classes[n].journeys})
+            rounding = (
+                f"the classes' guarantees round up to {total:g} %, leaving less than {step:g} % for the default "
+                f"class (journeys: {', '.join(journeys)})"
+            )
+            message = _whose(
+                renderer,
+                {"min_bandwidth_pct"},
+                f"guarantees finer than {step:g} %",
+                f"on device {plan.device} {iface.name} {rounding}",
+                f"on device {plan.device} ({renderer.platform}) {iface.name} expresses guarantees in steps of "
+                f"{step:g} %: {rounding}",
+            )
             out.append(
                 Diagnostic(
                     device.origin.at("interfaces", k, "bandwidth_kbps"),
                     device.origin.field("interfaces", k, "bandwidth_kbps"),
-                    f"on device {plan.device} ({renderer.platform}) {iface.name} expresses guarantees in steps of "
-                    f"{step:g} %: the classes' guarantees round up to {total:g} %, leaving less "
-                    f"than {step:g} % for the default class (journeys: {', '.join(journeys)})",
+                    message,
                     "raise bandwidth_kbps, lower the journeys' bandwidth, "
                     "or give small journeys a shared service_class",
                 )

@@ -208,6 +208,9 @@ class AristaEosRenderer(Renderer):
         "EOS tx-queues tail-drop; the class keeps its queue and bandwidth",
         base.FAIR_QUEUE: "EOS tx-queues are FIFO; flows in a class share one queue",
     }
+    not_rendered_yet: ClassVar[Mapping[str, str]] = {
+        base.AQM: "EOS User Manual, Quality of Service: ECN and WRED thresholds on tx-queues, platform-dependent",
+    }
     # 8 tx-queues; any of them may be strict, but the default class must stay round-robin.
     limits = Limits(max_classes=TX_QUEUES, max_strict_classes=TX_QUEUES - 1, min_bandwidth_pct=1.0)
     outputs = (("qos.cfg", "qos.cfg.j2"),)

@@ -65,6 +65,9 @@ class Limits:
     # Range of an interface shaper (kbit/s); None: no documented bound to check.
     min_shape_kbps: int | None = None
     max_shape_kbps: int | None = None
+    # Names of the limits above that are qoectl's own (its renderer does not support more *yet*), not the
+    # device's: their messages say "qoectl's <platform> renderer does not support ... yet".
+    qoectl_limits: frozenset[str] = frozenset()
 
 
 def templates_root() -> Path:
@@ -134,6 +137,10 @@ class Renderer(ABC):
     limits: ClassVar[Limits] = Limits()
     # Capabilities that may be missing with a documented fallback: capability -> what happens instead.
     degradable: ClassVar[Mapping[str, str]] = {}
+    # Capabilities the platform documents but this renderer does not render yet: capability -> where the
+    # platform documents it. Missing ones are reported as qoectl's limit, never as the device's; every other
+    # capability the renderer lacks is a limit of the device itself.
+    not_rendered_yet: ClassVar[Mapping[str, str]] = {}
     # Optional features a device can declare in the inventory (device.features) that add capabilities.
     feature_capabilities: ClassVar[Mapping[str, frozenset[str]]] = {}
 

@@ -203,8 +203,15 @@ class CiscoIosXeRenderer(Renderer):
             base.IPV6,
         }
     )
-    # ISR 4000 / ASR 1000 / Catalyst 8000: two priority levels; 8 queuing classes kept for portability.
-    limits = Limits(max_classes=8, max_strict_classes=2, min_bandwidth_pct=1.0)
+    # ISR 4000 / ASR 1000 / Catalyst 8000: two priority levels (the device's limit); 8 queuing classes kept
+    # for portability and whole-percent "bandwidth remaining percent" are qoectl's choices (MQC also takes
+    # more classes and "bandwidth remaining ratio").
+    limits = Limits(
+        max_classes=8,
+        max_strict_classes=2,
+        min_bandwidth_pct=1.0,
+        qoectl_limits=frozenset({"max_classes", "min_bandwidth_pct"}),
+    )
     outputs = (("qos.cfg", "qos.cfg.j2"),)
 
     def explain_tokens(self, plan: DevicePlan, journey: str) -> list[str]:

@@ -8,6 +8,10 @@ Two files per edge, because they go to two places:
   and act with ``sla-class ... [strict] preferred-color ...`` and
   ``backup-sla-preferred-color``. Cisco measures SLA with BFD round trips, so
   the plan's one-way budgets are converted (see :mod:`controller.render._sdwan`).
+  Journeys without an SLA target (bulk, scavenger) still prefer a transport:
+  they use :data:`ANY_PATH`, the loosest SLA class there is, because an
+  app-route action states a colour preference only through an SLA class (see
+  :func:`_action_lines`).
 * ``localized-policy.cfg`` is for the edge itself: forwarding classes mapped to
   queues (``class-map``), an ingress access list on the LAN side that marks and
   classifies each journey, one ``qos-scheduler`` per class and WAN link with
@@ -49,6 +53,11 @@ from controller.render.base import Limits, Renderer
 from controller.render.cisco_iosxe import if_ident
 
 PREFIX = "QOECTL"
+# The SLA class of journeys without an SLA target: the loosest thresholds an SLA class takes (latency and
+# jitter 1-1000 ms, loss 1-100 %, round trip; SD-WAN Manager data model), so any tunnel under 1 s round trip
+# meets it and the preferred colour decides. Never a journey's name: those are all "QOECTL-SLA-<ident>".
+ANY_PATH = f"{PREFIX}-ANY-PATH"
+ANY_PATH_THRESHOLDS = {"latency": 1000, "jitter": 1000, "loss": 100}
 TRANSPORT_VPN = 0  # Viptela: VPN 0 is always the transport (WAN) side
 SERVICE_VPN = 1  # the service-side VPN of a LAN interface whose inventory entry gives none
 LIST_NAME_MAX = 32  # policy list and sla-class names: [A-Za-z0-9_-]{1,32} in the SD-WAN Manager data model
@@ -132,12 +141,31 @@ def _match_lines(m: PlanMatch, src: dict[str, Any] | None, dst: dict[str, Any] |
 
 
 def _action_lines(p: PathPreference, sla: str | None) -> list[str]:
-    """App-route action: SLA with preferred colours; strict drops, otherwise pin the backup colours."""
+    """App-route action: SLA with preferred colours; strict drops, otherwise pin the backup colours.
+
+    What the actions mean: ``sla-class NAME preferred-color COLORS`` sends the traffic over the preferred
+    colours while they meet NAME, else over the other tunnels that meet it, and "if no tunnels match the
+    SLA, data traffic is sent through any available tunnel" (Cisco Catalyst SD-WAN Policy Groups
+    Configuration Guide 26.x, "Create an application priority and SLA policy", Preferred Path);
+    ``backup-sla-preferred-color COLORS``, ``strict`` and ``fallback-to-best-path`` are the actions that
+    decide "how to handle the data traffic when no tunnel meets SLA" (networkacademy.io, AAR chapters
+    "backup-sla-preferred-color" and "AAR key takeaways"; Cisco Policies Configuration Guide 26.x,
+    "Application-Aware Routing"). So a sequence with only ``backup-sla-preferred-color`` and no SLA class
+    (what qoectl rendered for journeys without a target before) states no preference the edge acts on.
+
+    A journey without an SLA target therefore gets :data:`ANY_PATH`, the loosest thresholds an SLA class
+    takes, with its preferred colour: it rides the preferred transport while that is up and any other
+    tunnel when it is down, as FortiOS's manual-mode rule does with the same transports. The backup colour
+    is the preferred one again, so even when no tunnel meets the loosest class (over 1 s round trip) the
+    preference holds. When the preferred transport is down, FortiOS takes the next member in order while
+    this spreads the journey over all other tunnels; an ordered fallback would need a preferred-color-group
+    list, which qoectl does not render.
+    """
     preferred = " ".join(p.preferred)
     if sla is None:
-        # No budget to measure against: steer to the preferred colour; when it is down the
-        # edge uses any other available tunnel (documented behaviour of backup-sla-preferred-color).
-        return [f"backup-sla-preferred-color {preferred}"] if preferred else []
+        if not preferred:
+            return []
+        return [f"sla-class {ANY_PATH} preferred-color {preferred}", f"backup-sla-preferred-color {preferred}"]
     first = f"sla-class {sla}" + (" strict" if p.strict else "")
     lines = [first + (f" preferred-color {preferred}" if preferred else "")]
     if not p.strict and p.backup:
@@ -236,6 +264,7 @@ class _JourneyPart:
     prefix_lists: tuple[Mapping[str, Any], ...]
     by_dscp: tuple[Mapping[str, Any], ...]
     slas: tuple[sd.Thresholds, ...]
+    any_path: tuple[str, ...]  # the journeys that use ANY_PATH (no SLA target, a preferred transport)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -275,6 +304,7 @@ def _journey_part(
         tuple(prefix_lists[n] for n in sorted(prefix_lists)),
         by_dscp,
         tuple(slas[s.name] for s in sla_classes),
+        tuple(p.journey for p in prefs if p.sla_class is None and p.preferred),
     )
 
 
@@ -296,6 +326,11 @@ class CiscoSdwanRenderer(Renderer):
     )
     degradable: ClassVar[Mapping[str, str]] = {
         base.FAIR_QUEUE: "SD-WAN queues are weighted round robin, one FIFO per class; no flow fairness in a class",
+    }
+    # Cisco documents these; qoectl does not render them yet (the messages say so, not "the edge cannot").
+    not_rendered_yet: ClassVar[Mapping[str, str]] = {
+        base.IPV6: "application-aware routing for IPv6 from Cisco IOS XE Catalyst SD-WAN 17.9.1a / Cisco vManage "
+        "20.9.1, Policies Configuration Guide, Application-Aware Routing",
     }
     # 8 queues, queue 0 is the only low-latency queue; whole-percent bandwidth. SLA ranges are the
     # controller's round-trip ranges (latency and jitter 1-1000 ms, loss 0-100 %) expressed one way,
@@ -374,6 +409,9 @@ class CiscoSdwanRenderer(Renderer):
             "by_dscp": [dict(row) for row in shared.by_dscp],
             "default_class": names[default.name],
             "slas": list(shared.slas),
+            "any_path": {"name": ANY_PATH, "journeys": list(shared.any_path), **ANY_PATH_THRESHOLDS}
+            if shared.any_path
+            else None,
             "routes": routes,
             "qos": [_schedulers(plan, i) for i in wan],
             "lan": lan,

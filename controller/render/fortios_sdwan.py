@@ -330,8 +330,16 @@ class FortiosSdwanRenderer(Renderer):
         base.AQM: "queuing shaping profiles are rendered with tail drop (no RED parameters)",
         base.FAIR_QUEUE: "each shaping class is one FIFO queue; no flow fairness inside a class",
     }
+    # FortiOS documents these; qoectl does not render them yet (the messages say so, not "the device cannot").
+    not_rendered_yet: ClassVar[Mapping[str, str]] = {
+        base.IPV6: "SD-WAN rules with 'set addr-mode ipv6' and firewall address6 objects, "
+        "FortiOS Administration Guide, SD-WAN rules",
+        base.AQM: "shaping-profile entries take red-probability, min and max, FortiOS 6.2.1 'Weighted random "
+        "early detection support' (not applied to NPU-offloaded traffic)",
+    }
     # Traffic classes 2-31; whole-percent guarantees. SLA thresholds: latency and jitter 0-10000000 ms,
-    # packet loss 0-100 %, all round trip, expressed one way here (round trip = 2 x one way).
+    # packet loss 0-100 %, all round trip, expressed one way here (round trip = 2 x one way). One strict
+    # class is qoectl's bound, not FortiOS's: shaping entries offer five priorities, top to low.
     limits = Limits(
         max_classes=MAX_CLASSES,
         max_strict_classes=1,
@@ -339,6 +347,7 @@ class FortiosSdwanRenderer(Renderer):
         sla_latency_ms=(0.0, 5_000_000.0),
         sla_jitter_ms=(0.0, 5_000_000.0),
         sla_loss_pct=(0.0, 100.0),
+        qoectl_limits=frozenset({"max_strict_classes"}),
     )
     outputs = (("fortios.conf", "fortios.conf.j2"),)
 

@@ -285,6 +285,8 @@ class JuniperJunosRenderer(Renderer):
         min_bandwidth_pct=1.0,
         min_shape_kbps=160,
         max_shape_kbps=6_400_000_000,
+        # Whole-percent steps are qoectl's choice of "transmit-rate percent"; Junos also takes a rate.
+        qoectl_limits=frozenset({"min_bandwidth_pct"}),
     )
     outputs = (("cos.set", "cos.set.j2"),)
 

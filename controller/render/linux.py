@@ -197,7 +197,14 @@ class LinuxRenderer(Renderer):
         "short pfifo tail-drop queues are used",
         base.FAIR_QUEUE: "no fq_codel on this kernel; classes are FIFO",
     }
-    limits = Limits(max_classes=64, max_strict_classes=4, min_bandwidth_pct=0.01)
+    # All three are qoectl's own bounds, not the kernel's: HTB takes 16-bit class minors, any number of
+    # prio-0 classes and rates in kbit/s.
+    limits = Limits(
+        max_classes=64,
+        max_strict_classes=4,
+        min_bandwidth_pct=0.01,
+        qoectl_limits=frozenset({"max_classes", "max_strict_classes", "min_bandwidth_pct"}),
+    )
     outputs = (("nftables.nft", "nftables.nft.j2"), ("tc.batch", "tc.batch.j2"))
 
     def check(self, plan: DevicePlan, device: Device, policy: Policy) -> list[Diagnostic]:

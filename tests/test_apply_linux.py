@@ -9,10 +9,15 @@ handles and class counters survive it).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +25,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from controller.apply.connection import Session
+from controller.apply.drivers import linux as linux_driver
+from controller.apply.drivers.base import Snapshot
+from controller.apply.drivers.linux import LinuxDriver, normalize_state, state_script, tc_restore_batch, tick_in_usec
+from controller.apply.result import ErrorKind
 from controller.cli.main import cli
 from tests.conftest import REPO
 from tests.lab.netns import Lab
-from tests.lab.sshd import LinuxLab, SshRouter, keygen, lab_policy, linux_device, requires_sshd
+from tests.lab.sshd import SSHD, LinuxLab, SshRouter, keygen, lab_policy, linux_device, requires_sshd
 
 pytestmark = [requires_sshd, pytest.mark.root]
 
@@ -79,7 +89,24 @@ def linux_lab(lab: Lab, tmp_path: Path) -> Iterator[LinuxLab]:
         ll.close()
 
 
-def test_apply_dry_run_then_apply_then_nothing_sent(linux_lab: LinuxLab, tmp_path: Path) -> None:
+@pytest.fixture
+def work_folders(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Every work folder qoectl makes on a router during the test (routers share this machine's /tmp)."""
+    made: set[str] = set()
+    real = LinuxDriver._dir
+
+    def _dir(self: LinuxDriver, s: Session) -> str:
+        path = real(self, s)
+        made.add(path)
+        return path
+
+    monkeypatch.setattr(LinuxDriver, "_dir", _dir)
+    return made
+
+
+def test_apply_dry_run_then_apply_then_nothing_sent(
+    linux_lab: LinuxLab, tmp_path: Path, work_folders: set[str]
+) -> None:
     r1, r2 = linux_lab.router("r1"), linux_lab.router("r2")
     policy = lab_policy(tmp_path / "policy", [linux_device(r, linux_lab.client_key) for r in (r1, r2)])
     known = linux_lab.known_hosts_file(tmp_path / "known_hosts")
@@ -137,10 +164,12 @@ def test_apply_dry_run_then_apply_then_nothing_sent(linux_lab: LinuxLab, tmp_pat
     assert "class htb 1:10" in r2.tc_classes()
 
     # No temporary folder is left on the routers (they share this machine's /tmp).
-    assert not list(Path("/tmp").glob("qoectl.*/claim"))
+    assert work_folders and not [f for f in work_folders if Path(f).exists()]
 
 
-def test_faults_leave_each_router_as_it_was_and_harm_no_other(linux_lab: LinuxLab, tmp_path: Path) -> None:
+def test_faults_leave_each_router_as_it_was_and_harm_no_other(
+    linux_lab: LinuxLab, tmp_path: Path, work_folders: set[str]
+) -> None:
     """Session dropped mid-push, rejected line, unreachable, wrong key, unknown host key: one fleet run."""
     good = linux_lab.router("good")
     drop = linux_lab.router("drop", fault="drop_session_on_tc")
@@ -204,6 +233,9 @@ def test_faults_leave_each_router_as_it_was_and_harm_no_other(linux_lab: LinuxLa
         assert (d["status"], d["left_in"], d["error_kind"], d["commands_sent"]) == ("failed", "original", kind, 0), d
     assert unknown.state() == before["unknown"]
     assert "known_hosts" in results["unknown"]["error"]
+
+    # Rolled back by qoectl, so no watchdog needs a work folder any more.
+    assert work_folders and not [f for f in work_folders if Path(f).exists()]
 
     # The secret never lands in any output or artifact.
     assert PASSWORD not in res.output
@@ -387,3 +419,364 @@ def test_without_sudo_rights_or_become_the_router_is_left_alone(
         assert message in r["error"], r
         assert "not-the-sudo-password" not in result.output
     assert r1.state() == before
+
+
+# -- Rollback: exact, at every point of the push, whatever tree was there -------------------------------
+#
+# Faults are injected by wrapping the driver's own steps in this process (the CLI runs in-process): right
+# after the diff, right after ``nft -f``, right after ``tc -batch``, the router's SSH sessions are killed by
+# PID (the session is gone, sshd still listens, qoectl reconnects and restores); or sshd is stopped
+# altogether until the on-router watchdog has restored, then started again (qoectl verifies).
+
+V2_KBPS = 30000  # policy v2: the same journeys on a faster WAN link (the tree changes)
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children first seen in /proc, then theirs)."""
+    parents = {p: _ppid(p) for p in (int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit())}
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        cur = todo.pop()
+        kids = [p for p, pp in parents.items() if pp == cur]
+        found += kids
+        todo += kids
+    return found
+
+
+def _wait_gone(pids: list[int], timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and any(Path(f"/proc/{p}").exists() and _ppid(p) is not None for p in pids):
+        time.sleep(0.02)
+
+
+def kill_sessions(router: SshRouter) -> None:
+    """Drop every SSH session of ``router``: SIGKILL, by PID, everything below its sshd listener."""
+    assert router.sshd is not None
+    pids = _descendants(router.sshd.pid)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _wait_gone(pids)
+
+
+def stop_sshd(router: SshRouter) -> None:
+    """The router stops answering SSH: its sshd listener and every session are killed (by PID)."""
+    assert router.sshd is not None
+    pids = _descendants(router.sshd.pid)
+    router.sshd.kill()
+    router.sshd.wait(timeout=10)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _wait_gone(pids)
+
+
+def start_sshd(router: SshRouter) -> None:
+    """sshd again, same config (tracked by the namespace, so the lab stops it); waits until it listens."""
+    with open(router.workdir / "sshd-again.log", "ab") as log:
+        router.sshd = router.ns.popen(
+            SSHD, "-D", "-e", "-f", str(router.workdir / "sshd_config"), stdout=log, stderr=log
+        )
+    for _ in range(200):
+        with contextlib.suppress(OSError), socket.create_connection((router.host, router.port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"sshd of {router.name} did not come back")
+
+
+def watchdog_pids(router: SshRouter) -> list[int]:
+    """qoectl watchdog processes running in the router's namespace."""
+    out = subprocess.run(["ip", "netns", "pids", router.ns.name], capture_output=True, text=True, check=False)
+    pids = [int(p) for p in out.stdout.split()]
+    found = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if b"watchdog.sh" in (Path("/proc") / str(pid) / "cmdline").read_bytes():
+                found.append(pid)
+    return found
+
+
+def wait_no_watchdog(router: SshRouter, timeout: float) -> float:
+    """Seconds until no watchdog runs on ``router`` (``timeout`` if one still does)."""
+    start = time.monotonic()
+    while watchdog_pids(router) and time.monotonic() - start < timeout:
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def qoectl_state(router: SshRouter) -> str:
+    """What qoectl reads and compares ("unchanged", rollback verified), read here without SSH."""
+    return normalize_state(router.sh(state_script(("wan0",))))
+
+
+def ruleset(router: SshRouter) -> str:
+    return router.ns.exec("nft", "list", "ruleset").stdout
+
+
+class Monitors:
+    """``tc monitor`` and ``nft monitor`` in a router's namespace: every change made there, by anyone."""
+
+    def __init__(self, router: SshRouter, folder: Path) -> None:
+        self.router = router
+        self.files = {"tc": folder / f"{router.name}.tc-monitor", "nft": folder / f"{router.name}.nft-monitor"}
+        self.procs = []
+        for kind, path in self.files.items():
+            with open(path, "wb") as out:
+                self.procs.append(router.ns.popen(kind, "monitor", stdout=out, stderr=subprocess.STDOUT))
+        # Ready when both have seen a probe (a qdisc on lan0 and a table of the lab's own, both removed again).
+        for _ in range(200):
+            router.sh("tc qdisc replace dev lan0 root pfifo limit 7; tc qdisc del dev lan0 root")
+            router.sh("nft add table inet labprobe; nft delete table inet labprobe")
+            if "lan0" in self.files["tc"].read_text() and "labprobe" in self.files["nft"].read_text():
+                return
+            time.sleep(0.05)
+        raise AssertionError("tc/nft monitor did not start")
+
+    def stop(self) -> dict[str, list[str]]:
+        """Stop both (by PID); the events on what qoectl owns: wan0's qdiscs/classes, table inet qoectl."""
+        for proc in self.procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+        tc = [line for line in self.files["tc"].read_text().splitlines() if "dev wan0" in line]
+        nft = [line for line in self.files["nft"].read_text().splitlines() if "inet qoectl" in line]
+        return {"tc": tc, "nft": nft}
+
+
+def with_wan_kbps(entry: dict, kbps: int) -> dict:
+    ifaces = [dict(i) for i in entry["interfaces"]]
+    ifaces[0]["bandwidth_kbps"] = kbps
+    return {**entry, "interfaces": ifaces}
+
+
+POINTS = ("after-diff", "after-nft", "after-tc", "sshd-down-until-watchdog")
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_rollback_leaves_each_router_exactly_as_its_backup(
+    point: str, linux_lab: LinuxLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """{no tree, v1 tree} x drop point: rolled_back / original, state byte-equal to the backup."""
+    fresh, v1 = linux_lab.router("fresh"), linux_lab.router("v1")
+    routers = {r.name: r for r in (fresh, v1)}
+    known = linux_lab.known_hosts_file(tmp_path / "known_hosts")
+    entries = [linux_device(r, linux_lab.client_key) for r in (fresh, v1)]
+
+    # v1: the policy as it is, applied by qoectl to one router; traffic in its classes (counters).
+    res, data = apply_cli(lab_policy(tmp_path / "policy-v1", [entries[1]]), known, tmp_path, "run-v1")
+    assert res.exit_code == 0 and by_device(data)["v1"]["status"] == "changed", res.output
+    v1.send_ef(3)
+    assert class_packets(v1, "1:10") >= 3
+    wait_no_watchdog(v1, 5)
+
+    before = {
+        name: {
+            "state": qoectl_state(r),
+            "ruleset": ruleset(r),
+            "lab": r.state(),
+            "handles": r.nft_handles(),
+            "ef_packets": class_packets(r, "1:10") if r is v1 else 0,
+        }
+        for name, r in routers.items()
+    }
+    assert "burst 1599b" in before["v1"]["state"]  # the classes whose burst a naive restore turns into 1598b
+
+    # Faults, by wrapping the driver's steps.
+    fired: set[str] = set()
+    workdirs: dict[str, str] = {}
+    watchdog_left_folder: dict[str, bool] = {}
+    threads: list[threading.Thread] = []
+
+    def restart_after_watchdog(router: SshRouter, workdir: str) -> None:
+        wait_no_watchdog(router, 30)  # it restores confirm-timeout (5 s) after it started, then ends
+        watchdog_left_folder[router.name] = Path(workdir).exists()
+        start_sshd(router)
+
+    def fault(driver: LinuxDriver, where: str) -> None:
+        name = driver.device.name
+        if where != point or name in fired:
+            return
+        fired.add(name)
+        assert driver.workdir is not None
+        workdirs[name] = driver.workdir
+        if point == "sshd-down-until-watchdog":
+            stop_sshd(routers[name])
+            t = threading.Thread(target=restart_after_watchdog, args=(routers[name], driver.workdir))
+            threads.append(t)
+            t.start()
+        else:
+            kill_sessions(routers[name])
+
+    real_intended, real_must = LinuxDriver.intended, LinuxDriver._must
+
+    def intended(self: LinuxDriver, s: Session, snap: Snapshot) -> str:
+        out = real_intended(self, s, snap)
+        fault(self, "after-diff")
+        return out
+
+    def must(self: LinuxDriver, s: Session, script: str, what: str, kind: ErrorKind = "rejected") -> str:
+        out = real_must(self, s, script, what, kind)
+        if what == "nft -f nftables.nft":
+            fault(self, "after-nft")
+        elif what == "tc -batch tc.batch":
+            fault(self, "after-tc" if point != "sshd-down-until-watchdog" else point)
+        return out
+
+    monkeypatch.setattr(LinuxDriver, "intended", intended)
+    monkeypatch.setattr(LinuxDriver, "_must", must)
+
+    monitors = {name: Monitors(r, tmp_path) for name, r in routers.items()}
+    v2 = lab_policy(tmp_path / "policy-v2", [with_wan_kbps(e, V2_KBPS) for e in entries])
+    try:
+        res, data = apply_cli(
+            v2, known, tmp_path, "run-v2", "--workers", "2", "--on-failure", "continue", "--confirm-timeout", "5"
+        )
+    finally:
+        for t in threads:
+            t.join(timeout=60)
+    events = {name: m.stop() for name, m in monitors.items()}
+    assert fired == set(routers), (fired, res.output)
+    assert res.exit_code == 1, res.output
+    results = by_device(data)
+    audit = [json.loads(line) for line in (tmp_path / "run-v2" / "audit.jsonl").read_text().splitlines()]
+
+    for name, r in routers.items():
+        d = results[name]
+        assert (d["status"], d["left_in"], d["error_kind"]) == ("rolled_back", "original", "session_lost"), d
+        # Byte for byte: the backup qoectl saved, the router now, and the router before the run.
+        backup = tmp_path / "run-v2" / "backups" / name
+        assert (backup / "qoectl-state.txt").read_text() == before[name]["state"]
+        assert qoectl_state(r) == before[name]["state"]
+        assert (backup / "ruleset.nft").read_text().strip() == ruleset(r).strip() == before[name]["ruleset"].strip()
+        assert r.state() == before[name]["lab"]
+        # Nothing lingers on the router: no watchdog process, no work folder.
+        assert wait_no_watchdog(r, 3) < 3, f"watchdog still running on {name}"
+        assert not Path(workdirs[name]).exists()
+
+        if point == "after-diff":
+            # The push had sent nothing, so the rollback must not have touched the router at all.
+            assert events[name] == {"tc": [], "nft": []}, events[name]
+            assert r.nft_handles() == before[name]["handles"]
+            if r is v1:  # a rebuilt tree would have started counting again from zero
+                assert class_packets(r, "1:10") >= before[name]["ef_packets"] >= 3
+            assert d["commands"] == [] and "nothing to restore" in d["rollback"], d
+            assert not [e for e in audit if e["event"] == "pushed" and e.get("device") == name]
+        elif point == "after-nft":
+            # Only the nft table was changed, so only it was put back: wan0's qdiscs never changed.
+            assert events[name]["tc"] == [], events[name]["tc"]
+            assert events[name]["nft"]
+            assert "nftables table" in d["rollback"] and "tc" not in d["rollback"], d["rollback"]
+        elif point == "after-tc":
+            assert events[name]["tc"] and events[name]["nft"]
+            assert "nftables table" in d["rollback"] and "tc qdiscs" in d["rollback"], d["rollback"]
+        else:
+            assert watchdog_left_folder[name] is False, "the watchdog restored but left its work folder"
+            assert "watchdog restored" in d["rollback"], d["rollback"]
+
+
+def test_after_a_confirmed_apply_the_watchdog_ends_at_once(
+    linux_lab: LinuxLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It does not sit out the whole --confirm-timeout once the change is confirmed and its folder removed."""
+    r = linux_lab.router("r1")
+    policy = lab_policy(tmp_path / "policy", [linux_device(r, linux_lab.client_key)])
+    known = linux_lab.known_hosts_file(tmp_path / "known_hosts")
+    workdirs: list[str] = []
+    real_confirm = LinuxDriver.confirm
+
+    def confirm(self: LinuxDriver, s: Session, snap: Snapshot) -> None:
+        assert watchdog_pids(r), "the watchdog should be running until the change is confirmed"
+        workdirs.append(str(self.workdir))
+        real_confirm(self, s, snap)
+
+    monkeypatch.setattr(LinuxDriver, "confirm", confirm)
+    res, data = apply_cli(policy, known, tmp_path, "run", "--confirm-timeout", "60")
+    assert res.exit_code == 0 and by_device(data)["r1"]["status"] == "changed", res.output
+    waited = wait_no_watchdog(r, 5)
+    assert waited < 3, f"the watchdog was still running {waited:.1f}s after the apply (confirm timeout 60s)"
+    assert workdirs and not Path(workdirs[0]).exists()
+
+
+def test_restore_batch_rebuilds_htb_trees_exactly(lab: Lab) -> None:
+    """The restore batch, run by the real tc, prints the saved state again: every rate range, burst, ATM cell.
+
+    tc keeps an HTB burst as a time and prints it back truncated (``burst 1599b`` given back prints 1598b),
+    so the batch gives the byte counts that print the saved values again (``burst_bytes``).
+    """
+    import random
+
+    ns = lab.host("tcrt")
+    ns.exec("ip", "link", "add", "wan0", "type", "veth", "peer", "name", "wan0p")
+    ns.exec("ip", "link", "set", "wan0", "up")
+    tick = tick_in_usec(Path("/proc/net/psched").read_text())
+    rng = random.Random(20240611)
+
+    def rate() -> int:  # bit/s that tc prints exactly (below 1 Mbit/s any byte rate, then whole kbit, Mbit)
+        return rng.choice(
+            [rng.randint(1, 124999) * 8, rng.randint(1000, 999999) * 1000, rng.randint(1000, 40000) * 10**6]
+        )
+
+    trees = [
+        "qdisc replace dev wan0 root handle 1: htb default 17 r2q 10\n"
+        "class replace dev wan0 parent 1: classid 1:1 htb rate 20000kbit ceil 20000kbit quantum 200000\n"
+        "class replace dev wan0 parent 1:1 classid 1:10 htb rate 1800kbit ceil 1800kbit prio 0 quantum 22500\n"
+        "qdisc replace dev wan0 parent 1:10 handle 10: pfifo limit 16\n",
+        "qdisc replace dev wan0 root handle 7: htb default 0x20\n"
+        "class replace dev wan0 parent 7: classid 7:1 htb rate 3mbit burst 2050 cburst 15k "
+        "mpu 64 overhead 4 linklayer atm\n"
+        "class replace dev wan0 parent 7:1 classid 7:2 htb rate 100kbit\n"
+        "qdisc replace dev wan0 parent 7:2 handle 2: bfifo limit 30000\n",
+    ]
+    for _ in range(40):
+        low = rate()
+        high = max(low, rate())
+        trees.append(
+            "qdisc replace dev wan0 root handle 1: htb\n"
+            f"class replace dev wan0 parent 1: classid 1:1 htb rate {low}bit ceil {high}bit "
+            f"burst {rng.randint(100, 2_000_000)} cburst {rng.randint(100, 2_000_000)}\n"
+            f"class replace dev wan0 parent 1:1 classid 1:2 htb rate {low}bit ceil {high}bit\n"
+        )
+    for tree in trees:
+        ns.exec("sh", "-c", "tc qdisc del dev wan0 root 2>/dev/null; true")
+        ns.exec("tc", "-batch", "-", input=tree)
+        saved = normalize_state(ns.exec("sh", "-c", state_script(("wan0",))).stdout)
+        ns.exec("tc", "-force", "-batch", "-", input=tc_restore_batch(saved, ("wan0",), tick))
+        assert normalize_state(ns.exec("sh", "-c", state_script(("wan0",))).stdout) == saved, tree
+
+
+def test_a_restore_set_that_would_not_rebuild_the_backup_stops_the_apply(
+    linux_lab: LinuxLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, work_folders: set[str]
+) -> None:
+    """The rollback is proven before the push: a restore batch that misses a class means nothing is sent."""
+    r = linux_lab.router("r1")
+    known = linux_lab.known_hosts_file(tmp_path / "known_hosts")
+    entry = linux_device(r, linux_lab.client_key)
+    res, data = apply_cli(lab_policy(tmp_path / "policy-v1", [entry]), known, tmp_path, "run-v1")
+    assert res.exit_code == 0 and by_device(data)["r1"]["status"] == "changed", res.output
+    before = qoectl_state(r)
+    real = linux_driver.tc_restore_batch
+
+    def missing_a_class(state: str, ifaces: tuple[str, ...], tick: float = 15.625) -> str:
+        lines = real(state, ifaces, tick).splitlines(keepends=True)
+        return "".join(line for line in lines if "classid 1:16 " not in line)
+
+    monkeypatch.setattr(linux_driver, "tc_restore_batch", missing_a_class)
+    monitors = Monitors(r, tmp_path)
+    v2 = lab_policy(tmp_path / "policy-v2", [with_wan_kbps(entry, V2_KBPS)])
+    res, data = apply_cli(v2, known, tmp_path, "run-v2")
+    events = monitors.stop()
+    assert res.exit_code == 1, res.output
+    d = by_device(data)["r1"]
+    assert (d["status"], d["left_in"], d["error_kind"], d["commands_sent"]) == ("failed", "original", "precondition", 0)
+    assert "cannot guarantee a rollback, so nothing was sent" in d["error"] and "1:16" in d["error"], d["error"]
+    assert events == {"tc": [], "nft": []}
+    assert qoectl_state(r) == before
+    assert wait_no_watchdog(r, 1) < 1
+    assert work_folders and not [f for f in work_folders if Path(f).exists()]

@@ -43,6 +43,7 @@ from controller.apply.secrets import redact
 from controller.model import Device
 
 OnFailure = Literal["stop", "continue"]
+RECONNECT_DELAY_MAX_S = 5.0  # pause between reconnects to roll back grows by reconnect_delay_s, up to this
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,10 +302,17 @@ class _Device:
     def roll_back(
         self, driver: Driver, session: Session | None, before: Snapshot
     ) -> tuple[Session | None, Status, LeftIn, str]:
-        """Return the device to ``before``; reconnect if needed. Rolled back only if verified."""
+        """Return the device to ``before``; reconnect if needed. Rolled back only if verified.
+
+        While the device may still restore itself (a watchdog started by the push), reconnecting goes on
+        until that deadline has passed, so that its restore is verified too, not just hoped for.
+        """
         last = ""
         s = session
-        for attempt in range(self.opts.reconnect_attempts):
+        deadline = driver.fallback_deadline()
+        attempt = 0
+        while attempt < self.opts.reconnect_attempts or (deadline is not None and time.monotonic() < deadline):
+            attempt += 1
             if s is None or not s.alive():
                 if s is not None:
                     s.close()
@@ -313,7 +321,7 @@ class _Device:
                     s = self.connect()
                 except ApplyError as exc:
                     last = exc.message
-                    time.sleep(self.opts.reconnect_delay_s * (attempt + 1))
+                    time.sleep(min(self.opts.reconnect_delay_s * attempt, RECONNECT_DELAY_MAX_S))
                     continue
             try:
                 how = driver.rollback(s, before)

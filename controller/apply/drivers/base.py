@@ -83,6 +83,13 @@ class Driver(ABC):
         """What the device does by itself if qoectl cannot reach it to roll back (e.g. a watchdog)."""
         return ""
 
+    def fallback_deadline(self) -> float | None:
+        """``time.monotonic()`` by which the device will have restored itself, if it will (else ``None``).
+
+        The engine keeps reconnecting until then, so a restore the device did by itself is verified too.
+        """
+        return None
+
 
 def unified(device: str, running: str, intended: str) -> str:
     """A unified diff from the running to the intended owned state (empty when equal)."""

@@ -18,14 +18,27 @@ How a change stays atomic
 ``nft -f`` replaces the table in one kernel transaction; ``tc -batch`` is *not*
 transactional (it stops at the first error, leaving a half-built tree). So
 before anything is sent qoectl uploads a restore set built from the snapshot
-(the saved table, and a tc batch that rebuilds the saved qdiscs/classes) and
-starts an on-device **watchdog** (``setsid``) that runs it unless qoectl
-confirms within ``confirm_s`` seconds. Whoever acts first claims the change by
-``mkdir claim`` (atomic), so the watchdog and qoectl never both restore. On a
-rejected line qoectl restores at once; if the session drops, qoectl reconnects
-and restores, and if it cannot, the watchdog does. Router state qoectl cannot
-rebuild exactly (tc filters, qdisc kinds it does not know) stops the apply
-before anything is sent.
+(the saved table, and a tc batch that rebuilds the saved qdiscs/classes),
+*proves* the tc part in a throwaway namespace (it must print the saved tc state
+again, line for line), and starts an on-device **watchdog** (``setsid``) that
+runs it unless qoectl confirms within ``confirm_s`` seconds. Whoever acts first
+claims the change by ``mkdir claim`` (atomic; ``claim/owner`` says who), so the
+watchdog and qoectl never both restore. Each push step first leaves a marker
+(``touched.nft``, ``touched.tc``) on the router, and a restore only puts back
+the parts with a marker: a session lost before ``nft -f`` ran changes nothing.
+On a rejected line qoectl restores at once; if the session drops, qoectl
+reconnects and restores, and if it cannot, the watchdog does (and removes its
+work folder). Router state qoectl cannot rebuild exactly (tc filters, qdisc
+kinds it does not know, a restore set that does not reproduce the saved state)
+stops the apply before anything is sent.
+
+Why the restore set does not simply replay ``burst``/``cburst`` as tc printed
+them: the kernel keeps an HTB burst as a transmit *time* (ticks), and tc turns
+the bytes it is given into whole microseconds and the ticks it prints back into
+whole microseconds and bytes, truncating each time, so ``burst 1599b`` given
+back prints ``1598b``. :func:`burst_bytes` redoes tc's arithmetic (with the
+router's ``/proc/net/psched``) and picks the byte count that prints the saved
+value again.
 
 Config travels as a gzip'd tar in base64 chunks (short lines, no PTY
 surprises), is unpacked into a private ``mktemp -d`` folder and checked with
@@ -38,10 +51,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import math
 import re
 import shlex
 import tarfile
+import time
 from collections.abc import Mapping
+from itertools import pairwise
 
 from controller.apply.connection import Session
 from controller.apply.drivers.base import Driver, DriverContext, Snapshot, ensure_newline
@@ -62,8 +78,92 @@ DEFAULT_HANDLE = "0:"
 RESTORABLE_QDISCS = frozenset({"htb", "pfifo", "bfifo", "fq_codel"})
 
 
+TIME_UNITS_PER_SEC = 1_000_000  # tc's time unit: microseconds
+# tc's tick_in_usec on today's kernels (/proc/net/psched "000003e8 00000040 000f4240 3b9aca00": 1000/64).
+DEFAULT_TICK_IN_USEC = 15.625
+BURST_SEARCH = 2048  # bytes either side of a printed burst searched for one that prints the same again
+
+
 class Unsupported(Exception):
     """Router tc state that qoectl cannot rebuild exactly, so it must not replace it."""
+
+
+def tick_in_usec(psched: str) -> float:
+    """tc's ``tick_in_usec`` (``tc_core_init``) from the text of the router's ``/proc/net/psched``."""
+    try:
+        t2us, us2t, clock_res = (int(w, 16) for w in psched.split()[:3])
+    except ValueError:
+        return DEFAULT_TICK_IN_USEC
+    if us2t == 0:
+        return DEFAULT_TICK_IN_USEC
+    if clock_res == 1_000_000_000:  # tc's compatibility hack: the advertised multiplier of 1000 really is 1
+        t2us = us2t
+    clock_factor = clock_res / TIME_UNITS_PER_SEC
+    return t2us / us2t * clock_factor
+
+
+def _xmittime(rate: int, size: int, tick: float) -> int:
+    """tc's ``tc_calc_xmittime``: bytes at ``rate`` bytes/s -> ticks (whole microseconds first, truncated)."""
+    usec = int(TIME_UNITS_PER_SEC * (size / rate))
+    return int(usec * tick)
+
+
+def _xmitsize(rate: int, ticks: int, tick: float) -> int:
+    """tc's ``tc_calc_xmitsize``: ticks -> whole microseconds -> bytes at ``rate`` (each step truncated)."""
+    usec = int(ticks / tick)
+    return int(float(rate) * usec / TIME_UNITS_PER_SEC)
+
+
+def sprint_size(size: int) -> str:
+    """tc's ``sprint_size``: how ``tc`` prints a byte count (``1599b``, ``2Kb`` within 16 bytes, ``1Mb``)."""
+    kilo, mega = 1024, 1024 * 1024
+    if size >= mega and abs(mega * round(size / mega) - size) < 1024:
+        return f"{round(size / mega):g}Mb"
+    if size >= kilo and abs(kilo * round(size / kilo) - size) < 16:
+        return f"{round(size / kilo):g}Kb"
+    return f"{size}b"
+
+
+def _size_bytes(text: str) -> int | None:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(b|Kb|Mb|Gb)?", text)
+    if not m:
+        return None
+    scale = {"b": 1, None: 1, "Kb": 1024, "Mb": 1024**2, "Gb": 1024**3}[m.group(2)]
+    return int(float(m.group(1)) * scale)
+
+
+def rate_bytes(text: str) -> int | None:
+    """Bytes per second for a rate as ``tc`` prints it (``1800Kbit`` -> 225000), the way ``tc`` parses it."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)bit", text)
+    if not m:
+        return None
+    bits = float(m.group(1)) * 1000 ** "_KMGT".index(m.group(2) or "_")
+    return int(bits / 8)
+
+
+def burst_bytes(printed: str, rate: int, tick: float) -> int:
+    """The ``burst`` (bytes) to give ``tc`` so that, at ``rate`` bytes/s, it prints ``printed`` again.
+
+    tc converts the bytes to kernel ticks and the ticks back to bytes, truncating at each step, so the
+    printed value itself usually comes back smaller. Candidates: byte counts near the printed one (tc
+    prints ``2Kb`` for 2033..2063 bytes, ``1Mb`` within 1023), and at high rates, where one microsecond
+    spans many bytes, the first byte counts of nearby microseconds. Raises :class:`Unsupported` when
+    none prints the same (a burst set by another tool, in ticks tc cannot express in bytes).
+    """
+    nominal = _size_bytes(printed)
+    if nominal is None or rate <= 0:
+        raise Unsupported(f"a burst tc printed as {printed}")
+    per_usec = rate / TIME_UNITS_PER_SEC
+    candidates = set(range(max(1, nominal - BURST_SEARCH), nominal + BURST_SEARCH + 1))
+    first_usec = int(nominal / per_usec)
+    for usec in range(max(0, first_usec - 16), first_usec + 17):
+        size = math.ceil(usec * per_usec)
+        candidates.update(c for c in (size - 1, size, size + 1) if c > 0)
+    for size in sorted(candidates, key=lambda c: (abs(c - nominal), c)):
+        ticks = _xmittime(rate, size, tick)
+        if ticks < 2**32 and sprint_size(_xmitsize(rate, ticks, tick)) == printed:
+            return size
+    raise Unsupported(f"a burst of {printed} at {rate * 8}bit/s that tc cannot set again exactly")
 
 
 def state_script(ifaces: tuple[str, ...]) -> str:
@@ -133,8 +233,6 @@ def _opts(words: list[str], keep: dict[str, str | None]) -> list[str]:
                 value = value.removesuffix("p")
             elif rule == "hex":
                 value = value.removeprefix("0x")
-            elif rule == "burst":
-                value = value.split("/")[0]
             out += [w, value]
             i += 2
         else:
@@ -172,9 +270,42 @@ def _qdisc_cmd(dev: str, words: list[str]) -> str:
     return " ".join(["qdisc", "replace", "dev", dev, where, "handle", handle, kind, *opts])
 
 
-def tc_restore_batch(state: str, ifaces: tuple[str, ...]) -> str:
+def _class_cmd(dev: str, parent: str, words: list[str], tick: float) -> str:
+    """``class replace`` for one ``tc -d class show`` HTB line (words after 'class'), printing the same again."""
+    classid = words[1]
+    seen: dict[str, str] = {}
+    for key, value in pairwise(words):
+        seen.setdefault(key, value)  # the first mpu is the rate's; HTB sets one mpu for rate and ceil
+    if "rate" not in seen:
+        raise Unsupported(f"class {classid} on {dev} without a rate")
+    ceil = seen.get("ceil", seen["rate"])
+    opts = [word for key in ("prio", "quantum") if key in seen for word in (key, seen[key])]
+    opts += ["rate", seen["rate"], "ceil", ceil]
+    for key, rate_text in (("burst", seen["rate"]), ("cburst", ceil)):
+        if key in seen:
+            rate = rate_bytes(rate_text)
+            if rate is None:
+                raise Unsupported(f"class {classid} on {dev} with a rate tc printed as {rate_text}")
+            try:
+                opts += [key, str(burst_bytes(seen[key].split("/")[0], rate, tick))]
+            except Unsupported as exc:
+                raise Unsupported(f"class {classid} on {dev} with {exc}") from None
+    if seen.get("overhead", "0") not in ("0", "0b"):
+        opts += ["overhead", seen["overhead"].removesuffix("b")]
+    mpu = _size_bytes(seen.get("mpu", "0b"))
+    if mpu is None:
+        raise Unsupported(f"class {classid} on {dev} with mpu {seen['mpu']}")
+    if mpu:
+        opts += ["mpu", str(mpu)]
+    if seen.get("linklayer", "ethernet") != "ethernet":
+        opts += ["linklayer", seen["linklayer"]]
+    return " ".join(["class", "replace", "dev", dev, "parent", parent, "classid", classid, "htb", *opts])
+
+
+def tc_restore_batch(state: str, ifaces: tuple[str, ...], tick: float = DEFAULT_TICK_IN_USEC) -> str:
     """A ``tc -batch`` that rebuilds the qdiscs and classes of ``ifaces`` as recorded in ``state``.
 
+    ``tick`` is the router's :func:`tick_in_usec` (HTB bursts are kept as times, see :func:`burst_bytes`).
     Raises :class:`Unsupported` for anything it cannot rebuild exactly.
     """
     sections = _sections(state)
@@ -208,11 +339,7 @@ def tc_restore_batch(state: str, ifaces: tuple[str, ...]) -> str:
             if c[0] != "htb":
                 raise Unsupported(f"class {c[0]} {c[1]} on {dev}")
             parent = root[1] if c[2] == "root" else c[3]
-            opts = _opts(
-                c[2:],
-                {"prio": None, "quantum": None, "rate": None, "ceil": None, "burst": "burst", "cburst": "burst"},
-            )
-            lines.append(" ".join(["class", "replace", "dev", dev, "parent", parent, "classid", c[1], "htb", *opts]))
+            lines.append(_class_cmd(dev, parent, c, tick))
         for q in qdiscs:
             if q is not root:
                 lines.append(_qdisc_cmd(dev, q))
@@ -237,7 +364,12 @@ def nft_restore(state: str) -> str:
     return head + "\n".join(body) + "\n"
 
 
-def _intended_script(ifaces: tuple[str, ...]) -> str:
+def _throwaway_script(ifaces: tuple[str, ...], purpose: str, run: str) -> str:
+    """A script that runs ``run`` in a throwaway network namespace with stand-ins for ``ifaces``.
+
+    ``unshare -n`` gives a namespace that disappears when the script ends; each WAN interface gets a
+    veth stand-in with its MTU and queue length. ``$D`` in ``run`` is the script's folder.
+    """
     setup = []
     for i, dev in enumerate(ifaces):
         q = shlex.quote(dev)
@@ -249,38 +381,78 @@ def _intended_script(ifaces: tuple[str, ...]) -> str:
     return "\n".join(
         [
             "#!/bin/sh",
-            "# qoectl: the state the rendered files produce, built in a throwaway network namespace",
+            f"# qoectl: {purpose}, built in a throwaway network namespace",
             "# (unshare -n) that disappears when this script ends. The live router is not touched.",
             'D=$(cd "$(dirname "$0")" && pwd)',
             'setup=""',
             *setup,
-            'exec unshare -n sh -c "$setup nft -f $D/nftables.nft && tc -batch $D/tc.batch && sh $D/state.sh"',
+            f'exec unshare -n sh -c "$setup {run}"',
             "",
         ]
     )
 
 
-RESTORE_SH = """#!/bin/sh
-# qoectl: put back the QoS state saved before the change (table inet qoectl and the WAN qdiscs).
+def _intended_script(ifaces: tuple[str, ...]) -> str:
+    return _throwaway_script(
+        ifaces,
+        "the state the rendered files produce",
+        "nft -f $D/nftables.nft && tc -batch $D/tc.batch && sh $D/state.sh",
+    )
+
+
+def _restore_check_script(ifaces: tuple[str, ...]) -> str:
+    return _throwaway_script(
+        ifaces, "the tc state the restore set rebuilds", "tc -force -batch $D/restore.tc; sh $D/state.sh"
+    )
+
+
+def tc_view(state: str) -> list[str]:
+    """The tc part of a normalized state a restore must reproduce: qdisc and class lines per interface.
+
+    Left out: qdiscs with handle ``0:`` (the kernel's default root and its children, which depend on the
+    device, not on qoectl: a restore puts them back by deleting the root) and ingress/clsact qdiscs
+    (``ffff:fff1``, never touched).
+    """
+    out: list[str] = []
+    for head, lines in _sections(state).items():
+        if head.startswith("tc class "):
+            out += [head, *lines]
+        elif head.startswith("tc qdisc "):
+            keep = [line for line in lines if len(line.split()) > 2 and line.split()[2] != DEFAULT_HANDLE]
+            out += [head, *(line for line in keep if "ffff:fff1" not in line.split())]
+    return out
+
+
+# Markers: each push step first writes its marker on the router (in the same shell line), so a restore
+# (by qoectl or by the watchdog) only puts back the parts the push may have changed.
+TOUCHED_NFT = "touched.nft"
+TOUCHED_TC = "touched.tc"
+
+RESTORE_SH = f"""#!/bin/sh
+# qoectl: put back what the change touched (table inet qoectl, the WAN qdiscs), as saved before it.
+# {TOUCHED_NFT} / {TOUCHED_TC} are written right before nft -f / tc -batch run: no marker, nothing to undo.
 D=$(cd "$(dirname "$0")" && pwd)
 rc=0
-nft -f "$D/restore.nft" || rc=1
-tc -force -batch "$D/restore.tc" || rc=1
+if [ -e "$D/{TOUCHED_NFT}" ]; then nft -f "$D/restore.nft" && echo "qoectl-restored nft" || rc=1; fi
+if [ -e "$D/{TOUCHED_TC}" ]; then tc -force -batch "$D/restore.tc" && echo "qoectl-restored tc" || rc=1; fi
 exit $rc
 """
 
 WATCHDOG_SH = """#!/bin/sh
-# qoectl: restore the saved state unless qoectl confirms (mkdir claim) within $1 seconds.
+# qoectl: restore what the change touched unless qoectl confirms (mkdir claim) within $1 seconds.
+# Ends within a second once the change is confirmed (claim made) or its folder is removed; after a
+# restore it removes its folder, which is how qoectl, reconnecting later, knows the restore is done.
 D=$(cd "$(dirname "$0")" && pwd)
 i=0
 while [ "$i" -lt "$1" ]; do
-    [ -d "$D/claim" ] && exit 0
+    if [ -d "$D/claim" ] || [ ! -d "$D" ]; then exit 0; fi
     sleep 1
     i=$((i + 1))
 done
 if mkdir "$D/claim" 2>/dev/null; then
-    sh "$D/restore.sh" > "$D/watchdog.log" 2>&1
-    touch "$D/rolled-back"
+    echo watchdog > "$D/claim/owner"
+    sh "$D/restore.sh" > /dev/null 2>&1
+    cd / && rm -rf "$D"
 fi
 """
 
@@ -319,6 +491,8 @@ class LinuxDriver(Driver):
         self.ifaces = tuple(dict.fromkeys(re.findall(r"\bdev\s+(\S+)", self.files["tc.batch"])))
         self.workdir: str | None = None
         self._restore_uploaded = False
+        self._psched: str | None = None  # the router's /proc/net/psched (read by the preflight)
+        self._watchdog_at: float | None = None  # time.monotonic() when the watchdog was started
 
     # -- shell plumbing -------------------------------------------------------------------------
     def _sh(self, s: Session, script: str, *, timeout: float | None = None) -> tuple[int, str]:
@@ -374,7 +548,11 @@ class LinuxDriver(Driver):
 
     def _preflight(self, s: Session) -> None:
         checks = " ".join(TOOLS)
-        _, out = self._sh(s, f"id -u; for t in {checks}; do command -v $t >/dev/null || echo missing-tool $t; done")
+        _, out = self._sh(
+            s,
+            f"id -u; for t in {checks}; do command -v $t >/dev/null || echo missing-tool $t; done; "
+            "echo psched $(cat /proc/net/psched 2>/dev/null)",
+        )
         lines = out.split()
         if not lines or lines[0] != "0":
             raise ApplyError(
@@ -384,6 +562,8 @@ class LinuxDriver(Driver):
         tools = [lines[i + 1] for i, w in enumerate(lines[:-1]) if w == "missing-tool"]
         if tools:
             raise ApplyError("precondition", f"{s.where}: missing on the router: {', '.join(tools)}")
+        m = re.search(r"^psched (.*)$", out, re.MULTILINE)
+        self._psched = m.group(1) if m else ""
 
     def intended(self, s: Session, before: Snapshot) -> str:
         self._preflight(s)
@@ -404,14 +584,16 @@ class LinuxDriver(Driver):
             )
         return normalize_state(raw)
 
+    def _no_rollback(self, s: Session, why: str) -> ApplyError:
+        return ApplyError("precondition", f"{s.where}: cannot guarantee a rollback, so nothing was sent: {why}")
+
     def push(self, s: Session, before: Snapshot) -> tuple[str, ...]:
+        if self._psched is None:
+            self._preflight(s)
         try:
-            restore_tc = tc_restore_batch(before.state, self.ifaces)
+            restore_tc = tc_restore_batch(before.state, self.ifaces, tick_in_usec(self._psched or ""))
         except Unsupported as exc:
-            raise ApplyError(
-                "precondition",
-                f"{s.where}: cannot guarantee a rollback, so nothing was sent: the router has {exc}",
-            ) from None
+            raise self._no_rollback(s, f"the router has {exc}") from None
         d = self._dir(s)
         self._upload(
             s,
@@ -420,15 +602,27 @@ class LinuxDriver(Driver):
                 "restore.tc": restore_tc,
                 "restore.sh": RESTORE_SH,
                 "watchdog.sh": WATCHDOG_SH,
+                "state.sh": "#!/bin/sh\n" + state_script(self.ifaces) + "\n",
+                "restore-check.sh": _restore_check_script(self.ifaces),
             },
         )
         self._restore_uploaded = True
+        # Prove the rollback before changing anything: in a throwaway namespace the restore batch must
+        # print the saved tc state again, line for line.
+        _, raw = self._sh(s, f"sh {d}/restore-check.sh")
+        if "### tc" not in raw:
+            raise self._no_rollback(s, f"checking the restore set failed: {_first_error(raw)}")
+        rebuilt, saved = tc_view(normalize_state(raw)), tc_view(before.state)
+        if rebuilt != saved:
+            first = next((b for a, b in zip(rebuilt, saved, strict=False) if a != b), "(a missing line)")
+            raise self._no_rollback(s, f"the saved tc state does not rebuild exactly (at: {first})")
         sent: list[str] = []
+        self._watchdog_at = time.monotonic()
         self._must(s, f"setsid -f sh {d}/watchdog.sh {int(self.ctx.confirm_s)} </dev/null >/dev/null 2>&1", "watchdog")
-        sent.append(f"watchdog: restore the backup unless confirmed within {self.ctx.confirm_s}s")
+        sent.append(f"watchdog: restore what the push touched unless confirmed within {self.ctx.confirm_s}s")
         steps = (
-            (f"nft -f {d}/nftables.nft", "nft -f nftables.nft"),
-            (f"tc -batch {d}/tc.batch", "tc -batch tc.batch"),
+            (f"touch {d}/{TOUCHED_NFT} && nft -f {d}/nftables.nft", "nft -f nftables.nft"),
+            (f"touch {d}/{TOUCHED_TC} && tc -batch {d}/tc.batch", "tc -batch tc.batch"),
         )
         for cmd, what in steps:
             sent.append(what)
@@ -439,7 +633,8 @@ class LinuxDriver(Driver):
         return tuple(sent)
 
     def confirm(self, s: Session, before: Snapshot) -> None:
-        rc, _ = self._sh(s, f"mkdir {self.workdir}/claim")
+        w = self.workdir
+        rc, _ = self._sh(s, f"mkdir {w}/claim && echo qoectl > {w}/claim/owner")
         if rc != 0:
             raise ApplyError(
                 "verify",
@@ -448,44 +643,69 @@ class LinuxDriver(Driver):
             )
 
     def rollback(self, s: Session, before: Snapshot) -> str:
-        d = self._dir(s)
-        if not self._restore_uploaded:
-            self._upload(
-                s,
-                {
-                    "restore.nft": nft_restore(before.state),
-                    "restore.tc": tc_restore_batch(before.state, self.ifaces),
-                    "restore.sh": RESTORE_SH,
-                },
-            )
-            self._restore_uploaded = True
-        rc, out = self._sh(s, f"mkdir {d}/claim 2>/dev/null && echo claimed")
-        if "claimed" in out.split():
-            rc, out = self._sh(s, f"sh {d}/restore.sh")
-            if rc != 0:
-                raise ApplyError("rollback", f"{s.where}: restore reported an error: {_first_error(out)}")
-            return "restored the saved nftables table and tc qdiscs/classes (nft -f, tc -batch)"
-        # The watchdog claimed it first: wait (bounded) for it to finish.
-        rc, out = self._sh(
-            s,
-            f"i=0; while [ ! -e {d}/rolled-back ] && [ $i -lt 60 ]; do sleep 0.5; i=$((i+1)); done; "
-            f"test -e {d}/rolled-back",
-            timeout=max(self.ctx.timeouts.command, 40),
+        if self.workdir is None or not self._restore_uploaded:
+            # The push stops before nft/tc until the restore set is on the router: nothing was changed.
+            return "nothing to restore: the push had not changed the router"
+        d = self.workdir
+        where = (
+            f"if [ ! -d {d} ]; then echo qoectl-claim gone; "
+            f"else echo qoectl-claim held-by-$(cat {d}/claim/owner 2>/dev/null); fi"
         )
-        if rc != 0:
+        _, out = self._sh(
+            s,
+            f"if [ -d {d} ] && mkdir {d}/claim 2>/dev/null; then echo qoectl > {d}/claim/owner; fi; {where}",
+        )
+        state = re.findall(r"qoectl-claim (\S+)", out)
+        if state[-1:] not in (["held-by-qoectl"], ["gone"]):
+            # The watchdog claimed it first: wait (bounded) until it has restored and removed its folder.
+            _, out = self._sh(
+                s,
+                f'i=0; while [ -d {d} ] && [ "$(cat {d}/claim/owner 2>/dev/null)" != qoectl ] && [ $i -lt 60 ]; '
+                f"do sleep 0.5; i=$((i+1)); done; {where}",
+                timeout=max(self.ctx.timeouts.command, 40),
+            )
+            state = re.findall(r"qoectl-claim (\S+)", out)
+        if state[-1:] == ["gone"]:
+            return "the on-router watchdog restored what the push had touched"
+        if state[-1:] != ["held-by-qoectl"]:
             raise ApplyError("rollback", f"{s.where}: the on-router watchdog did not finish restoring")
-        return "the on-router watchdog restored the saved nftables table and tc qdiscs/classes"
+        rc, out = self._sh(s, f"sh {d}/restore.sh")
+        if rc != 0:
+            raise ApplyError("rollback", f"{s.where}: restore reported an error: {_first_error(out)}")
+        parts = set(re.findall(r"qoectl-restored (nft|tc)", out))
+        done = [
+            text
+            for part, text in (
+                ("nft", "the saved nftables table (nft -f)"),
+                ("tc", "the saved tc qdiscs/classes (tc -batch)"),
+            )
+            if part in parts
+        ]
+        if not done:
+            return "nothing to restore: the push had not changed the router"
+        return "restored " + " and ".join(done)
 
     def fallback_note(self) -> str:
-        if self._restore_uploaded:
-            return f"the on-router watchdog restores the backup {self.ctx.confirm_s}s after the push"
+        if self._watchdog_at is not None:
+            return f"the on-router watchdog restores what the push touched {self.ctx.confirm_s}s after the push"
         return ""
 
+    def fallback_deadline(self) -> float | None:
+        if self._watchdog_at is None:
+            return None
+        # The watchdog counts confirm_s one-second sleeps, then restores (well under a second): allow slack.
+        return self._watchdog_at + self.ctx.confirm_s * 1.1 + 10
+
     def cleanup(self, s: Session) -> None:
-        if self.workdir is not None:
-            # Keep the folder while a watchdog may still need it (change neither confirmed nor restored).
-            w = self.workdir
-            self._sh(s, f"if [ -d {w}/claim ] || [ ! -e {w}/watchdog.sh ]; then rm -rf {w}; fi")
+        if self.workdir is None:
+            return
+        w = self.workdir
+        if self._watchdog_at is None:  # no watchdog was started: nothing on the router needs the folder
+            self._sh(s, f"rm -rf {w}")
+            return
+        # Keep the folder while the watchdog may still need it (change neither confirmed nor restored by
+        # qoectl); a watchdog that restored removed it itself.
+        self._sh(s, f'if [ "$(cat {w}/claim/owner 2>/dev/null)" = qoectl ]; then rm -rf {w}; fi')
 
 
 DRIVER = LinuxDriver

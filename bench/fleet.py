@@ -47,6 +47,18 @@ CLASS_OF_KIND = {
     "bulk": "high-throughput-data",
     "scavenger": "low-priority-data",
 }
+# Journey classes in the order a device short of queues keeps them: a platform whose plan also has the
+# network-control class (Renderer.network_control) and 8 queues holds six journey classes, so buffered
+# streaming, elastic TCP like bulk data, is scoped away from it first.
+KEEP_ORDER = (
+    "telephony",
+    "signaling",
+    "multimedia-conferencing",
+    "low-latency-data",
+    "high-throughput-data",
+    "low-priority-data",
+    "multimedia-streaming",
+)
 # (kind, how many of 50): a realistic enterprise mix.
 JOURNEY_MIX: tuple[tuple[str, int], ...] = (
     ("voice", 4),
@@ -71,9 +83,15 @@ class Profile:
         return "qos-" + "-".join((self.platform.replace("_", "-"), *self.features))
 
     def can_express(self) -> frozenset[str]:
+        """Capabilities (with a documented fallback or not) and ``class:<name>`` for each journey class it has room for.
+
+        Room: the platform's queues less the default class and, where the plan owns the queues, network control.
+        """
         renderer = get_renderer(self.platform)
         assert renderer is not None
-        return renderer.capabilities_for(self.features) | frozenset(renderer.degradable)
+        room = renderer.limits.max_classes - 1 - (1 if renderer.network_control else 0)
+        classes = frozenset(f"class:{c}" for c in KEEP_ORDER[:room])
+        return renderer.capabilities_for(self.features) | frozenset(renderer.degradable) | classes
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +250,7 @@ def _journey(index: int, kind: str, number: int) -> tuple[dict[str, Any], frozen
         target = {"bulk": {"scavenger": True}}
         bandwidth, priority = {"share_pct": 1}, "scavenger"
     cls = next(c for c in RFC4594 if c.name == CLASS_OF_KIND[kind])
+    needs.add(f"class:{cls.name}")  # a queue of its own (see KEEP_ORDER)
     needs |= {cap.STRICT_PRIORITY} if cls.strict_priority else set()
     needs |= {cap.AQM} if cls.aqm else set()
     needs |= {cap.FAIR_QUEUE} if cls.fair_queue else set()

@@ -114,7 +114,14 @@ def compile_one(v: Validated, device: Device) -> tuple[DevicePlan | None, list[D
         )
         return None, [problem]
     caps = renderer.capabilities_for(device.features)
-    plan = compile_device(device, v.policy, v.budgets, sdwan=SDWAN_SLA in caps, context=v.context)
+    plan = compile_device(
+        device,
+        v.policy,
+        v.budgets,
+        sdwan=SDWAN_SLA in caps,
+        context=v.context,
+        network_control=renderer.network_control,
+    )
     problems, notes = check_plan(plan, renderer, device, v.policy)
     return (dataclasses.replace(plan, notes=notes) if notes else plan), problems
 

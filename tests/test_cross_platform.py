@@ -9,7 +9,20 @@ journey the test then requires, across all platforms and devices:
 * the same strict / non-strict treatment,
 * the same bandwidth share of each WAN link as the Linux rendering (HTB rates
   in kbit/s, the most exact form) within ``SHARE_TOLERANCE_PCT``: whole-percent
-  rounding, which is how IOS-XE, Junos and EOS state shares.
+  rounding, which is how IOS-XE, Junos and EOS state shares; a strict class's
+  cap (its policer / rate limit) exactly, since excess priority traffic above
+  it would take bandwidth the plan gives to others;
+* on every LAN ingress, trusted or not, the journey's DSCP on the WAN for a
+  packet arriving with the DSCP the journey matches: the example gets two
+  journeys that match by DSCP (``tests/example_policy.py``), so a platform that
+  bleaches an untrusted LAN before it classifies shows a different DSCP.
+
+Where the plan owns the queues (``CONTROL_PARSERS``) every platform must also
+state the plan's network-control rule the same way: CS6 and CS7, and the
+router's own traffic, in one class of their own that is neither strict
+(policed) nor the default class, without early drop, with the same share of
+each link as on Linux; and DSCPs no journey claims leave as they arrived from a
+trusted LAN and as CS0 from an untrusted one.
 
 On the two SD-WAN platforms the same journey must also prefer the same
 transport (:func:`test_same_preferred_transport_on_both_sdwan_platforms`),
@@ -25,6 +38,7 @@ would be listed in ``NO_SHARES`` with the reason.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -33,23 +47,38 @@ from controller.load.loader import load_policy
 from controller.pipeline import Build, compile_policy, render_plan
 from controller.render import platforms
 from tests.conftest import EXAMPLE_POLICIES
-from tests.parsers import PARSERS, DeviceTreatment, journey_key
+from tests.example_policy import MARKED_JOURNEYS, example_with
+from tests.parsers import CONTROL_PARSERS, PARSERS, ControlTreatment, DeviceTreatment, journey_key
 from tests.parsers.sdwan_paths import PATH_PARSERS
 
 # Whole-percent rounding (plus float noise from converting "remaining" shares back to the link).
 SHARE_TOLERANCE_PCT = 1.0 + 1e-6
 REFERENCE = "linux"
-# Platforms whose text states the link rate only through an interface shaper.
-RATE_FROM_SHAPER = {"cisco_iosxe", "arista_eos"}
+# Platforms whose text states the link rate only through an interface shaper (Junos: for absolute rates).
+RATE_FROM_SHAPER = {"cisco_iosxe", "arista_eos", "juniper_junos"}
+# A strict class's cap must be the plan's to the kbit/s (plus float noise).
+STRICT_CAP_TOLERANCE_KBPS = 1e-3
+CS6, CS7 = 48, 56
 # Platforms that cannot express a bandwidth share at all: platform -> why (none so far).
 NO_SHARES: dict[str, str] = {}
 
 Rendered = dict[str, tuple[DevicePlan, DeviceTreatment]]
 
 
-def _retargeted(platform: str) -> Build:
-    """Every device switched to ``platform``, its interfaces renamed eth0, eth1, ... (valid everywhere, Linux too)."""
-    policy, problems = load_policy(EXAMPLE_POLICIES)
+def _retargeted(platform: str, example: Path = EXAMPLE_POLICIES) -> Build:
+    """Every device switched to ``platform``, its interfaces renamed eth0, eth1, ... (valid everywhere, Linux too).
+
+    Eight hardware queues hold six journey classes next to the default and the plan's network-control
+    class, and the example's branches use seven: for the comparison, training-video shares the
+    high-throughput-data class (both are elastic TCP; RFC 5127 aggregates them as assured elastic), on
+    every platform alike.
+    """
+    policy, problems = load_policy(example)
+    journeys = tuple(
+        dataclasses.replace(j, service_class="high-throughput-data") if j.name == "training-video" else j
+        for j in policy.journeys
+    )
+    policy = dataclasses.replace(policy, journeys=journeys)
     devices = tuple(
         dataclasses.replace(
             d,
@@ -62,14 +91,31 @@ def _retargeted(platform: str) -> Build:
 
 
 @pytest.fixture(scope="module")
-def rendered() -> dict[str, Rendered]:
+def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled example plus journeys that match by DSCP."""
+    return example_with(tmp_path_factory.mktemp("example"), {"journeys/marked.yaml": MARKED_JOURNEYS})
+
+
+@pytest.fixture(scope="module")
+def rendered(example: Path) -> dict[str, Rendered]:
     """platform -> device -> (plan, treatment parsed from that platform's rendered text)."""
     out: dict[str, Rendered] = {}
     for platform in sorted(PARSERS):
-        build = _retargeted(platform)
+        build = _retargeted(platform, example)
         assert build.ok, f"{platform}: " + "\n".join(d.format() for d in build.errors)
         out[platform] = {p.device: (p, PARSERS[platform](render_plan(p))) for p in build.plans}
     return out
+
+
+@pytest.fixture(scope="module")
+def controls(rendered: dict[str, Rendered]) -> dict[str, dict[str, tuple[DevicePlan, ControlTreatment]]]:
+    """platform -> device -> (plan, what its text does with traffic no journey claims), where the plan owns queues."""
+    return {
+        platform: {
+            d: (plan, CONTROL_PARSERS[platform](render_plan(plan))) for d, (plan, _) in rendered[platform].items()
+        }
+        for platform in sorted(CONTROL_PARSERS)
+    }
 
 
 def test_every_platform_with_a_renderer_has_a_parser() -> None:
@@ -139,6 +185,124 @@ def test_same_bandwidth_share_as_linux(platform: str, rendered: dict[str, Render
     assert compared >= 20, f"only {compared} shares compared for {platform}"
 
 
+@pytest.mark.parametrize("platform", sorted(set(CONTROL_PARSERS) - {REFERENCE}))
+def test_strict_cap_is_the_plans_exactly(platform: str, rendered: dict[str, Rendered]) -> None:
+    """Issue 10 item 3: a strict queue is capped at its guarantee, not at a rounded share of the link."""
+    compared = 0
+    problems = []
+    for device, (plan, treatment) in rendered[platform].items():
+        _, reference = rendered[REFERENCE][device]
+        for journey, t in treatment.items():
+            if not t.strict:
+                continue
+            for iface, share in t.shares:
+                exact = reference[journey].share(iface)
+                link = next(i.shape_kbps or i.link_kbps for i in plan.interfaces if i.name == iface)
+                if share is None or exact is None or link is None:
+                    continue
+                compared += 1
+                if abs(share - exact) * link / 100.0 > STRICT_CAP_TOLERANCE_KBPS:
+                    problems.append(
+                        f"{device} {iface} {journey}: capped at {share * link / 100:.1f} kbit/s "
+                        f"(linux {exact * link / 100:.1f} kbit/s)"
+                    )
+    assert not problems, f"{platform} caps strict classes elsewhere than the plan:\n" + "\n".join(problems)
+    assert compared >= 2, f"only {compared} strict caps compared for {platform}"
+
+
+def test_dscp_matched_journeys_keep_their_marking_on_every_lan(rendered: dict[str, Rendered]) -> None:
+    """Issue 10 item 1: a journey that matches the arriving DSCP is recognised on untrusted LANs too."""
+    problems = []
+    untrusted_seen = 0
+    for platform in sorted(CONTROL_PARSERS):
+        for device, (plan, treatment) in rendered[platform].items():
+            untrusted = any(not i.trust_dscp for i in plan.lan_interfaces)
+            for journey, t in treatment.items():
+                assert t.lan, f"{platform} {device} {journey}: no LAN ingress read back"
+                wrong = [(ingress, d) for ingress, d in t.lan if d != t.dscp]
+                if wrong:
+                    problems.append(f"{platform} {device} {journey} (DSCP {t.dscp}): leaves as {wrong}")
+            if untrusted and {"MARKED-VOICE", "MARKED-VIDEO"} <= set(treatment):
+                untrusted_seen += 1
+    assert not problems, "journeys lose their marking on a LAN ingress:\n" + "\n".join(problems)
+    assert untrusted_seen >= 4 * len(CONTROL_PARSERS), "too few untrusted LANs with DSCP-matched journeys compared"
+
+
+def _queue_journeys(t: DeviceTreatment, c: ControlTreatment) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for journey, jt in t.items():
+        out.setdefault(c.queue_of[jt.dscp], set()).add(journey)
+    return out
+
+
+def test_network_control_has_a_protected_class_of_its_own(
+    rendered: dict[str, Rendered], controls: dict[str, dict[str, tuple[DevicePlan, ControlTreatment]]]
+) -> None:
+    """Issue 10 item 2: CS6/CS7 and the router's own traffic share one class: not strict, not default, no RED."""
+    problems = []
+    for platform, devices in controls.items():
+        for device, (_, c) in devices.items():
+            where = f"{platform} {device}"
+            nc = c.queue_of[CS6]
+            q = c.queues[nc]
+            if c.queue_of[CS7] != nc:
+                problems.append(f"{where}: CS6 in {nc}, CS7 in {c.queue_of[CS7]}")
+            if nc == c.queue_of[0]:
+                problems.append(f"{where}: CS6 shares {nc} with best effort (DSCP 0)")
+            if q.strict:
+                problems.append(f"{where}: CS6 is in strict (policed) queue {nc}")
+            if q.early_drop:
+                problems.append(f"{where}: CS6 queue {nc} drops early (RED/AQM)")
+            if any(share is not None and share <= 0 for _, share in q.shares):
+                problems.append(f"{where}: CS6 queue {nc} has no guarantee: {q.shares}")
+            journeys = _queue_journeys(rendered[platform][device][1], c).get(nc, set())
+            if journeys:
+                problems.append(f"{where}: CS6 queue {nc} also carries journeys {sorted(journeys)}")
+            if c.host_queue is not None and c.host_queue != nc:
+                problems.append(f"{where}: the router's own traffic goes to {c.host_queue}, not {nc}")
+            if (c.host[CS6], c.host[CS7]) != (CS6, CS7):
+                problems.append(f"{where}: the router's own CS6/CS7 leave as {c.host[CS6]}/{c.host[CS7]}")
+    assert not problems, "network control is not protected:\n" + "\n".join(problems)
+
+
+def test_network_control_share_as_linux(
+    controls: dict[str, dict[str, tuple[DevicePlan, ControlTreatment]]],
+) -> None:
+    compared = 0
+    problems = []
+    for platform, devices in controls.items():
+        for device, (_, c) in devices.items():
+            _, ref = controls[REFERENCE][device]
+            exact = dict(ref.queues[ref.queue_of[CS6]].shares)
+            for iface, share in c.queues[c.queue_of[CS6]].shares:
+                if share is None:
+                    continue
+                compared += 1
+                if abs(share - exact[iface]) > SHARE_TOLERANCE_PCT:
+                    problems.append(f"{platform} {device} {iface}: {share:.2f} % (linux {exact[iface]:.2f} %)")
+    assert not problems, "network-control shares differ from linux:\n" + "\n".join(problems)
+    assert compared >= 20
+
+
+def test_unclaimed_dscps_are_kept_from_trusted_lans_and_bleached_from_untrusted(
+    controls: dict[str, dict[str, tuple[DevicePlan, ControlTreatment]]],
+) -> None:
+    """Issue 10 item 2: nothing rewrites a DSCP the plan does not own, unless the LAN is untrusted."""
+    problems = []
+    identity = {d: d for d in range(64)}
+    for platform, devices in controls.items():
+        for device, (plan, c) in devices.items():
+            where = f"{platform} {device}"
+            if any(i.trust_dscp for i in plan.lan_interfaces):
+                changed = {d: out for d, out in c.trusted.items() if out != d}
+                if not c.trusted or changed:
+                    problems.append(f"{where}: trusted LAN rewrites {changed or 'everything (none read back)'}")
+            if any(not i.trust_dscp for i in plan.lan_interfaces) and c.untrusted != dict.fromkeys(identity, 0):
+                kept = {d: out for d, out in c.untrusted.items() if out != 0}
+                problems.append(f"{where}: untrusted LAN keeps {kept or 'nothing read back'}")
+    assert not problems, "\n".join(problems)
+
+
 def test_bundled_example_as_is_agrees_across_devices(example_build: Build) -> None:
     """The example as shipped (IOS-XE, Linux, Junos, EOS side by side): one DSCP and one treatment per journey."""
     seen: dict[str, dict[str, tuple[int, bool]]] = {}
@@ -183,3 +347,33 @@ def test_same_preferred_transport_on_both_sdwan_platforms(rendered: dict[str, Re
                 )
     assert not problems, "preferred transports differ:\n" + "\n".join(problems)
     assert all(compared.values()), f"not every kind of journey was compared: {compared}"
+
+
+def test_the_lan_walk_sees_a_bleach_that_runs_before_the_journeys(rendered: dict[str, Rendered]) -> None:
+    """The comparison can fail: the old Linux order (bleach, then journeys) reads back as a lost marking."""
+    plan, _ = rendered["linux"]["br2-rtr1"]
+    files = render_plan(plan)
+    lines = files["nftables.nft"].splitlines()
+    bleach = [line for line in lines if "untrusted lan" in line]
+    rest = [line.replace(" return comment", " comment") for line in lines if line not in bleach]
+    at = next(k for k, line in enumerate(rest) if "chain qoe_mark {" in line) + 1
+    old_order = "\n".join(rest[:at] + bleach + rest[at:])
+    t = PARSERS["linux"]({**files, "nftables.nft": old_order})["MARKED-VOICE"]
+    assert t.dscp == 46 and (("eth1", 0) in t.lan), t.lan
+
+
+def test_the_control_walk_sees_a_rewrite_of_the_default_class(rendered: dict[str, Rendered]) -> None:
+    """The comparison can fail: Junos rewrite entries for the default class read back as bleaching CS2 and CS6."""
+    plan, _ = rendered["juniper_junos"]["br2-rtr2"]
+    cos = render_plan(plan)["cos.set"]
+    bleaching = cos + "".join(
+        f"set class-of-service rewrite-rules {kind} {rule} forwarding-class {fc} loss-priority low code-point 000000\n"
+        for kind, rule in (("dscp", "QOECTL-REWRITE"), ("dscp-ipv6", "QOECTL-REWRITE6"))
+        for fc in ("QOECTL-STANDARD", "QOECTL-NETWORK-CONTROL")
+    )
+    before, after = (
+        CONTROL_PARSERS["juniper_junos"]({"cos.set": cos}),
+        CONTROL_PARSERS["juniper_junos"]({"cos.set": bleaching}),
+    )
+    assert (before.trusted[16], before.host[CS6]) == (16, CS6)
+    assert (after.trusted[16], after.host[CS6]) == (0, 0)

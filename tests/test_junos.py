@@ -50,17 +50,22 @@ def test_strict_class_is_strict_high_and_rate_limited(cos: str) -> None:
     sched = "QOECTL-XE-0-0-0-TELEPHONY"
     lines = _set(cos, f"set class-of-service schedulers {sched} ")
     assert "priority strict-high" in lines
-    assert any(re.fullmatch(r"transmit-rate percent \d+ rate-limit", line) for line in lines)
+    # Capped at the plan's guarantee in bps (20 calls x 90 kbit/s), not at a whole percent of the link.
+    assert "transmit-rate 1800000 rate-limit" in lines
     strict = [line for line in _set(cos, "set class-of-service schedulers ") if line.endswith("priority strict-high")]
     assert len(strict) == 2, "one strict-high queue per WAN interface (two WAN interfaces)"
 
 
-def test_transmit_rates_sum_to_the_link_on_every_interface(cos: str) -> None:
-    for ifname in ("XE-0-0-0", "GE-0-0-1"):
-        rates = [
+def test_transmit_rates_fill_the_link_on_every_interface(cos: str) -> None:
+    """Whole percents for the rate classes plus the strict class's exact rate: the link, less under 1 %."""
+    for ifname, shaped in (("XE-0-0-0", "xe-0/0/0"), ("GE-0-0-1", "ge-0/0/1")):
+        percents = [
             int(m.group(1)) for m in re.finditer(rf"schedulers QOECTL-{ifname}-\S+ transmit-rate percent (\d+)", cos)
         ]
-        assert sum(rates) == 100, (ifname, rates)
+        strict_bps = [int(m.group(1)) for m in re.finditer(rf"schedulers QOECTL-{ifname}-\S+ transmit-rate (\d+)", cos)]
+        link_bps = int(re.search(rf"interfaces {shaped} shaping-rate (\d+)", cos).group(1))  # type: ignore[union-attr]
+        total = sum(percents) + 100.0 * sum(strict_bps) / link_bps
+        assert 99.0 < total <= 100.0, (ifname, percents, strict_bps)
 
 
 def test_sub_rate_link_is_shaped_and_line_rate_link_is_not(example_build: Build, cos: str) -> None:
@@ -289,3 +294,36 @@ def test_example_still_validates_clean() -> None:
     qoectl = Path(sys.executable).with_name("qoectl")
     run = subprocess.run([str(qoectl), "validate", "policies"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+# --------------------------------------------------------------------------- issue 10: strict cap and network control
+
+
+def test_strict_queue_is_capped_at_the_planned_rate_not_a_rounded_percent(tmp_path: Path) -> None:
+    """1 Gbit/s link, 40 calls of 84 kbit/s: the strict queue is capped at 3,360 kbit/s (a whole 1 % is 10,000)."""
+    voice = voice_journey("voice", 5004).replace(
+        "per_flow_kbps: 90, concurrent_flows: 10", "per_flow_kbps: 84, concurrent_flows: 40"
+    )
+    docs = {
+        "inventory/sites.yaml": SITES,
+        "inventory/devices.yaml": device_doc("juniper_junos", 1_000_000),
+        "journeys/voice.yaml": voice,
+    }
+    result = build(write_repo(tmp_path, docs))
+    assert result.ok, [d.format() for d in result.errors]
+    plan = result.plan("r1")
+    assert plan is not None
+    treatment = junos_parser.parse(render_plan(plan))["VOICE"]
+    assert treatment.strict
+    share = treatment.share("xe-0/0/0")
+    assert share is not None
+    assert share * 1_000_000 / 100 == pytest.approx(3360.0), f"strict queue capped at {share * 10_000:.0f} kbit/s"
+
+
+def test_routing_engine_traffic_and_cs6_cs7_take_the_network_control_class(cos: str) -> None:
+    control = junos_parser.control({"cos.set": cos})
+    nc = control.queue_of[48]
+    assert control.host_queue == nc == control.queue_of[56] != control.queue_of[0]
+    assert not control.queues[nc].strict and not control.queues[nc].early_drop
+    # Nothing the plan does not own is rewritten on the WAN: the router's own CS6/CS7 and a trusted CS2 keep theirs.
+    assert (control.host[48], control.host[56], control.trusted[16]) == (48, 56, 16)

@@ -9,6 +9,13 @@ DSCP the policy asks for (EF for voice even though the sender leaves it
 unmarked, never EF for the overload even though the sender marks it EF on an
 untrusted LAN).
 
+The example's own Linux routers are run the same way (one with an untrusted and
+one with a trusted LAN): for every journey they carry, IPv4 and IPv6, and for
+two added journeys that match the DSCP a packet arrives with, a sniffer behind
+the WAN sees the journey's DSCP and the HTB counters show the journey's class;
+CS6/CS7 (also the router's own) land in the network-control class, and DSCPs
+no journey claims are kept from the trusted LAN and bleached from the other.
+
 The thresholds are functional outcomes with wide margins (loss below 1 %
 against tens of percent, delay tens of times lower), not timings of our own
 code. Addresses are in the benchmarking ranges 198.18.0.0/15 and 2001:2::/48,
@@ -19,23 +26,29 @@ each receiver lives in its own fresh namespace, where every port is free.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from controller.compile.plan import DevicePlan
+from controller.compile.plan import DevicePlan, PlanMatch, QosClass
 from controller.pipeline import build, render_plan
+from tests.example_policy import MARKED_JOURNEYS, example_with
 from tests.lab.netns import Lab, Netns, requires_netns
 from tests.lab.traffic import (
     HEADER,
     FlowStats,
     Listener,
     Receiver,
+    Sniffed,
+    Sniffer,
+    decode_frame,
     flow_stats,
     icmp_checksum,
     icmp_echo,
@@ -150,6 +163,20 @@ def test_flow_stats_counts_loss_duplicates_and_dscp() -> None:
     assert stats.dscps == {EF: 3}  # ECN bits are not DSCP; the duplicate of seq 1 is ignored
     assert stats.p50_ms == pytest.approx(2.0)
     assert stats.max_ms == pytest.approx(3.0)
+
+
+def test_sniffer_decodes_ipv4_and_ipv6_frames() -> None:
+    eth4 = b"\0" * 12 + struct.pack("!H", 0x0800)
+    ip4 = bytes([0x45, EF << 2]) + b"\0" * 7 + bytes([6]) + b"\0\0" + bytes([198, 18, 1, 2, 198, 18, 2, 2])
+    got = decode_frame(eth4 + ip4 + struct.pack("!HH", 40000, 443))
+    assert got == (4, 6, "198.18.1.2", "198.18.2.2", 40000, 443, EF << 2)
+    eth6 = b"\0" * 12 + struct.pack("!H", 0x86DD)
+    src, dst = ipaddress.ip_address("2001:2:0:1::2").packed, ipaddress.ip_address("2001:2:0:2::2").packed
+    tclass = EF << 2
+    ip6 = bytes([0x60 | (tclass >> 4), (tclass & 0x0F) << 4, 0, 0, 0, 8, 17, 64]) + src + dst
+    got = decode_frame(eth6 + ip6 + struct.pack("!HH", 5000, 5004))
+    assert got == (6, 17, "2001:2:0:1::2", "2001:2:0:2::2", 5000, 5004, EF << 2)
+    assert decode_frame(b"\0" * 12 + struct.pack("!H", 0x0806) + b"\0" * 28) is None  # ARP
 
 
 def test_rate_and_listener_parsing() -> None:
@@ -343,3 +370,180 @@ def test_marking_per_family_and_protocol(lab: Lab, tmp_path: Path) -> None:
     for key, (*_, expected) in probes.items():
         assert seen[key].sent == 20 and seen[key].received == 20, report
         assert seen[key].dscps == {expected: 20}, f"{key}: expected DSCP {expected}\n{report}"
+
+
+# --------------------------------------------------------------------------- the example's journeys on the wire
+
+EXAMPLE_LINUX = {"br2-rtr1": False, "br2-rtr2": True}  # the example's Linux routers -> is their LAN trusted?
+CS2, CS6, CS7 = 16, 48, 56
+PROBE_PACKETS = 3
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Packets sent through (or from) the router, and what must come out of wan0."""
+
+    label: str
+    host: str  # "snd" (forwarded from the LAN) or "rtr" (the router's own traffic)
+    proto: str
+    dst: str
+    port: int
+    dscp_sent: int
+    dscp_expected: int
+    class_expected: str  # HTB classid that must count the packets
+
+    @property
+    def version(self) -> int:
+        return 6 if ":" in self.dst else 4
+
+    def matches(self, p: Sniffed) -> bool:
+        proto = {"udp": 17, "tcp": 6}[self.proto]
+        return (p.version, p.proto, p.dst, p.dport) == (self.version, proto, self.dst, self.port)
+
+
+def _example_plan(tmp_path: Path, device: str) -> tuple[DevicePlan, dict[str, Path]]:
+    """The bundled example plus MARKED_JOURNEYS, through the real pipeline; one Linux router's plan and files."""
+    result = build(example_with(tmp_path, {"journeys/marked.yaml": MARKED_JOURNEYS}))
+    assert result.ok, "\n".join(d.format() for d in result.errors)
+    plan = result.plan(device)
+    assert plan is not None and plan.platform == "linux"
+    out = tmp_path / "out"
+    out.mkdir()
+    paths = {}
+    for name, text in render_plan(plan).items():
+        paths[name] = out / name
+        paths[name].write_text(text, encoding="utf-8")
+    return plan, paths
+
+
+def _htb(c: QosClass) -> str:
+    return f"1:{0x10 + c.queue:x}"
+
+
+def _destination(m: PlanMatch, version: int) -> str:
+    """An address the match's destination prefixes contain (the receiver's own address when it has none)."""
+    for prefix in m.destination_prefixes:
+        net = ipaddress.ip_network(prefix)
+        if net.version == version:
+            return str(net[2])
+    return RCV4 if version == 4 else RCV6
+
+
+def _probes(plan: DevicePlan, trusted: bool) -> list[Probe]:
+    """One probe per journey match and address family, then the DSCPs no journey claims.
+
+    Expectations come from the plan (the journey's DSCP and class); the packets show what the router does.
+    """
+    default = next(c for c in plan.classes if c.is_default)
+    out = []
+    for rule in plan.markings:
+        cls = plan.qos_class(rule.class_name)
+        for k, m in enumerate(rule.matches):
+            assert not m.source_prefixes, f"{rule.journey}: the lab sender cannot be in {m.source_prefixes}"
+            prefixes = m.destination_prefixes
+            versions = sorted({ipaddress.ip_network(p).version for p in prefixes}) if prefixes else [4, 6]
+            for v in versions:
+                out.append(
+                    Probe(
+                        f"journey {rule.journey} match {k} IPv{v}",
+                        "snd",
+                        "tcp" if m.protocol == "tcp" else "udp",
+                        _destination(m, v),
+                        m.destination_ports[0][0] if m.destination_ports else 9,
+                        m.dscp or 0,
+                        rule.dscp,
+                        _htb(cls),
+                    )
+                )
+    control = next((c for c in plan.classes if c.name == "network-control"), None)
+    strict = next(c for c in plan.classes if c.strict)
+    for v, dst in ((4, RCV4), (6, RCV6)):
+        # Trusted: the DSCP stays and picks the queue (CS6/CS7: network control; EF: the strict class);
+        # untrusted: what no journey claimed is bleached to CS0 and queued as default.
+        for port, dscp, cls in ((7000, CS2, default), (7001, CS6, control), (7002, CS7, control), (7003, EF, strict)):
+            expected = _htb(cls) if cls is not None else "network-control class missing from the plan"
+            out.append(
+                Probe(
+                    f"unclaimed DSCP {dscp} IPv{v}",
+                    "snd",
+                    "udp",
+                    dst,
+                    port,
+                    dscp,
+                    dscp if trusted else 0,
+                    expected if trusted else _htb(default),
+                )
+            )
+    # The router's own routing traffic (CS6, e.g. BGP/BFD): network control whatever the LAN trusts.
+    own = _htb(control) if control is not None else "network-control class missing from the plan"
+    out.append(Probe("router's own CS6 IPv4", "rtr", "udp", RCV4, 7010, CS6, CS6, own))
+    out.append(Probe("router's own CS6 IPv6", "rtr", "udp", RCV6, 7010, CS6, CS6, own))
+    return out
+
+
+HTB_LEAF_STATS = re.compile(r"^class htb (\S+) [^\n]*\bleaf\b[^\n]*\n\s*Sent \d+ bytes (\d+) pkt", re.M)
+
+
+def _htb_packets(rtr: Netns) -> dict[str, int]:
+    """Packets sent by every HTB leaf class on wan0 (the kernel's counters)."""
+    text = rtr.exec("tc", "-s", "class", "show", "dev", "wan0").stdout
+    return {cid: int(n) for cid, n in HTB_LEAF_STATS.findall(text)}
+
+
+@requires_netns
+@pytest.mark.root
+@pytest.mark.slow
+@pytest.mark.parametrize("device", sorted(EXAMPLE_LINUX))
+def test_every_example_journey_takes_effect_on_the_wire(lab: Lab, tmp_path: Path, device: str) -> None:
+    """Every journey the example's Linux routers carry, IPv4 and IPv6, on an untrusted and a trusted LAN.
+
+    Each probe is a few real packets from the LAN (or from the router itself); a sniffer behind wan0 records
+    the DSCP each one leaves with, and the HTB counters of wan0 show the class that sent it.
+    """
+    plan, files = _example_plan(tmp_path, device)
+    trusted = EXAMPLE_LINUX[device]
+    assert [i.trust_dscp for i in plan.lan_interfaces] == [trusted]
+    assert [i.name for i in plan.interfaces] == ["lan0", "wan0"]
+    top = _topology(lab)
+    probes = _probes(plan, trusted)
+    for rule in plan.markings:
+        for m in rule.matches:
+            for prefix in m.destination_prefixes:
+                v6 = ipaddress.ip_network(prefix).version == 6
+                top.rtr.exec("ip", *(["-6"] if v6 else []), "route", "replace", prefix, "via", RCV6 if v6 else RCV4)
+    _apply(top.rtr, files)
+    default = _htb(next(c for c in plan.classes if c.is_default))
+    sniffer = Sniffer(top.rcv, "eth0")
+    deltas = []
+    try:
+        for probe in probes:
+            before = _htb_packets(top.rtr)
+            host = top.snd if probe.host == "snd" else top.rtr
+            sender = start_sender(
+                host, probe.dst, probe.port, proto=probe.proto, size=64, pps=100, count=PROBE_PACKETS,
+                seconds=2, tos=probe.dscp_sent << 2,
+            )  # fmt: skip
+            assert sender_result(sender, timeout=20)["sent"] == PROBE_PACKETS, probe
+            time.sleep(0.2)  # let HTB dequeue (and count) them
+            after = _htb_packets(top.rtr)
+            deltas.append({cid: after[cid] - before.get(cid, 0) for cid in after if after[cid] != before.get(cid, 0)})
+    finally:
+        seen = sniffer.result()
+    lines, problems = [], []
+    for probe, delta in zip(probes, deltas, strict=True):
+        dscps = sorted(p.dscp for p in seen if probe.matches(p))
+        others = {cid: n for cid, n in delta.items() if cid not in (probe.class_expected, default)}
+        line = (
+            f"{probe.label}: sent DSCP {probe.dscp_sent}, left with {dscps} (want {probe.dscp_expected}); "
+            f"HTB {delta} (want {probe.class_expected})"
+        )
+        lines.append(line)
+        if (
+            dscps != [probe.dscp_expected] * PROBE_PACKETS
+            or delta.get(probe.class_expected, 0) < PROBE_PACKETS
+            or others
+        ):
+            problems.append(line)
+    print(f"\n{device} ({'trusted' if trusted else 'untrusted'} LAN):\n" + "\n".join(lines))
+    assert len(probes) >= 20
+    assert not problems, f"{device}: {len(problems)} of {len(probes)} probes wrong:\n" + "\n".join(problems)

@@ -46,7 +46,15 @@ from controller.model import (
     VideoTarget,
     VoiceTarget,
 )
-from controller.model.catalogue import DEFAULT_CLASS
+from controller.model.catalogue import DEFAULT_CLASS, RFC4594
+
+# The plan's network-control rule (RFC 4594 4.1): where the plan owns the queues, CS6 and CS7 (routing and
+# control traffic, the router's own included) get a class of their own that is never strict (so never policed
+# with a journey) and has no early drop, guaranteed at least NETWORK_CONTROL_PCT of every WAN link (more when
+# journeys are put in it). Cisco's WAN-edge designs reserve about 2 % for it.
+NETWORK_CONTROL = "network-control"
+NETWORK_CONTROL_DSCPS = (48, 56)  # CS6, CS7
+NETWORK_CONTROL_PCT = 2.0
 
 KIND_CLASS = {
     "voice": "telephony",
@@ -131,6 +139,8 @@ def _allocations(qos_classes: tuple[QosClass, ...], needs: dict[str, float], lin
         if c.is_default:
             continue
         need = needs.get(c.name, 0.0)
+        if c.network_control:
+            need = max(need, link * NETWORK_CONTROL_PCT / 100.0)
         kbps = max(1, math.ceil(need))
         used += kbps
         out.append(
@@ -274,6 +284,10 @@ class ScopeGroup:
     group's devices and ``sdwan`` the SLA classes and path preferences for each
     WAN transport set of its SD-WAN devices; a rate or set not listed is
     computed when asked (a device the context was not built from).
+
+    ``control`` is the same group for devices whose plan owns the queues: its
+    classes add the network-control class (see :data:`NETWORK_CONTROL`), so its
+    queues and allocations differ; ``None`` on that variant itself.
     """
 
     journeys: tuple[JourneyFacts, ...]
@@ -282,6 +296,7 @@ class ScopeGroup:
     dscp: Mapping[str, int]
     allocations: Mapping[int, tuple[Allocation, ...]]
     sdwan: Mapping[Paths, tuple[tuple[SlaClass, ...], tuple[PathPreference, ...]]]
+    control: ScopeGroup | None = None
 
 
 @dataclass(frozen=True)
@@ -361,33 +376,54 @@ class CompileContext:
         journeys = tuple(self.facts[i] for i in self.scopes.reaching(device, self.context_of(device)))
         return self._group(journeys, (), ())
 
+    def _classes(self, used: Mapping[str, list[str]], control: bool) -> tuple[QosClass, ...]:
+        """The plan's classes in queue order: strict first, the default last (``control``: with network control)."""
+        catalogue = dict(self.catalogue)
+        order = dict(self.order)
+        if control and NETWORK_CONTROL not in catalogue:
+            catalogue[NETWORK_CONTROL] = next(c for c in RFC4594 if c.name == NETWORK_CONTROL)
+            order[NETWORK_CONTROL] = -1
+        wanted = set(used) | ({NETWORK_CONTROL} if control else set())
+        names = sorted(
+            (n for n in wanted if n in catalogue),
+            key=lambda n: (
+                n == DEFAULT_CLASS,
+                not catalogue[n].strict_priority or (control and n == NETWORK_CONTROL),
+                order[n],
+            ),
+        )
+        claimed = {d for n in names if n != NETWORK_CONTROL for d in catalogue[n].dscps}
+        out = []
+        for i, n in enumerate(names):
+            c = catalogue[n]
+            nc = control and n == NETWORK_CONTROL
+            dscps = c.dscps + tuple(d for d in NETWORK_CONTROL_DSCPS if nc and d not in c.dscps and d not in claimed)
+            out.append(
+                QosClass(
+                    name=n,
+                    ident=ident(n),
+                    queue=i,
+                    dscp=c.dscp,
+                    dscps=dscps,
+                    strict=c.strict_priority and not nc,
+                    aqm=c.aqm and not nc,
+                    fair_queue=c.fair_queue and not nc,
+                    queue_depth=c.queue_depth,
+                    scavenger=c.scavenger and not nc,
+                    is_default=n == DEFAULT_CLASS,
+                    journeys=tuple(used.get(n, ())),
+                    network_control=nc,
+                )
+            )
+        return tuple(out)
+
     def _group(self, journeys: tuple[JourneyFacts, ...], links: Iterable[int], paths: Iterable[Paths]) -> ScopeGroup:
-        catalogue, order = self.catalogue, self.order
+        catalogue = self.catalogue
         used: dict[str, list[str]] = {}
         for f in journeys:
             used.setdefault(f.class_name, []).append(f.journey.name)
         used.setdefault(DEFAULT_CLASS, [])
-        names = sorted(
-            (n for n in used if n in catalogue),
-            key=lambda n: (n == DEFAULT_CLASS, not catalogue[n].strict_priority, order[n]),
-        )
-        qos_classes = tuple(
-            QosClass(
-                name=n,
-                ident=ident(n),
-                queue=i,
-                dscp=catalogue[n].dscp,
-                dscps=catalogue[n].dscps,
-                strict=catalogue[n].strict_priority,
-                aqm=catalogue[n].aqm,
-                fair_queue=catalogue[n].fair_queue,
-                queue_depth=catalogue[n].queue_depth,
-                scavenger=catalogue[n].scavenger,
-                is_default=n == DEFAULT_CLASS,
-                journeys=tuple(used[n]),
-            )
-            for i, n in enumerate(names)
-        )
+        qos_classes = self._classes(used, control=False)
         cls_of = {f.journey.name: f.class_name for f in journeys}
         dscp = {
             f.journey.name: marking_dscp(f.journey, catalogue[cls_of[f.journey.name]])
@@ -407,11 +443,15 @@ class CompileContext:
             for f in journeys
             if (j := f.journey).name in dscp
         )
+        links = sorted(links)
         group = ScopeGroup(journeys, qos_classes, markings, dscp, {}, {})
+        sdwan = {p: self.sdwan(group, p) for p in sorted(paths)}
+        control = ScopeGroup(journeys, self._classes(used, control=True), markings, dscp, {}, sdwan)
         return dataclasses.replace(
             group,
-            allocations={link: self.allocations(group, link) for link in sorted(links)},
-            sdwan={p: self.sdwan(group, p) for p in sorted(paths)},
+            allocations={link: self.allocations(group, link) for link in links},
+            sdwan=sdwan,
+            control=dataclasses.replace(control, allocations={link: self.allocations(control, link) for link in links}),
         )
 
     def allocations(self, group: ScopeGroup, link: int) -> tuple[Allocation, ...]:
@@ -437,13 +477,19 @@ def compile_device(
     sdwan: bool,
     notes: tuple[str, ...] = (),
     context: CompileContext | None = None,
+    network_control: bool = False,
 ) -> DevicePlan:
     """One device's plan. Pass the fleet's :class:`CompileContext` when compiling many devices.
 
-    Without one, a context is built for this call alone (the same plan, only slower per device).
+    ``network_control``: the platform's plan owns the queues, so the plan gets the network-control class
+    (:data:`NETWORK_CONTROL`). Without a context, one is built for this call alone (the same plan, only
+    slower per device).
     """
     ctx = context if context is not None else CompileContext.build(policy, budgets, devices=())
     group = ctx.group(device)
+    if network_control:
+        assert group.control is not None
+        group = group.control
     interfaces = []
     for iface in sorted(device.interfaces, key=lambda i: i.name):
         allocations: tuple[Allocation, ...] = ()

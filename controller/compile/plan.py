@@ -91,6 +91,9 @@ class QosClass(_HashOnce):
     scavenger: bool
     is_default: bool
     journeys: tuple[str, ...]
+    # The plan's network-control class (RFC 4594 4.1): CS6/CS7 and the router's own routing traffic, never strict
+    # (so never policed with a journey), no early drop, a guarantee of its own. See DevicePlan.network_control.
+    network_control: bool = False
 
     @property
     def dscp_name(self) -> str:
@@ -195,6 +198,17 @@ class DevicePlan:
     @property
     def strict_classes(self) -> tuple[QosClass, ...]:
         return tuple(c for c in self.classes if c.strict)
+
+    @property
+    def network_control(self) -> QosClass | None:
+        """The network-control class, on platforms whose plan owns the queues (capability ``network_control``).
+
+        One rule every such renderer expresses: CS6 and CS7 (and the router's own traffic, where the
+        platform lets the config place it) queue in this class, which is not strict, has no early drop and
+        keeps a guarantee of its own; and DSCPs the plan does not own leave as they arrived unless the LAN
+        they came from is untrusted (``trust_dscp: false``), where what no journey claims is bleached.
+        """
+        return next((c for c in self.classes if c.network_control), None)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -3,9 +3,11 @@
 The pipeline on EOS:
 
 * ``qos map dscp ... to traffic-class N`` for all 64 code points: the plan's
-  DSCPs go to their class, every other code point to the default class (an
-  unmapped code point would otherwise land wherever the platform default puts
-  it), and ``qos map traffic-class N to tx-queue N`` pins the queue;
+  DSCPs go to their class (CS6/CS7 to the plan's network-control class, a
+  round-robin queue of its own), every other code point to the default class
+  (an unmapped code point would otherwise land wherever the platform default
+  puts it), and ``qos map traffic-class N to tx-queue N`` pins the queue. The
+  maps only queue: no DSCP is rewritten but by the LAN marking policies;
 * LAN ports get a ``policy-map type quality-of-service`` whose classes
   (``class-map type qos`` on one IPv4 or one IPv6 ACL each, since an EOS QoS
   class map takes a single ACL) ``set dscp`` and ``set traffic-class`` per
@@ -214,6 +216,7 @@ class AristaEosRenderer(Renderer):
     # 8 tx-queues; any of them may be strict, but the default class must stay round-robin.
     limits = Limits(max_classes=TX_QUEUES, max_strict_classes=TX_QUEUES - 1, min_bandwidth_pct=1.0)
     outputs = (("qos.cfg", "qos.cfg.j2"),)
+    network_control = True  # CS6/CS7 map to a round-robin tx-queue of their own
 
     def explain_tokens(self, plan: DevicePlan, journey: str) -> list[str]:
         tokens = super().explain_tokens(plan, journey)

@@ -143,6 +143,10 @@ class Renderer(ABC):
     not_rendered_yet: ClassVar[Mapping[str, str]] = {}
     # Optional features a device can declare in the inventory (device.features) that add capabilities.
     feature_capabilities: ClassVar[Mapping[str, frozenset[str]]] = {}
+    # The plan owns the device's egress queues: its plans get the network-control class
+    # (DevicePlan.network_control), which the renderer must express. SD-WAN edges keep False: their
+    # platform queues its own control traffic (e.g. Cisco SD-WAN's BFD/OMP on queue 0).
+    network_control: ClassVar[bool] = False
 
     def capabilities_for(self, features: tuple[str, ...]) -> frozenset[str]:
         caps = set(self.capabilities)

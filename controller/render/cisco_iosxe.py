@@ -7,6 +7,12 @@ remaining percent``, ``fair-queue`` and ``random-detect dscp-based`` where the
 class asks for them. Sub-rate links get a parent shaper with the queuing policy
 nested under ``class class-default``.
 
+The plan's network-control class is one more DSCP class-map (CS6/CS7) with its
+own ``bandwidth remaining percent`` and no WRED; the router's own routing
+traffic (IOS marks it CS6) is classified into it by its DSCP. Nothing on the way
+out rewrites a DSCP: the LAN marking policies are the only place one is set,
+and the untrusted one bleaches what no journey class claimed (``class-default``).
+
 Names are chosen so that no two objects of one kind can collide: journey
 class-maps are ``QOECTL-J-<JOURNEY>``, service-class class-maps
 ``QOECTL-<CLASS>`` (or ``QOECTL-C-<CLASS>`` for a class whose name itself starts
@@ -203,16 +209,17 @@ class CiscoIosXeRenderer(Renderer):
             base.IPV6,
         }
     )
-    # ISR 4000 / ASR 1000 / Catalyst 8000: two priority levels (the device's limit); 8 queuing classes kept
-    # for portability and whole-percent "bandwidth remaining percent" are qoectl's choices (MQC also takes
-    # more classes and "bandwidth remaining ratio").
+    # ISR 4000 / ASR 1000 / Catalyst 8000: two priority levels (the device's limit); 12 queuing classes (Cisco's
+    # 12-class WAN-edge model: the RFC 4594 classes, network control included) and whole-percent "bandwidth
+    # remaining percent" are qoectl's choices (MQC also takes more classes and "bandwidth remaining ratio").
     limits = Limits(
-        max_classes=8,
+        max_classes=12,
         max_strict_classes=2,
         min_bandwidth_pct=1.0,
         qoectl_limits=frozenset({"max_classes", "min_bandwidth_pct"}),
     )
     outputs = (("qos.cfg", "qos.cfg.j2"),)
+    network_control = True  # a class-map on CS6/CS7 with its own "bandwidth remaining", no WRED, no policer
 
     def explain_tokens(self, plan: DevicePlan, journey: str) -> list[str]:
         tokens = super().explain_tokens(plan, journey)

@@ -10,12 +10,21 @@ journey can be traced from its marking to its queue:
 * a DSCP behaviour-aggregate classifier on trusted LAN units and on WAN units,
   and a DSCP rewrite rule on WAN units (the "edge"), both built from the same
   DSCP -> (forwarding class, loss priority) table, so a classified packet
-  leaves with the DSCP it was classified by;
+  leaves with the DSCP it was classified by. The rewrite rule has entries only
+  for the journeys' classes: Junos rewrites only the (class, loss priority)
+  pairs a rule lists, so the default class (every DSCP the plan does not own)
+  and the network-control class keep the DSCP they arrived or were sent with,
+  as on the other platforms;
 * one forwarding class per plan class; the default class sits on queue 0
   because Junos puts every packet no classifier claims into the queue-0 class;
+  the plan's network-control class takes CS6/CS7 and, through
+  ``host-outbound-traffic forwarding-class``, the Routing Engine's own traffic
+  (BGP, BFD, OSPF ...): no RED profile, not strict, a guarantee of its own;
 * one scheduler map per WAN interface (shares differ per link): strict classes
-  get ``priority strict-high`` with ``transmit-rate percent N rate-limit`` (the
-  Junos counterpart of IOS-XE's policed LLQ), the others ``priority low`` and
+  get ``priority strict-high`` with ``transmit-rate <bps> rate-limit`` at the
+  plan's exact guarantee (the Junos counterpart of IOS-XE's policed LLQ; a
+  whole percent of a fast link would let excess EF take several times the
+  planned strict bandwidth), the others ``priority low`` and
   ``transmit-rate percent N``; AQM classes get RED drop profiles;
 * ``shaping-rate`` on sub-rate WAN links; transmit-rate percentages are then
   taken of the shaped rate.
@@ -123,6 +132,14 @@ def whole_percents(exact: Mapping[str, float], default: str, up: frozenset[str] 
         raise ValueError(f"whole-percent shares leave {rest} % for the default class: {out}")
     out[default] = rest
     return out
+
+
+MIN_TRANSMIT_BPS = 3200  # transmit-rate <rate>: 3200 through 160,000,000,000 bps
+
+
+def strict_rate_bps(a: Allocation) -> int:
+    """A strict class's ``transmit-rate`` in bps: exactly its policed guarantee (Junos takes 3,200 bps and up)."""
+    return max(MIN_TRANSMIT_BPS, (a.police_kbps or a.guaranteed_kbps) * 1000)
 
 
 def transmit_percents(plan: DevicePlan, iface: InterfacePlan) -> dict[str, int]:
@@ -289,6 +306,7 @@ class JuniperJunosRenderer(Renderer):
         qoectl_limits=frozenset({"min_bandwidth_pct"}),
     )
     outputs = (("cos.set", "cos.set.j2"),)
+    network_control = True  # a forwarding class for CS6/CS7 and host-outbound-traffic
 
     def explain_tokens(self, plan: DevicePlan, journey: str) -> list[str]:
         tokens = super().explain_tokens(plan, journey)
@@ -310,7 +328,8 @@ class JuniperJunosRenderer(Renderer):
                 "fc": fc_of[c.name],
                 "queue": junos_queue(c),
                 "codes": list(codes[c.name][0]),
-                "rewrites": list(codes[c.name][1]),
+                # Only the journeys' classes are rewritten: what the plan does not own keeps its DSCP.
+                "rewrites": [] if c.is_default or c.network_control else list(codes[c.name][1]),
             }
             for c in ordered
         ]
@@ -324,12 +343,15 @@ class JuniperJunosRenderer(Renderer):
             rows = []
             for c in ordered:
                 lps = codes[c.name][2]
+                a = iface.allocation(c.name)
+                assert a is not None
                 rows.append(
                     {
                         "cls": c,
                         "fc": fc_of[c.name],
                         "scheduler": junos_name(ident, c.ident),
                         "percent": pct[c.name],
+                        "rate_bps": strict_rate_bps(a) if c.strict else None,
                         "drop_profiles": [(lp, junos_name(DROP_PROFILE_BY_LP[lp])) for lp in lps] if c.aqm else [],
                     }
                 )
@@ -359,9 +381,7 @@ class JuniperJunosRenderer(Renderer):
             for trusted in (True, False)
             if (fam, trusted) in need
         ]
-        host_class = next(
-            (c for c in plan.classes if c.name == "network-control"), next(c for c in plan.classes if c.is_default)
-        )
+        host_class = plan.network_control or next(c for c in plan.classes if c.is_default)
         return {
             "plan": plan,
             "classes": classes,

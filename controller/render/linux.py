@@ -1,5 +1,14 @@
 """Linux: one nftables ruleset (DSCP marking + ``meta priority``) and a tc HTB tree per WAN interface.
 
+The ``qoe_mark`` chain runs in the order the other platforms classify: every
+journey's rule first, on the DSCP the packet arrived with (a journey may match
+``ip dscp ef``), each ending with ``return`` so the first journey that claims a
+packet decides its DSCP; then, for untrusted LAN interfaces only, the rule that
+bleaches what no journey claimed to CS0. ``qoe_classify`` then maps DSCPs to
+HTB classes, including the plan's network-control class (CS6/CS7; locally
+generated routing traffic passes the same postrouting hook). DSCPs the plan
+does not own are never rewritten except by that bleaching rule.
+
 Both files apply atomically in one step each: ``nft -f nftables.nft`` replaces
 the whole ``inet qoectl`` table in one transaction, and ``tc -batch tc.batch``
 swaps each interface's root qdisc and builds the new tree in one process.
@@ -206,6 +215,7 @@ class LinuxRenderer(Renderer):
         qoectl_limits=frozenset({"max_classes", "max_strict_classes", "min_bandwidth_pct"}),
     )
     outputs = (("nftables.nft", "nftables.nft.j2"), ("tc.batch", "tc.batch.j2"))
+    network_control = True  # HTB class for CS6/CS7 (and the router's own traffic, classified by its DSCP)
 
     def check(self, plan: DevicePlan, device: Device, policy: Policy) -> list[Diagnostic]:
         """Linux interface names: at most 15 characters (IFNAMSIZ 16), no '/', ':' or whitespace."""

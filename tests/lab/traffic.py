@@ -13,9 +13,14 @@ receiver's own scheduling does not count as network delay) and the TOS byte or
 traffic class (IP_RECVTOS / IPV6_RECVTCLASS, or the IPv4 header of a raw ICMP
 socket).
 
+``sniff`` records every IPv4/IPv6 packet arriving on one interface (an
+``AF_PACKET`` socket: version, protocol, addresses, ports, TOS / traffic class),
+so packets no socket listens for, such as the SYN of a TCP connection attempt
+(``send --proto tcp``), are seen with the DSCP they arrived with.
+
 Every loop is bounded: senders stop after ``--seconds`` (or ``--count``), the
-receiver after ``--max-seconds`` or ``--idle`` seconds without a packet once
-traffic has started, and on SIGTERM. Processes are started through the lab's
+receiver and the sniffer after ``--max-seconds`` or ``--idle`` seconds without a
+packet once traffic has started, and on SIGTERM. Processes are started through the lab's
 ``Netns.popen`` so the lab stops them by PID in teardown. This module imports
 only the standard library: it runs inside namespaces as a plain script.
 """
@@ -23,6 +28,7 @@ only the standard library: it runs inside namespaces as a plain script.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import selectors
@@ -255,6 +261,82 @@ def receive(listeners: Sequence[Listener], bind4: str, bind6: str, max_seconds: 
     return {"seconds": round(time.monotonic() - start, 3), "records": records}
 
 
+# --------------------------------------------------------------------------- sniffer
+
+ETH_P_ALL = 0x0003
+ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
+PACKET_OUTGOING = 4
+
+
+def decode_frame(frame: bytes) -> tuple[int, int, str, str, int, int, int] | None:
+    """(IP version, protocol, source, destination, source port, destination port, TOS) of an Ethernet frame.
+
+    Ports are 0 for protocols without them; the IPv6 protocol is the first next
+    header (no extension headers are followed). Anything not IPv4/IPv6 is None.
+    """
+    if len(frame) < 14:
+        return None
+    ethertype = struct.unpack_from("!H", frame, 12)[0]
+    ip = frame[14:]
+    if ethertype == ETH_P_IP and len(ip) >= 20:
+        ihl = (ip[0] & 0x0F) * 4
+        version, tos, proto = 4, ip[1], ip[9]
+        src, dst = socket.inet_ntop(socket.AF_INET, ip[12:16]), socket.inet_ntop(socket.AF_INET, ip[16:20])
+        l4 = ip[ihl:]
+    elif ethertype == ETH_P_IPV6 and len(ip) >= 40:
+        version, tos, proto = 6, ((ip[0] & 0x0F) << 4) | (ip[1] >> 4), ip[6]
+        src, dst = socket.inet_ntop(socket.AF_INET6, ip[8:24]), socket.inet_ntop(socket.AF_INET6, ip[24:40])
+        l4 = ip[40:]
+    else:
+        return None
+    sport = dport = 0
+    if proto in (socket.IPPROTO_TCP, socket.IPPROTO_UDP) and len(l4) >= 4:
+        sport, dport = struct.unpack_from("!HH", l4)
+    return version, proto, src, dst, sport, dport, tos
+
+
+def sniff(interface: str, max_seconds: float, idle: float) -> dict[str, Any]:
+    """Record every IP packet arriving on ``interface`` until ``idle`` seconds pass without one, or the end."""
+    stop = False
+
+    def on_term(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.bind((interface, 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ)
+    packets: list[tuple[int, int, str, str, int, int, int]] = []
+    print("ready", flush=True)
+    start = time.monotonic()
+    last = None
+    try:
+        while not stop:
+            now = time.monotonic()
+            if now - start > max_seconds or (last is not None and now - last > idle):
+                break
+            for _ in sel.select(timeout=0.05):
+                for _ in range(256):  # drain, bounded
+                    try:
+                        frame, addr = sock.recvfrom(65535)
+                    except BlockingIOError:
+                        break
+                    if addr[2] == PACKET_OUTGOING:
+                        continue
+                    decoded = decode_frame(frame)
+                    if decoded is not None:
+                        packets.append(decoded)
+                        last = time.monotonic()
+    finally:
+        sel.close()
+        sock.close()
+    return {"seconds": round(time.monotonic() - start, 3), "packets": packets}
+
+
 # --------------------------------------------------------------------------- sender
 
 
@@ -276,15 +358,13 @@ def send(
     """
     v6 = ":" in dst
     family = socket.AF_INET6 if v6 else socket.AF_INET
+    if proto == "tcp":
+        return _send_syns(dst, port, family, pps=pps, seconds=seconds, count=count, tos=tos)
     if proto == "udp":
         sock = socket.socket(family, socket.SOCK_DGRAM)
     else:
         sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP)
-    if tos:
-        if v6:
-            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_TCLASS, tos)
-        else:
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+    _set_tos(sock, v6, tos)
     total = count if count is not None else max(1, int(pps * seconds))
     sent = errors = 0
     start = time.monotonic()
@@ -310,6 +390,47 @@ def send(
     return {"sent": sent, "errors": errors, "seconds": round(elapsed, 3)}
 
 
+def _set_tos(sock: socket.socket, v6: bool, tos: int) -> None:
+    if tos:
+        if v6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_TCLASS, tos)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+
+
+def _send_syns(
+    dst: str, port: int, family: int, *, pps: float, seconds: float, count: int | None, tos: int
+) -> dict[str, Any]:
+    """One TCP connection attempt per packet: the SYN leaves with ``tos``; the socket is closed at once.
+
+    A socket closed in SYN-SENT sends nothing more (no FIN, no RST) and is not
+    retransmitted, so exactly one SYN per attempt reaches the network.
+    """
+    total = count if count is not None else max(1, int(pps * seconds))
+    sent = errors = 0
+    start = time.monotonic()
+    deadline = start + seconds + 5.0
+    for seq in range(total):
+        due = start + seq / pps
+        now = time.monotonic()
+        if now > deadline:
+            break
+        if due > now:
+            time.sleep(due - now)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            _set_tos(sock, family == socket.AF_INET6, tos)
+            sock.setblocking(False)
+            err = sock.connect_ex((dst, port))
+            if err in (0, errno.EINPROGRESS):
+                sent += 1
+            else:
+                errors += 1
+        finally:
+            sock.close()
+    return {"sent": sent, "errors": errors, "seconds": round(time.monotonic() - start, 3)}
+
+
 def pps_for(kbps: float, size: int, v6: bool) -> float:
     """Packets per second that make ``kbps`` of IP packets with ``size`` bytes of UDP payload."""
     ip_len = size + (IPV6_UDP_OVERHEAD if v6 else IPV4_UDP_OVERHEAD)
@@ -331,6 +452,20 @@ def _cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "tests.lab.traffic", *args]
 
 
+def _wait_ready(proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
+    """Wait (bounded) for the process's "ready" line; kill it and raise if it does not come."""
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    ready = sel.select(timeout)
+    sel.close()
+    line = proc.stdout.readline() if ready else b""
+    if line.strip() != b"ready":
+        proc.kill()
+        _, err = proc.communicate(timeout=5)
+        raise RuntimeError(f"{what} did not start: {err.decode(errors='replace').strip()}")
+
+
 class Receiver:
     """A receiver process in a namespace; ``result()`` waits (bounded) for its records."""
 
@@ -348,19 +483,7 @@ class Receiver:
             args += ["--listen", listener]
         self.max_seconds = max_seconds
         self.proc = host.popen(*_cmd(*args), cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self._wait_ready(timeout=15.0)
-
-    def _wait_ready(self, timeout: float) -> None:
-        assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        ready = sel.select(timeout)
-        sel.close()
-        line = self.proc.stdout.readline() if ready else b""
-        if line.strip() != b"ready":
-            self.proc.kill()
-            _, err = self.proc.communicate(timeout=5)
-            raise RuntimeError(f"receiver did not start: {err.decode(errors='replace').strip()}")
+        _wait_ready(self.proc, timeout=15.0, what="receiver")
 
     def result(self) -> dict[str, list[tuple[int, int, int]]]:
         out, err = self.proc.communicate(timeout=self.max_seconds + 10)
@@ -368,6 +491,43 @@ class Receiver:
             raise RuntimeError(f"receiver failed ({self.proc.returncode}): {err.decode(errors='replace').strip()}")
         data = json.loads(out.decode().strip().splitlines()[-1])
         return {k: [(r[0], r[1], r[2]) for r in v] for k, v in data["records"].items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Sniffed:
+    """One packet the sniffer saw arrive."""
+
+    version: int
+    proto: int
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    tos: int
+
+    @property
+    def dscp(self) -> int:
+        return self.tos >> 2
+
+
+class Sniffer:
+    """A sniffer process on one interface of a namespace; ``result()`` stops it and returns its packets."""
+
+    def __init__(self, host: Host, interface: str, max_seconds: float = 60.0, idle: float = 30.0) -> None:
+        args = ["sniff", "--interface", interface, "--max-seconds", str(max_seconds), "--idle", str(idle)]
+        self.max_seconds = max_seconds
+        self.proc = host.popen(*_cmd(*args), cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _wait_ready(self.proc, timeout=15.0, what="sniffer")
+
+    def result(self) -> list[Sniffed]:
+        """Stop sniffing (SIGTERM) and return what was seen."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=self.max_seconds + 10)
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"sniffer failed ({self.proc.returncode}): {err.decode(errors='replace').strip()}")
+        data = json.loads(out.decode().strip().splitlines()[-1])
+        return [Sniffed(*p) for p in data["packets"]]
 
 
 def start_sender(
@@ -412,10 +572,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--bind6", default="::", help="IPv6 address for udp6 listeners")
     r.add_argument("--max-seconds", type=float, default=15.0)
     r.add_argument("--idle", type=float, default=1.0, help="stop this long after the last probe")
+    f = sub.add_parser("sniff", help="record arriving IP packets; prints 'ready', then one JSON line when done")
+    f.add_argument("--interface", required=True)
+    f.add_argument("--max-seconds", type=float, default=60.0)
+    f.add_argument("--idle", type=float, default=30.0, help="stop this long after the last packet")
     s = sub.add_parser("send", help="send paced probes; prints one JSON line when done")
     s.add_argument("--dst", required=True)
     s.add_argument("--port", type=int, required=True, help="UDP port (ICMP: the echo identifier)")
-    s.add_argument("--proto", choices=("udp", "icmp"), default="udp")
+    s.add_argument(
+        "--proto", choices=("udp", "icmp", "tcp"), default="udp", help="tcp: one connection attempt (SYN) per packet"
+    )
     s.add_argument("--size", type=int, default=172, help="payload bytes (172 = G.711 20 ms + RTP header)")
     rate = s.add_mutually_exclusive_group()
     rate.add_argument("--pps", type=float, default=50.0)
@@ -426,6 +592,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "recv":
         result = receive(args.listen, args.bind, args.bind6, args.max_seconds, args.idle)
+    elif args.command == "sniff":
+        result = sniff(args.interface, args.max_seconds, args.idle)
     else:
         if not 0 < args.seconds <= 60 or (args.count is not None and not 0 < args.count <= 1_000_000):
             parser.error("--seconds must be in (0, 60] and --count in (0, 1000000]")

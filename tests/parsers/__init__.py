@@ -14,6 +14,16 @@ to :data:`PARSERS` below.
 Journeys are keyed by their config identifier: the journey name upper-cased
 with ``.`` replaced by ``_`` (:func:`journey_key`), which is how every renderer
 names them.
+
+Parsers of platforms whose text says what happens on each LAN ingress also
+fill :attr:`JourneyTreatment.lan`: they walk that ingress's rules *in order*
+with a packet of the journey arriving with the DSCP the journey matches, so a
+bleaching rule that runs before a ``dscp:`` match shows up as a wrong DSCP.
+
+Platforms whose plan owns the queues also have a ``control(files)`` function in
+:data:`CONTROL_PARSERS`: what happens to traffic no journey claims (every DSCP,
+on trusted and on untrusted LANs, and the router's own traffic), read the same
+way, for the network-control rule of the plan.
 """
 
 from __future__ import annotations
@@ -60,6 +70,9 @@ class JourneyTreatment:
     strict: bool
     # (WAN interface, share of that link in percent); None where the text does not state the link rate.
     shares: tuple[tuple[str, float | None], ...]
+    # (LAN ingress, DSCP on the WAN) for a packet of the journey arriving there with the DSCP the journey matches
+    # (0 when it matches any); empty when the parser does not follow LAN ingresses.
+    lan: tuple[tuple[str, int], ...] = ()
 
     def share(self, interface: str) -> float | None:
         return dict(self.shares)[interface]
@@ -69,7 +82,12 @@ DeviceTreatment = dict[str, JourneyTreatment]
 Parser = Callable[[dict[str, str]], DeviceTreatment]
 
 
-def treatment(journey: str, dscp: int, per_interface: dict[str, tuple[bool, float | None]]) -> JourneyTreatment:
+def treatment(
+    journey: str,
+    dscp: int,
+    per_interface: dict[str, tuple[bool, float | None]],
+    lan: dict[str, set[int]] | None = None,
+) -> JourneyTreatment:
     """Fold one journey's per-WAN-interface (strict, share) into a treatment; strictness must agree."""
     kinds = {strict for strict, _ in per_interface.values()}
     if len(kinds) > 1:
@@ -78,7 +96,37 @@ def treatment(journey: str, dscp: int, per_interface: dict[str, tuple[bool, floa
         dscp=dscp,
         strict=kinds.pop() if kinds else False,
         shares=tuple(sorted((name, share) for name, (_, share) in per_interface.items())),
+        lan=tuple(sorted((name, d) for name, ds in (lan or {}).items() for d in ds)),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """One egress queue as the text states it (the same on every WAN interface but for its shares)."""
+
+    strict: bool  # strict priority (and so capped)
+    early_drop: bool  # RED/WRED/AQM drops before the queue is full
+    # (WAN interface, guaranteed share of that link in percent); None where the text does not state the rate.
+    shares: tuple[tuple[str, float | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlTreatment:
+    """What a device does with traffic no journey claims, read back from its text.
+
+    Queues are named by whatever the platform names them (HTB classid, class-map,
+    forwarding class, tx-queue); only their identity and :class:`Queue` matter.
+    """
+
+    queues: dict[str, Queue]
+    queue_of: dict[int, str]  # every DSCP 0-63 -> the queue it takes on the WAN
+    trusted: dict[int, int]  # DSCP arriving on a trusted LAN -> DSCP on the WAN (every DSCP 0-63; empty: none)
+    untrusted: dict[int, int]  # the same for an untrusted LAN (empty when the device has none)
+    host_queue: str | None  # the queue of the router's own traffic when the text sets one, else None (by its DSCP)
+    host: dict[int, int]  # DSCP the router's own traffic is sent with -> DSCP on the WAN (every DSCP 0-63)
+
+
+ControlParser = Callable[[dict[str, str]], ControlTreatment]
 
 
 def _registry() -> dict[str, Parser]:
@@ -95,3 +143,17 @@ def _registry() -> dict[str, Parser]:
 
 
 PARSERS: dict[str, Parser] = _registry()
+
+
+def _control_registry() -> dict[str, ControlParser]:
+    from tests.parsers import arista_eos, cisco_iosxe, juniper_junos, linux
+
+    return {
+        "linux": linux.control,
+        "cisco_iosxe": cisco_iosxe.control,
+        "juniper_junos": juniper_junos.control,
+        "arista_eos": arista_eos.control,
+    }
+
+
+CONTROL_PARSERS: dict[str, ControlParser] = _control_registry()

@@ -5,8 +5,18 @@ Chain: firewall filter term ``M<k>-<JOURNEY>`` -> ``then dscp`` (or
 classifier must put that DSCP into the same forwarding class (else the
 marking and the BA classification disagree downstream) -> on each WAN
 interface, the scheduler map's scheduler for that forwarding class ->
-``priority strict-high`` and ``transmit-rate percent`` (percent of the shaped
-or physical rate, so already percent of the link).
+``priority strict-high`` and ``transmit-rate`` (``percent N`` of the shaped or
+physical rate, so already percent of the link; or an absolute rate in bps,
+which is a share of the interface's ``shaping-rate``, unknown without one).
+
+LAN ingresses: the input filter of a LAN unit runs its terms in order; a
+journey's packet meets its own term and the terms of no other journey, and a
+term's ``from dscp`` / ``from traffic-class`` tests the DSCP it arrived with.
+The forwarding class and loss priority come from the filter, else from the
+unit's DSCP classifier, else the queue-0 class; the WAN rewrite rule then
+writes the code point it has for that (class, loss priority), and leaves the
+DSCP alone when it has none. A filter whose last term sets a DSCP bleaches:
+its units are untrusted.
 
 Every referenced forwarding class, scheduler, scheduler map, classifier,
 rewrite rule, drop profile and filter must be defined, else :class:`ParseError`.
@@ -16,10 +26,15 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import dataclass, field
 
-from tests.parsers import DeviceTreatment, ParseError, dscp_value, treatment
+from tests.parsers import ControlTreatment, DeviceTreatment, ParseError, Queue, dscp_value, treatment
 
 TERM = re.compile(r"^M\d+-(.+)$")
+KIND = {"inet": "dscp", "inet6": "dscp-ipv6"}
+SET_DSCP = {"inet": "dscp", "inet6": "traffic-class"}
+
+FcLp = tuple[str, str]
 
 
 def _lines(text: str) -> list[list[str]]:
@@ -35,161 +50,272 @@ def _lines(text: str) -> list[list[str]]:
     return out
 
 
-def parse(files: dict[str, str]) -> DeviceTreatment:
-    fc_queue: dict[str, int] = {}
-    classifier: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)  # (kind, name) -> dscp -> fc
-    rewrite: dict[tuple[str, str], set[str]] = defaultdict(set)  # (kind, name) -> fcs
-    drop_profiles: set[str] = set()
-    schedulers: dict[str, dict[str, object]] = defaultdict(dict)
-    sched_maps: dict[str, dict[str, str]] = defaultdict(dict)  # map -> fc -> scheduler
-    cos_if: dict[str, dict[str, str]] = defaultdict(dict)  # interface (ifd or "ifd.unit") -> setting -> value
-    unit_refs: list[tuple[str, str, str]] = []  # (interface, kind, name) classifiers/rewrite-rules on units
-    filters: dict[tuple[str, str], dict[str, dict[str, list[str]]]] = defaultdict(lambda: defaultdict(dict))
-    filter_refs: list[tuple[str, str]] = []  # (family, name) applied to interfaces
-    refs_fc: list[str] = []
-    refs_drop: list[str] = []
+@dataclass
+class _Parsed:
+    fc_queue: dict[str, int] = field(default_factory=dict)
+    host_fc: str | None = None
+    classifier: dict[tuple[str, str], dict[int, FcLp]] = field(default_factory=lambda: defaultdict(dict))
+    rewrite: dict[tuple[str, str], dict[FcLp, int]] = field(default_factory=lambda: defaultdict(dict))
+    drop_profiles: set[str] = field(default_factory=set)
+    schedulers: dict[str, dict[str, object]] = field(default_factory=lambda: defaultdict(dict))
+    sched_maps: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    cos_if: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    unit_refs: list[tuple[str, str, str]] = field(default_factory=list)  # (ifd.unit, kind, name)
+    filters: dict[tuple[str, str], dict[str, dict[str, list[str]]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(dict))
+    )
+    filter_of: dict[tuple[str, str], str] = field(default_factory=dict)  # (ifd.unit, family) -> input filter
+    refs_fc: list[str] = field(default_factory=list)
+    refs_drop: list[str] = field(default_factory=list)
+
+    @property
+    def default_fc(self) -> str:
+        return next(fc for fc, q in self.fc_queue.items() if q == 0)
+
+    def unit_ref(self, unit: str, kind: str) -> str | None:
+        return next((name for u, k, name in self.unit_refs if u == unit and k == kind), None)
+
+
+def _parse(files: dict[str, str]) -> _Parsed:
+    p = _Parsed()
     for w in _lines(files["cos.set"]):
         if w[:3] == ["class-of-service", "forwarding-classes", "class"] and w[4] == "queue-num":
-            fc_queue[w[3]] = int(w[5])
+            p.fc_queue[w[3]] = int(w[5])
         elif w[:2] == ["class-of-service", "host-outbound-traffic"] and w[2] == "forwarding-class":
-            refs_fc.append(w[3])
+            p.host_fc = w[3]
+            p.refs_fc.append(w[3])
         elif w[:2] == ["class-of-service", "classifiers"]:
-            kind, name, fc, code = w[2], w[3], w[5], w[9]
+            kind, name, fc, lp, code = w[2], w[3], w[5], w[7], w[9]
             assert w[4] == "forwarding-class" and w[6] == "loss-priority" and w[8] == "code-points", w
             d = dscp_value(code)
-            if classifier[(kind, name)].setdefault(d, fc) != fc:
+            if p.classifier[(kind, name)].setdefault(d, (fc, lp)) != (fc, lp):
                 raise ParseError(f"classifier {name} puts DSCP {d} into two forwarding classes")
-            refs_fc.append(fc)
+            p.refs_fc.append(fc)
         elif w[:2] == ["class-of-service", "rewrite-rules"]:
-            rewrite[(w[2], w[3])].add(w[5])
-            refs_fc.append(w[5])
+            assert w[4] == "forwarding-class" and w[6] == "loss-priority" and w[8] == "code-point", w
+            p.rewrite[(w[2], w[3])][(w[5], w[7])] = dscp_value(w[9])
+            p.refs_fc.append(w[5])
         elif w[:2] == ["class-of-service", "drop-profiles"]:
-            drop_profiles.add(w[2])
+            p.drop_profiles.add(w[2])
         elif w[:2] == ["class-of-service", "schedulers"]:
             s, rest = w[2], w[3:]
             if rest[0] == "priority":
-                schedulers[s]["priority"] = rest[1]
+                p.schedulers[s]["priority"] = rest[1]
             elif rest[:2] == ["transmit-rate", "percent"]:
-                schedulers[s]["percent"] = int(rest[2])
+                p.schedulers[s]["percent"] = int(rest[2])
+                p.schedulers[s]["rate-limit"] = rest[3:] == ["rate-limit"]
+            elif rest[0] == "transmit-rate":
+                p.schedulers[s]["bps"] = int(rest[1])
+                p.schedulers[s]["rate-limit"] = rest[2:] == ["rate-limit"]
             elif rest[0] == "drop-profile-map":
-                refs_drop.append(rest[-1])
+                p.refs_drop.append(rest[-1])
+                p.schedulers[s]["early-drop"] = True
             else:
-                schedulers[s].setdefault("other", []).append(rest)  # type: ignore[union-attr]
+                p.schedulers[s].setdefault("other", []).append(rest)  # type: ignore[union-attr]
         elif w[:2] == ["class-of-service", "scheduler-maps"]:
             assert w[3] == "forwarding-class" and w[5] == "scheduler", w
-            sched_maps[w[2]][w[4]] = w[6]
-            refs_fc.append(w[4])
+            p.sched_maps[w[2]][w[4]] = w[6]
+            p.refs_fc.append(w[4])
         elif w[:2] == ["class-of-service", "interfaces"]:
             ifd, rest = w[2], w[3:]
             if rest[0] == "unit":
                 name, rest = f"{ifd}.{rest[1]}", rest[2:]
                 if rest[0] in ("classifiers", "rewrite-rules"):
-                    unit_refs.append((name, f"{rest[0]}:{rest[1]}", rest[2]))
+                    p.unit_refs.append((name, f"{rest[0]}:{rest[1]}", rest[2]))
                     continue
             else:
                 name = ifd
-            cos_if[name][rest[0]] = rest[1]
+            p.cos_if[name][rest[0]] = rest[1]
         elif w[0] == "firewall":
             family, fname, term, kind = w[2], w[4], w[6], w[7]
-            filters[(family, fname)][term].setdefault(kind, []).append(" ".join(w[8:]))
+            p.filters[(family, fname)][term].setdefault(kind, []).append(" ".join(w[8:]))
         elif w[0] == "interfaces" and "filter" in w:
             family = w[w.index("family") + 1]
-            filter_refs.append((family, w[-1]))
-    _check_refs(
-        fc_queue,
-        refs_fc,
-        drop_profiles,
-        refs_drop,
-        schedulers,
-        sched_maps,
-        cos_if,
-        unit_refs,
-        classifier,
-        rewrite,
-        filters,
-        filter_refs,
-    )
+            p.filter_of[(f"{w[1]}.{w[3]}", family)] = w[-1]
+    _check_refs(p)
+    return p
+
+
+def _link_kbps(settings: dict[str, str]) -> float | None:
+    rate = settings.get("shaping-rate")
+    return int(rate) / 1000.0 if rate else None
+
+
+def _scheduling(p: _Parsed, fc: str) -> tuple[bool, bool, dict[str, float | None]]:
+    """(strict, early drop, share of each WAN link) of one forwarding class."""
+    strict_seen, red_seen = set(), set()
+    shares: dict[str, float | None] = {}
+    for name, settings in p.cos_if.items():
+        if "scheduler-map" not in settings:
+            continue
+        sched = p.sched_maps[settings["scheduler-map"]].get(fc)
+        if sched is None:
+            raise ParseError(f"{name}: scheduler map has no scheduler for forwarding class {fc}")
+        sc = p.schedulers[sched]
+        strict = sc.get("priority") == "strict-high"
+        if strict and not sc.get("rate-limit"):
+            raise ParseError(f"{name}: strict-high scheduler {sched} is not rate-limited: its share is unbounded")
+        if "percent" in sc:
+            shares[name] = float(sc["percent"])  # type: ignore[arg-type]
+        else:
+            link = _link_kbps(settings)
+            shares[name] = None if link is None else 100.0 * int(sc["bps"]) / 1000.0 / link  # type: ignore[call-overload]
+        strict_seen.add(strict)
+        red_seen.add(bool(sc.get("early-drop")))
+    if len(strict_seen) > 1 or len(red_seen) > 1:
+        raise ParseError(f"forwarding class {fc} is scheduled differently on different WAN interfaces")
+    return bool(strict_seen and strict_seen.pop()), bool(red_seen and red_seen.pop()), shares
+
+
+def _egress(p: _Parsed, family: str, fc: str, lp: str, dscp: int) -> int:
+    """The DSCP after the WAN units' rewrite rules (no entry for the class and loss priority: unchanged)."""
+    seen = set()
+    for _, kind, name in p.unit_refs:
+        if kind == f"rewrite-rules:{KIND[family]}":
+            seen.add(p.rewrite[(KIND[family], name)].get((fc, lp), dscp))
+    if len(seen) > 1:
+        raise ParseError(f"{fc}/{lp} is rewritten differently on different WAN units: {seen}")
+    return seen.pop() if seen else dscp
+
+
+def _term_tests(parts: dict[str, list[str]], family: str) -> list[int] | None:
+    """The DSCPs a term's ``from`` tests for (None: it does not test the DSCP)."""
+    word = SET_DSCP[family]
+    found = [dscp_value(c.split()[1]) for c in parts.get("from", []) if c.split()[0] == word]
+    return found or None
+
+
+def _ingress(p: _Parsed, unit: str, family: str, dscp: int, own: str | None) -> int:
+    """The DSCP a packet arriving on a LAN unit leaves the WAN with (``own``: its journey's term)."""
+    fc: str | None = None
+    lp = "low"
+    fname = p.filter_of.get((unit, family))
+    for term, parts in p.filters[(family, fname)].items() if fname else ():
+        if TERM.match(term) and term != own:
+            continue  # another journey's traffic
+        if term != own and any(c.split()[0] != SET_DSCP[family] for c in parts.get("from", [])):
+            continue  # conditions an arbitrary packet does not meet
+        tests = _term_tests(parts, family)
+        if tests is not None and dscp not in tests:
+            continue
+        actions = dict(a.split(" ", 1) if " " in a else (a, "") for a in parts.get("then", []))
+        if SET_DSCP[family] in actions:
+            dscp = dscp_value(actions[SET_DSCP[family]])
+        fc = actions.get("forwarding-class", fc)
+        lp = actions.get("loss-priority", lp)
+        if "accept" in actions or "discard" in actions or "reject" in actions:
+            break
+    if fc is None:
+        ba = p.unit_ref(unit, f"classifiers:{KIND[family]}")
+        fc, lp = p.classifier[(KIND[family], ba)].get(dscp, (p.default_fc, "low")) if ba else (p.default_fc, "low")
+    return _egress(p, family, fc, lp, dscp)
+
+
+def _bleaches(p: _Parsed, family: str, fname: str) -> bool:
+    terms = list(p.filters[(family, fname)].values())
+    return bool(terms) and any(a.split()[0] == SET_DSCP[family] for a in terms[-1].get("then", []))
+
+
+def parse(files: dict[str, str]) -> DeviceTreatment:
+    p = _parse(files)
     marks: dict[str, set[tuple[int, str]]] = {}
-    for (family, fname), terms in filters.items():
+    for (family, fname), terms in p.filters.items():
         for term, parts in terms.items():
             m = TERM.match(term)
             if not m:
                 continue
             actions = dict(a.split(" ", 1) for a in parts.get("then", []) if " " in a)
-            dscp = dscp_value(actions["dscp" if family == "inet" else "traffic-class"])
+            dscp = dscp_value(actions[SET_DSCP[family]])
             fc = actions["forwarding-class"]
-            kind = "dscp" if family == "inet" else "dscp-ipv6"
-            for (ckind, cname), table in classifier.items():
-                if ckind == kind and table.get(dscp) != fc:
+            for (ckind, cname), table in p.classifier.items():
+                if ckind == KIND[family] and table.get(dscp, (None,))[0] != fc:
                     raise ParseError(f"filter {fname} marks DSCP {dscp} into {fc}, classifier {cname} disagrees")
             marks.setdefault(m.group(1), set()).add((dscp, fc))
+    lan: dict[str, dict[str, set[int]]] = {}
+    for (unit, family), fname in sorted(p.filter_of.items()):
+        for term, parts in p.filters[(family, fname)].items():
+            m = TERM.match(term)
+            if m:
+                arrives = (_term_tests(parts, family) or [0])[0]
+                lan.setdefault(m.group(1), {}).setdefault(unit, set()).add(_ingress(p, unit, family, arrives, term))
     out: DeviceTreatment = {}
     for journey, seen in sorted(marks.items()):
         if len(seen) != 1:
             raise ParseError(f"journey {journey} is marked inconsistently: {sorted(seen)}")
         dscp, fc = seen.pop()
-        per_if: dict[str, tuple[bool, float | None]] = {}
-        for name, settings in cos_if.items():
-            if "scheduler-map" not in settings:
-                continue
-            sched = sched_maps[settings["scheduler-map"]].get(fc)
-            if sched is None:
-                raise ParseError(f"{name}: scheduler map has no scheduler for forwarding class {fc}")
-            sc = schedulers[sched]
-            per_if[name] = (sc.get("priority") == "strict-high", float(sc["percent"]))  # type: ignore[arg-type]
-        out[journey] = treatment(journey, dscp, per_if)
+        strict, _, shares = _scheduling(p, fc)
+        per_if = {name: (strict, share) for name, share in shares.items()}
+        out[journey] = treatment(journey, dscp, per_if, lan.get(journey, {}))
     return out
 
 
-def _check_refs(
-    fc_queue: dict[str, int],
-    refs_fc: list[str],
-    drop_profiles: set[str],
-    refs_drop: list[str],
-    schedulers: dict[str, dict[str, object]],
-    sched_maps: dict[str, dict[str, str]],
-    cos_if: dict[str, dict[str, str]],
-    unit_refs: list[tuple[str, str, str]],
-    classifier: dict[tuple[str, str], dict[int, str]],
-    rewrite: dict[tuple[str, str], set[str]],
-    filters: dict[tuple[str, str], dict[str, dict[str, list[str]]]],
-    filter_refs: list[tuple[str, str]],
-) -> None:
+def control(files: dict[str, str]) -> ControlTreatment:
+    p = _parse(files)
+    tables = [t for (kind, _), t in p.classifier.items() if kind == "dscp"]
+    if any(t != tables[0] for t in tables):
+        raise ParseError("DSCP classifiers disagree")
+    table = tables[0] if tables else {}
+    queue_of = {d: table.get(d, (p.default_fc, "low"))[0] for d in range(64)}
+    queues = {}
+    for fc in set(queue_of.values()) | ({p.host_fc} if p.host_fc else set()):
+        strict, red, shares = _scheduling(p, fc)
+        queues[fc] = Queue(strict=strict, early_drop=red, shares=tuple(sorted(shares.items())))
+    maps: dict[bool, list[dict[int, int]]] = {True: [], False: []}
+    for (unit, family), fname in sorted(p.filter_of.items()):
+        maps[_bleaches(p, family, fname)].append({d: _ingress(p, unit, family, d, None) for d in range(64)})
+    for kind, found in maps.items():
+        if any(m != found[0] for m in found):
+            raise ParseError(f"{'untrusted' if kind else 'trusted'} LAN units are treated differently")
+    host_fc = p.host_fc or p.default_fc
+    host = {d: _egress(p, "inet", host_fc, "low", d) for d in range(64)}
+    return ControlTreatment(
+        queues=queues,
+        queue_of=queue_of,
+        trusted=maps[False][0] if maps[False] else {},
+        untrusted=maps[True][0] if maps[True] else {},
+        host_queue=p.host_fc,
+        host=host,
+    )
+
+
+def _check_refs(p: _Parsed) -> None:
     problems: list[str] = []
-    for fc in refs_fc:
-        if fc not in fc_queue:
+    for fc in p.refs_fc:
+        if fc not in p.fc_queue:
             problems.append(f"forwarding class {fc} is used but not defined")
-    for (_, fname), terms in filters.items():
+    for (_, fname), terms in p.filters.items():
         for term, parts in terms.items():
             for a in parts.get("then", []):
-                if a.startswith("forwarding-class ") and a.split()[1] not in fc_queue:
+                if a.startswith("forwarding-class ") and a.split()[1] not in p.fc_queue:
                     problems.append(f"filter {fname} term {term} uses undefined forwarding class {a.split()[1]}")
-    for p in refs_drop:
-        if p not in drop_profiles:
-            problems.append(f"drop profile {p} is used but not defined")
-    for m, entries in sched_maps.items():
+    for prof in p.refs_drop:
+        if prof not in p.drop_profiles:
+            problems.append(f"drop profile {prof} is used but not defined")
+    for m, entries in p.sched_maps.items():
         for s in entries.values():
-            if s not in schedulers:
+            if s not in p.schedulers:
                 problems.append(f"scheduler map {m} uses undefined scheduler {s}")
-        if set(entries) != set(fc_queue):
+        if set(entries) != set(p.fc_queue):
             problems.append(f"scheduler map {m} does not schedule every forwarding class")
-        if sum(schedulers.get(s, {}).get("priority") == "strict-high" for s in entries.values()) > 1:
+        if sum(p.schedulers.get(s, {}).get("priority") == "strict-high" for s in entries.values()) > 1:
             problems.append(f"scheduler map {m} has more than one strict-high queue")
-    for s, settings in schedulers.items():
-        if "percent" not in settings or "priority" not in settings:
+    for s, settings in p.schedulers.items():
+        if not ({"percent", "bps"} & set(settings)) or "priority" not in settings:
             problems.append(f"scheduler {s} lacks a transmit-rate or priority")
-    for name, settings in cos_if.items():
-        if "scheduler-map" in settings and settings["scheduler-map"] not in sched_maps:
+    for name, settings in p.cos_if.items():
+        if "scheduler-map" in settings and settings["scheduler-map"] not in p.sched_maps:
             problems.append(f"{name} uses undefined scheduler map {settings['scheduler-map']}")
-    for name, kind, ref in unit_refs:
+    for name, kind, ref in p.unit_refs:
         what, sub = kind.split(":")
-        table = classifier if what == "classifiers" else rewrite
-        if (sub, ref) not in table:
+        defined = p.classifier if what == "classifiers" else p.rewrite
+        if (sub, ref) not in defined:
             problems.append(f"{name} uses undefined {what} {sub} {ref}")
-    for family, fname in filter_refs:
-        if (family, fname) not in filters:
+    for (_, family), fname in p.filter_of.items():
+        if (family, fname) not in p.filters:
             problems.append(f"filter {family} {fname} is applied but not defined")
-    if len(set(fc_queue.values())) != len(fc_queue):
+    if len(set(p.fc_queue.values())) != len(p.fc_queue):
         problems.append("two forwarding classes share a queue")
+    if 0 not in p.fc_queue.values():
+        problems.append("no forwarding class on queue 0 (where Junos puts what no classifier claims)")
     if problems:
         raise ParseError("; ".join(problems))

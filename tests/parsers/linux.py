@@ -5,20 +5,47 @@ whose DSCP set contains X -> ``meta priority set MAJOR:MINOR`` -> the HTB class
 with that classid on each WAN device (``prio 0`` is the strict tier, its
 ``rate`` the guarantee) -> share = rate / root-class rate. A DSCP no classify
 rule names goes to the HTB ``default`` class.
+
+A LAN is untrusted when a rule of the chain bleaches what arrives on it (an
+``iifname`` rule that sets the DSCP); every other ingress is trusted.
+
+LAN ingresses: the ``qoe_mark`` chain is walked rule by rule, as nftables
+does: a rule applies to one family (``ip``/``ip6``), may name an ingress
+(``iifname``), may test the DSCP (``ip dscp X``, ``!= X``, ``{ ... }``), may
+set it, and ``return``/``accept`` ends the chain. Every ``iifname`` the chain
+names is an ingress of its own; ``*`` stands for every other one (a trusted
+LAN: no rule names it).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from tests.parsers import DeviceTreatment, ParseError, dscp_value, journey_key, treatment
+from tests.parsers import (
+    ControlTreatment,
+    DeviceTreatment,
+    ParseError,
+    Queue,
+    dscp_value,
+    journey_key,
+    treatment,
+)
 
-MARK = re.compile(r'\b(?:ip|ip6) dscp set (\S+) comment "journey ([^"]+)"')
 CLASSIFY = re.compile(r"\b(?:ip|ip6) dscp (\{[^}]*\}|\S+) meta priority set ([0-9a-f]+:[0-9a-f]+)")
 HTB_QDISC = re.compile(r"^qdisc \S+ dev (\S+) root handle ([0-9a-f]+): htb default ([0-9a-f]+)")
 HTB_CLASS = re.compile(r"^class \S+ dev (\S+) parent ([0-9a-f]+:[0-9a-f]*) classid ([0-9a-f]+:[0-9a-f]+) htb (.*)$")
+LEAF_QDISC = re.compile(r"^qdisc \S+ dev (\S+) parent ([0-9a-f]+:[0-9a-f]+) handle \S+ (\S+)")
 RATE = re.compile(r"\b(rate|ceil) (\d+)kbit\b")
 PRIO = re.compile(r"\bprio (\d+)\b")
+CHAIN = re.compile(r"chain (\S+) \{(.*?)\n\s*\}", re.S)
+FAMILY = re.compile(r"\b(ip6?) (?:dscp|saddr|daddr)\b")
+DSCP_TEST = re.compile(r"\b(?:ip6?) dscp (?!set\b)(!= )?(\{[^}]*\}|\S+)")
+DSCP_SET = re.compile(r"\b(?:ip6?) dscp set (\S+)")
+IIFNAME = re.compile(r'\biifname "([^"]+)"')
+COMMENT = re.compile(r'\bcomment "([^"]*)"')
+VERDICT = re.compile(r"\b(return|accept)\b")
+AQM_LEAVES = {"fq_codel", "codel", "red", "pie", "fq_pie", "cake", "choke", "sfb"}
 
 
 def _dscps(token: str) -> list[int]:
@@ -29,20 +56,92 @@ def _classid(major: str, minor: str) -> str:
     return f"{int(major, 16):x}:{int(minor, 16):x}"
 
 
-def parse(files: dict[str, str]) -> DeviceTreatment:
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule of the marking chain."""
+
+    family: str  # "ip", "ip6" or "" (both)
+    iifname: str | None
+    negate: bool
+    test: tuple[int, ...] | None  # DSCPs the rule tests for (None: no DSCP test)
+    sets: int | None
+    ends: bool  # return / accept: the chain stops here
+    journey: str | None  # the journey a "journey NAME" comment names
+
+    def applies(self, family: str, ingress: str, dscp: int) -> bool:
+        if self.family and self.family != family:
+            return False
+        if self.iifname is not None and self.iifname != ingress:
+            return False
+        return self.test is None or (dscp in self.test) != self.negate
+
+
+def _rule(text: str) -> Rule:
+    fam = {m.group(1) for m in FAMILY.finditer(text)}
+    if len(fam) > 1:
+        raise ParseError(f"rule mixes ip and ip6: {text}")
+    test = DSCP_TEST.search(text)
+    sets = DSCP_SET.search(text)
+    iif = IIFNAME.search(text)
+    comment = COMMENT.search(text)
+    before_comment = text[: comment.start()] if comment else text
+    journey = comment.group(1)[len("journey ") :] if comment and comment.group(1).startswith("journey ") else None
+    return Rule(
+        family=fam.pop() if fam else "",
+        iifname=iif.group(1) if iif else None,
+        negate=bool(test and test.group(1)),
+        test=tuple(_dscps(test.group(2))) if test else None,
+        sets=dscp_value(sets.group(1)) if sets else None,
+        ends=bool(VERDICT.search(before_comment)),
+        journey=journey,
+    )
+
+
+def _chains(nft: str) -> dict[str, list[str]]:
+    return {
+        m.group(1): [line.strip() for line in m.group(2).splitlines()[1:] if line.strip()] for m in CHAIN.finditer(nft)
+    }
+
+
+def _walk(rules: list[Rule], family: str, ingress: str, dscp: int) -> int:
+    """The DSCP a packet leaves the marking chain with (``rules`` are the ones its packet can match)."""
+    for r in rules:
+        if not r.applies(family, ingress, dscp):
+            continue
+        if r.sets is not None:
+            dscp = r.sets
+        if r.ends:
+            break
+    return dscp
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    mark: list[Rule]
+    ingresses: list[str]
+    classid_of: dict[int, str]
+    default: dict[str, str]  # WAN device -> default classid
+    classes: dict[str, dict[str, tuple[int, int]]]  # WAN device -> classid -> (rate, prio)
+    leaves: dict[str, dict[str, str]]  # WAN device -> classid -> leaf qdisc kind
+    root_rate: dict[str, int]
+
+
+def _parse(files: dict[str, str]) -> _Parsed:
     nft, tc = files["nftables.nft"], files["tc.batch"]
-    marks: dict[str, set[int]] = {}
-    for m in MARK.finditer(nft):
-        marks.setdefault(journey_key(m.group(2)), set()).add(dscp_value(m.group(1)))
+    chains = _chains(nft)
+    if "qoe_mark" not in chains:
+        raise ParseError("no qoe_mark chain")
+    mark = [_rule(line) for line in chains["qoe_mark"]]
+    ingresses = sorted({r.iifname for r in mark if r.iifname}) + ["*"]
     classid_of: dict[int, str] = {}
     for m in CLASSIFY.finditer(nft):
         major, minor = m.group(2).split(":")
         for d in _dscps(m.group(1)):
             if classid_of.setdefault(d, _classid(major, minor)) != _classid(major, minor):
                 raise ParseError(f"DSCP {d} is classified into two classes")
-    # Per WAN device: default classid, root rate, and (rate, prio) of each leaf class.
     default: dict[str, str] = {}
     classes: dict[str, dict[str, tuple[int, int]]] = {}
+    leaves: dict[str, dict[str, str]] = {}
     root_rate: dict[str, int] = {}
     for line in tc.splitlines():
         if q := HTB_QDISC.match(line):
@@ -56,17 +155,85 @@ def parse(files: dict[str, str]) -> DeviceTreatment:
             prio = PRIO.search(rest)
             major, minor = cid.split(":")
             classes.setdefault(dev, {})[_classid(major, minor)] = (rates["rate"], int(prio.group(1)) if prio else 0)
+        elif leaf := LEAF_QDISC.match(line):
+            dev, parent, kind = leaf.groups()
+            major, minor = parent.split(":")
+            leaves.setdefault(dev, {})[_classid(major, minor)] = kind
+    return _Parsed(mark, ingresses, classid_of, default, classes, leaves, root_rate)
+
+
+def _queue_here(p: _Parsed, dev: str, dscp: int) -> str:
+    cid = p.classid_of.get(dscp, p.default.get(dev, ""))
+    if cid not in p.classes[dev]:
+        raise ParseError(f"{dev}: DSCP {dscp} goes to class {cid}, which is not defined")
+    return cid
+
+
+def parse(files: dict[str, str]) -> DeviceTreatment:
+    p = _parse(files)
+    marks: dict[str, set[int]] = {}
+    lan: dict[str, dict[str, set[int]]] = {}
+    for k, r in enumerate(p.mark):
+        if r.journey is None or r.sets is None:
+            continue
+        key = journey_key(r.journey)
+        marks.setdefault(key, set()).add(r.sets)
+        # A packet of this rule's traffic meets the rules without a journey and this one, in chain order.
+        own = [x for j, x in enumerate(p.mark) if x.journey is None or j == k]
+        arrives = r.test[0] if r.test and not r.negate else 0
+        for family in ("ip", "ip6") if not r.family else (r.family,):
+            for ingress in p.ingresses:
+                lan.setdefault(key, {}).setdefault(ingress, set()).add(_walk(own, family, ingress, arrives))
     out: DeviceTreatment = {}
     for journey, dscps in sorted(marks.items()):
         if len(dscps) != 1:
             raise ParseError(f"journey {journey} is marked with several DSCPs: {sorted(dscps)}")
         dscp = dscps.pop()
         per_if: dict[str, tuple[bool, float | None]] = {}
-        for dev, leaves in classes.items():
-            cid = classid_of.get(dscp, default.get(dev, ""))
-            if cid not in leaves:
-                raise ParseError(f"{dev}: journey {journey} (DSCP {dscp}) goes to class {cid}, which is not defined")
-            rate, prio = leaves[cid]
-            per_if[dev] = (prio == 0, 100.0 * rate / root_rate[dev])
-        out[journey] = treatment(journey, dscp, per_if)
+        for dev, leaves in p.classes.items():
+            rate, prio = leaves[_queue_here(p, dev, dscp)]
+            per_if[dev] = (prio == 0, 100.0 * rate / p.root_rate[dev])
+        out[journey] = treatment(journey, dscp, per_if, lan.get(journey, {}))
     return out
+
+
+def control(files: dict[str, str]) -> ControlTreatment:
+    p = _parse(files)
+    devs = sorted(p.classes)
+    if not devs:
+        raise ParseError("no HTB tree")
+    plain = [r for r in p.mark if r.journey is None]
+    untrusted = [i for i in p.ingresses if i != "*"]
+    queues: dict[str, Queue] = {}
+    queue_of: dict[int, str] = {}
+    for d in range(64):
+        ids = {_queue_here(p, dev, d) for dev in devs}
+        if len(ids) != 1:
+            raise ParseError(f"DSCP {d} takes different classes on different WAN devices: {ids}")
+        queue_of[d] = ids.pop()
+    for cid in set(queue_of.values()):
+        shares = tuple((dev, 100.0 * p.classes[dev][cid][0] / p.root_rate[dev]) for dev in devs)
+        prio = {p.classes[dev][cid][1] for dev in devs}
+        leaves = {p.leaves.get(dev, {}).get(cid, "pfifo") for dev in devs}
+        queues[cid] = Queue(strict=prio == {0}, early_drop=bool(leaves & AQM_LEAVES), shares=shares)
+
+    def leaves_as(ingress: str) -> dict[int, int]:
+        out = {}
+        for d in range(64):
+            seen = {_walk(plain, fam, ingress, d) for fam in ("ip", "ip6")}
+            if len(seen) != 1:
+                raise ParseError(f"{ingress}: DSCP {d} leaves differently for IPv4 and IPv6: {seen}")
+            out[d] = seen.pop()
+        return out
+
+    bleached = [leaves_as(i) for i in untrusted]
+    if any(b != bleached[0] for b in bleached):
+        raise ParseError("untrusted LANs are treated differently")
+    return ControlTreatment(
+        queues=queues,
+        queue_of=queue_of,
+        trusted=leaves_as("*"),
+        untrusted=bleached[0] if bleached else {},
+        host_queue=None,
+        host={d: _walk(plain, "ip", "", d) for d in range(64)},  # own traffic: no ingress interface
+    )

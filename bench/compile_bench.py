@@ -19,11 +19,18 @@ What it measures, in one run on this machine:
   reports its own peak RSS and every worker's, so the benchmark's own data
   (generator, floor contexts) is not counted.
 
+* **validation at scale** - a second repository with 50,000 journeys and a few
+  dozen devices (:mod:`bench.journeys`): ``validate_policy`` on it, against
+  reading the same repository (``load_policy``) and against validating a tenth
+  of the journeys, both measured in this run. The checks that compare journeys
+  with each other (overlapping traffic) are what grows here.
+
 Ratios, not absolute numbers, are what to compare across machines: the goal
 is total/floor <= 2. Results go to ``bench/results/compile.json``.
 
     python bench/compile_bench.py                  # 10,000 devices, 50 journeys
     python bench/compile_bench.py --devices 2000   # quicker
+    python bench/compile_bench.py --validation-journeys 0   # without the validation case
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ if str(HERE.parent) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(HERE.parent))
 
 from bench import fleet  # noqa: E402
+from bench import journeys as journey_fleet  # noqa: E402
 from controller.compile.plan import DevicePlan  # noqa: E402
 from controller.load.loader import load_policy  # noqa: E402
 from controller.parallel import default_jobs  # noqa: E402
@@ -72,6 +80,9 @@ RESULTS = HERE / "results" / "compile.json"
 GOAL_TOTAL_S = 10.0
 GOAL_PEAK_MIB = 1024.0
 GOAL_RATIO = 2.0
+# Validating N journeys against reading them, and against validating N/10 (10 for linear work, 100 for pairwise).
+GOAL_VALIDATE_TO_LOAD = 1.0
+GOAL_VALIDATE_SCALING = 20.0
 
 Advance = Callable[[int], None]
 FileHashes = tuple[tuple[str, str, int], ...]  # (file, SHA-256, bytes) per rendered file
@@ -305,6 +316,79 @@ def run_floor(
     return run
 
 
+# --------------------------------------------------------------------------- validation at scale
+
+
+@dataclass
+class ValidationRun:
+    """``validate_policy`` on many journeys, with its two baselines from the same run.
+
+    ``load`` reads the same repository (YAML, schema, model); ``small`` validates
+    a repository of a tenth of the journeys, so ``validate / small`` is about 10
+    for work that grows with the journeys and 100 for work over every pair.
+    """
+
+    journeys: int
+    small_journeys: int
+    load: Stage = field(default_factory=Stage)
+    validate: Stage = field(default_factory=Stage)
+    small: Stage = field(default_factory=Stage)
+    errors: int = 0
+
+    def ratios(self) -> dict[str, float]:
+        return {
+            "validate_to_load": _r(_ratio(self.validate.wall_s, self.load.wall_s), 2),
+            "validate_to_tenth": _r(_ratio(self.validate.wall_s, self.small.wall_s), 2),
+        }
+
+
+def validation_data(run: ValidationRun) -> dict[str, Any]:
+    """The validation case as reported: seconds, both ratios and the goals."""
+    ratios = run.ratios()
+    return {
+        "journeys": run.journeys,
+        "tenth_journeys": run.small_journeys,
+        "wall_s": {
+            "load": _r(run.load.wall_s),
+            "validate": _r(run.validate.wall_s),
+            "validate_tenth": _r(run.small.wall_s),
+        },
+        "cpu_s": {
+            "load": _r(run.load.cpu_s),
+            "validate": _r(run.validate.cpu_s),
+            "validate_tenth": _r(run.small.cpu_s),
+        },
+        "errors": run.errors,
+        "ratios": ratios,
+        "goals": {
+            "validate_within_load": ratios["validate_to_load"] <= GOAL_VALIDATE_TO_LOAD,
+            "validate_scales_with_journeys": ratios["validate_to_tenth"] <= GOAL_VALIDATE_SCALING,
+        },
+    }
+
+
+def _validate(root: Path, stage: Stage, load: Stage | None = None) -> int:
+    """Load (timed into ``load`` when given) and validate (timed into ``stage``) ``root``; the errors found."""
+    with bulk_allocation():
+        with timed(load if load is not None else Stage()):
+            policy, problems = load_policy(root)
+        with timed(stage):
+            validated = validate_policy(policy, problems)
+    return sum(1 for d in validated.diagnostics if d.severity == "error")
+
+
+def run_validation(root: Path, journeys: int) -> ValidationRun:
+    """Generate ``journeys`` and a tenth of them under ``root`` and time validating both (:class:`ValidationRun`)."""
+    small = max(1, journeys // 10)
+    big = journey_fleet.generate(root / "all", journeys)
+    tenth = journey_fleet.generate(root / "tenth", small)
+    run = ValidationRun(big.journeys, tenth.journeys)
+    run.errors = _validate(tenth.root, run.small)
+    run.errors += _validate(big.root, run.validate, run.load)
+    gc.collect()
+    return run
+
+
 # --------------------------------------------------------------------------- memory
 
 
@@ -402,10 +486,12 @@ def report(
     mem: dict[str, Any],
     par: PipelineRun | None = None,
     at_start: dict[str, float] | None = None,
+    validation: ValidationRun | None = None,
 ) -> dict[str, Any]:
     """``run`` is the one-process pipeline, ``par`` the N-process one (the headline figures; ``run`` if None).
 
-    ``at_start``: the load average and :func:`calibrate` taken when the run began.
+    ``at_start``: the load average and :func:`calibrate` taken when the run began; ``validation``: the
+    validation case, when it was run.
     """
     start = at_start or {}
     par = par or run
@@ -414,7 +500,7 @@ def report(
     peak = memory["sum_all_processes_mib"]
     ratio_single = _ratio(total.wall_s, floor.render.wall_s)
     ratio_par = _ratio(ptotal.wall_s, floor.render_parallel.wall_s)
-    return {
+    data: dict[str, Any] = {
         "fleet": {
             "devices": info.devices,
             "journeys": info.journeys,
@@ -489,6 +575,9 @@ def report(
             "load_average_1m_at_end": _r(os.getloadavg()[0], 2),
         },
     }
+    if validation is not None:
+        data["validation"] = validation_data(validation)
+    return data
 
 
 def _table(data: dict[str, Any]) -> Any:
@@ -543,7 +632,29 @@ def _table(data: dict[str, Any]) -> Any:
     table.add_row(f"goal: total < {GOAL_TOTAL_S:g} s", mark(g["total_under_10s"]), "")
     table.add_row("goal: peak < 1 GiB", mark(g["peak_under_1GiB"]), "")
     table.add_row(f"goal: within 2x of the floor ({jobs} processes each)", mark(g["within_2x_floor"]), "")
+    if "validation" in data:
+        table.add_section()
+        _validation_rows(table, data["validation"])
     return table
+
+
+def _validation_rows(table: Any, v: dict[str, Any]) -> None:
+    vw, vc, vr, vg = v["wall_s"], v["cpu_s"], v["ratios"], v["goals"]
+
+    def mark(ok: bool) -> str:
+        return "[green]met[/]" if ok else "[red]NOT met[/]"
+
+    table.add_row(f"validation case: load {v['journeys']} journeys", f"{vw['load']:.2f}", f"{vc['load']:.2f}")
+    table.add_row(f"validate {v['journeys']} journeys", f"{vw['validate']:.2f}", f"{vc['validate']:.2f}")
+    table.add_row(
+        f"validate {v['tenth_journeys']} journeys", f"{vw['validate_tenth']:.2f}", f"{vc['validate_tenth']:.2f}"
+    )
+    table.add_row("validate / load (same repository)", f"{vr['validate_to_load']:.2f}", "")
+    table.add_row("validate / a tenth (linear: 10)", f"{vr['validate_to_tenth']:.2f}", "")
+    table.add_row(f"goal: validate <= {GOAL_VALIDATE_TO_LOAD:g}x load", mark(vg["validate_within_load"]), "")
+    table.add_row(
+        f"goal: validate / a tenth <= {GOAL_VALIDATE_SCALING:g}", mark(vg["validate_scales_with_journeys"]), ""
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -555,6 +666,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file.")
     parser.add_argument("--keep", type=Path, help="Generate the fleet here and keep it (default: a temp dir).")
     parser.add_argument("--check", action="store_true", help="Exit 1 when a goal is not met.")
+    parser.add_argument(
+        "--validation-journeys",
+        type=int,
+        default=50_000,
+        help="Journeys of the validation case (0: skip it).",
+    )
+    parser.add_argument(
+        "--validation-only",
+        action="store_true",
+        help="Only the validation case (results to bench/results/validation.json unless --out).",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -566,6 +688,8 @@ def main(argv: list[str] | None = None) -> int:
 
     console = Console(stderr=True)
     at_start = {"load_average": os.getloadavg()[0], "calibration": calibrate()}
+    if args.validation_only:
+        return _validation_only(args, console, at_start)
     with tempfile.TemporaryDirectory(prefix="qoectl-bench-") as tmp:
         root = args.keep or Path(tmp) / "policies"
         columns = (
@@ -609,15 +733,59 @@ def main(argv: list[str] | None = None) -> int:
                 result, advancer("floor, 1 process"), args.jobs, advancer(f"floor, {args.jobs} processes")
             )
             del result
-    data = report(info, gen, run, floor, mem, par, at_start)
+            validation = None
+            if args.validation_journeys > 0:
+                vtask = progress.add_task(f"validate {args.validation_journeys} journeys", total=None)
+                progress.refresh()
+                validation = run_validation(Path(tmp) / "validation", args.validation_journeys)
+                progress.update(vtask, total=1, completed=1)
+    data = report(info, gen, run, floor, mem, par, at_start, validation)
     Console().print(_table(data))
     if not data["output"]["floor_output_identical"]:
         console.print("[red]the floor or the workers rendered different text than the pipeline[/]")
         return 1
+    if validation is not None and validation.errors:
+        console.print(f"[red]the validation case does not validate ({validation.errors} errors)[/]")
+        return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     console.print(f"wrote {args.out}")
-    return 1 if args.check and not all(data["goals"].values()) else 0
+    goals = [*data["goals"].values(), *data.get("validation", {}).get("goals", {}).values()]
+    return 1 if args.check and not all(goals) else 0
+
+
+def _validation_only(args: argparse.Namespace, console: Any, at_start: dict[str, float]) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    with tempfile.TemporaryDirectory(prefix="qoectl-bench-") as tmp:
+        console.print(f"validation case: {args.validation_journeys} journeys ...")
+        validation = run_validation(Path(tmp), args.validation_journeys)
+    data = {
+        "validation": validation_data(validation),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "calibration_cpu_s_at_start": _r(at_start["calibration"]),
+            "calibration_cpu_s_at_end": _r(calibrate()),
+            "load_average_1m_at_start": _r(at_start["load_average"], 2),
+            "load_average_1m_at_end": _r(os.getloadavg()[0], 2),
+        },
+    }
+    table = Table(title=f"qoectl validation benchmark: {validation.journeys} journeys")
+    table.add_column("stage")
+    table.add_column("wall s", justify="right")
+    table.add_column("CPU s", justify="right")
+    _validation_rows(table, data["validation"])
+    Console().print(table)
+    out = args.out if args.out != RESULTS else RESULTS.with_name("validation.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    console.print(f"wrote {out}")
+    if validation.errors:
+        console.print(f"[red]the validation case does not validate ({validation.errors} errors)[/]")
+        return 1
+    return 1 if args.check and not all(data["validation"]["goals"].values()) else 0
 
 
 if __name__ == "__main__":

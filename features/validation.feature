@@ -40,7 +40,7 @@ Feature: Policies that cannot work are refused, pointing at the line to fix
       """
     When they are validated
     Then validation fails with "above the 33 % cap"
-    And the error points at "inventory.yaml" line 16, field "spec.devices[0].interfaces[0].bandwidth_kbps"
+    And the error points at "journeys/voice.yaml" line 9, field "spec.bandwidth"
 
   Scenario: A MOS that g729a can never reach
     Given a policy file "journeys/voice.yaml" with:

@@ -261,13 +261,14 @@ def test_strict_priority_above_default_cap(tmp_path: Path) -> None:
     repo = _voice_on_20m(80)  # 7200 kbps of 20000 = 36 % > 33 %
     diags = diagnostics(repo.write(tmp_path))
     hits = [d for d in diags if "strict-priority" in d.message]
-    assert len(hits) == 2, [d.format() for d in diags]  # both routers have a 20 Mbit/s WAN
-    d = next(h for h in hits if "br1-rtr1" in h.message)
-    line = repo.line_of("inventory/devices.yaml", r"bandwidth_kbps: 20000", 0)
-    assert at(d)[:2] == ("devices.yaml", line)
-    assert d.field == "spec.devices[0].interfaces[0].bandwidth_kbps"
+    assert len(hits) == 1, [d.format() for d in diags]  # both routers have a 20 Mbit/s WAN: one over-subscription
+    d = hits[0]
+    assert at(d)[:2] == ("voice.yaml", repo.line_of("journeys/voice.yaml", r"^  bandwidth:"))
+    assert d.field == "spec.bandwidth"
     assert "36.0 %" in d.message and "33 % cap" in d.message and "voice" in d.message
-    assert any(r.file.endswith("voice.yaml") for r in d.related)
+    assert "br1-rtr1" in d.message and "also on 1 other WAN link" in d.message
+    line = repo.line_of("inventory/devices.yaml", r"bandwidth_kbps: 20000", 0)
+    assert [(Path(r.file).name, r.line) for r in d.related] == [("devices.yaml", line)]
 
 
 def test_strict_priority_just_below_cap_passes(tmp_path: Path) -> None:
@@ -291,9 +292,13 @@ def test_guarantees_above_what_the_link_can_give(tmp_path: Path) -> None:
     repo.docs("journeys/tv.yaml")[0]["spec"]["bandwidth"] = {"share_pct": 40}
     diags = diagnostics(repo.write(tmp_path))
     hits = [d for d in diags if "guaranteed bandwidth" in d.message]
-    assert hits, [d.format() for d in diags]
-    assert all("at most 95 %" in d.message for d in hits)
-    assert {r.file.split("/")[-1] for d in hits for r in d.related} >= {"erp.yaml", "tv.yaml", "crm-web.yaml"}
+    assert len(hits) == 1, [d.format() for d in diags]
+    d = hits[0]
+    assert "at most 95 %" in d.message and "journeys: crm-web, erp, tv, voice" in d.message
+    # counted by priority: voice (critical) and tv (high) first, then crm-web and erp (normal) as written
+    assert at(d)[:2] == ("erp.yaml", repo.line_of("journeys/erp.yaml", r"^  bandwidth:")), d.format()
+    assert "21900 kbps = 109.5 %" in d.message and "9900 kbps = 49.5 % without it" in d.message
+    assert [Path(r.file).name for r in d.related] == ["devices.yaml"]
 
 
 @pytest.mark.parametrize(("guaranteed_cap", "default_min", "ok"), [(100, 5, True), (80, 5, False), (100, 30, False)])

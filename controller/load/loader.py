@@ -6,6 +6,7 @@ at the file, line and field the user wrote, with a hint of what would be right.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import types
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controller import model as m
 from controller.errors import Diagnostic, Location, PolicyError, sort_diagnostics
@@ -23,7 +24,7 @@ from controller.load.yamlsrc import YamlDocument, dotted, load_documents, printa
 from controller.model.catalogue import RFC4594
 from controller.parallel import ordered_map
 from controller.spec import v1
-from controller.spec.types import ENV_PATTERN, FILE_PATTERN, HOST_PATTERN, INTERFACE_PATTERN, NAME_PATTERN
+from controller.spec.types import ENV_PATTERN, FILE_PATTERN, HOST_PATTERN, INTERFACE_PATTERN, NAME_PATTERN, Name
 
 SUPPORTED_VERSIONS = (v1.API_VERSION,)
 PATTERN_HINTS = {
@@ -304,6 +305,60 @@ def _journey(doc: SpecDoc) -> m.Journey:
     )
 
 
+class _LoadPart(BaseModel):
+    """What a journey puts on a link: checked with the schema's own models, anything else ignored."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    target: v1.Target
+    priority: v1.Priority = "normal"
+    bandwidth: v1.Bandwidth
+    scope: v1.Scope = Field(default_factory=v1.Scope)
+    service_class: Name | None = None
+
+
+class _NamePart(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    name: Name
+
+
+def _unchecked_journey(doc: YamlDocument) -> m.Journey | None:
+    """A Journey document that failed its schema, rebuilt from the parts that pass: its name, target, priority,
+    bandwidth, scope and service class (no traffic). None when any of those fails too.
+
+    Such a journey is left out of everything except link totals (``Policy.unchecked_journeys``): an error
+    elsewhere in its document does not take its bandwidth off the links it will load once fixed.
+    """
+    data = doc.data
+    if not isinstance(data, dict) or data.get("kind") != "Journey" or data.get("apiVersion") not in SUPPORTED_VERSIONS:
+        return None
+    try:
+        meta = _NamePart.model_validate(data.get("metadata"))
+        part = _LoadPart.model_validate(data.get("spec"))
+    except ValidationError:
+        return None
+    b = part.bandwidth
+    return m.Journey(
+        name=meta.name,
+        owner=None,
+        description=None,
+        application=None,
+        category=None,
+        matches=(),
+        target=_target(part.target),
+        priority=part.priority,
+        bandwidth=m.Bandwidth(b.per_flow_kbps, b.concurrent_flows, b.share_pct),
+        sites=tuple(part.scope.sites),
+        device_tags=tuple(part.scope.device_tags),
+        contexts=tuple(part.scope.contexts),
+        service_class=part.service_class,
+        sdwan_strict=False,
+        preferred_transports=(),
+        origin=m.Origin(doc, ()),
+    )
+
+
 def _inventory(doc: SpecDoc) -> tuple[list[m.Site], list[m.Transport], list[m.Device]]:
     spec: v1.InventorySpec = doc.spec.spec
     src = doc.source
@@ -483,4 +538,7 @@ def load_policy(root: FsPath | str, jobs: int = 1) -> tuple[m.Policy, list[Diagn
             ]
         )
     policy, model_problems = to_model(valid)
+    unchecked = tuple(j for d in docs if id(d) not in passed and (j := _unchecked_journey(d)) is not None)
+    if unchecked:
+        policy = dataclasses.replace(policy, unchecked_journeys=unchecked)
     return policy, problems + model_problems

@@ -273,6 +273,9 @@ class Policy:
     devices: tuple[Device, ...]
     classes: tuple[ServiceClass, ...]
     settings: Settings
+    # Journeys whose document failed its schema, rebuilt from the parts that passed (no traffic): counted in
+    # link totals only, so that an over-subscribed link is reported with its full load (see the loader).
+    unchecked_journeys: tuple[Journey, ...] = ()
 
     @cached_property
     def _sites(self) -> dict[str, Site]:

@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from controller.compile.budgets import Budget
 from controller.compile.capabilities import check_plan
-from controller.compile.compiler import CompileContext, compile_device, derive_budgets
+from controller.compile.compiler import NETWORK_CONTROL_PCT, CompileContext, compile_device, derive_budgets
 from controller.compile.plan import DevicePlan
 from controller.errors import Diagnostic, PolicyError, errors_only, sort_diagnostics
 from controller.load.loader import load_policy
@@ -91,12 +91,18 @@ def _is_sdwan_edge(device: Device) -> bool:
     return renderer is not None and SDWAN_SLA in renderer.capabilities_for(device.features)
 
 
+def _reserved_pct(device: Device) -> float:
+    """What the plan keeps of each of the device's links for itself: the network-control class, where it has one."""
+    renderer = get_renderer(device.platform)
+    return NETWORK_CONTROL_PCT if renderer is not None and renderer.network_control else 0.0
+
+
 def validate_policy(policy: Policy, load_problems: Iterable[Diagnostic] = ()) -> Validated:
     """Budgets, every policy-wide check and the per-compile facts (the part of a build done once)."""
     diags = list(load_problems)
     budgets, budget_problems = derive_budgets(policy)
     diags += budget_problems
-    diags += run_checks(policy, budgets)
+    diags += run_checks(policy, budgets, _reserved_pct)
     context = CompileContext.build(policy, budgets, sdwan=_is_sdwan_edge)
     devices = tuple(sorted(policy.devices, key=lambda d: d.name))
     return Validated(policy, budgets, tuple(diags), context, devices)

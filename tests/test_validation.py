@@ -294,7 +294,7 @@ def test_guarantees_above_what_the_link_can_give(tmp_path: Path) -> None:
     hits = [d for d in diags if "guaranteed bandwidth" in d.message]
     assert len(hits) == 1, [d.format() for d in diags]
     d = hits[0]
-    assert "at most 95 %" in d.message and "journeys: crm-web, erp, tv, voice" in d.message
+    assert "at most 93 %" in d.message and "journeys: crm-web, erp, tv, voice" in d.message
     # counted by priority: voice (critical) and tv (high) first, then crm-web and erp (normal) as written
     assert at(d)[:2] == ("erp.yaml", repo.line_of("journeys/erp.yaml", r"^  bandwidth:")), d.format()
     assert "21900 kbps = 109.5 %" in d.message and "9900 kbps = 49.5 % without it" in d.message
@@ -309,8 +309,8 @@ def test_guarantee_caps_are_configurable(tmp_path: Path, guaranteed_cap: float, 
     diags = diagnostics(repo.write(tmp_path))
     hits = [d for d in diags if "guaranteed bandwidth" in d.message]
     assert (not hits) == ok, [d.format() for d in diags]
-    if hits:
-        assert f"at most {guaranteed_cap - default_min:g} %" in hits[0].message
+    if hits:  # both devices of the standard repo (IOS-XE, Linux) keep 2 % for network control
+        assert f"at most {guaranteed_cap - default_min - 2:g} %" in hits[0].message
 
 
 # --------------------------------------------------------------------------- overlapping traffic

@@ -795,8 +795,12 @@ class _Oversubscribed:
     links: int = 1
 
 
-def check_bandwidth(policy: Policy) -> list[Diagnostic]:
+def check_bandwidth(policy: Policy, reserved_pct: Callable[[Device], float] = lambda _d: 0.0) -> list[Diagnostic]:
     """Strict-priority share per link against the cap, and total guarantees against what a link can guarantee.
+
+    ``reserved_pct(device)``: the percent of each of the device's links the
+    plan keeps for itself (the network-control class on platforms whose plan
+    owns the queues), which journeys cannot be guaranteed.
 
     One error per over-subscription, at the journey that takes the link over
     (journeys counted by business priority, then in file order), with the full
@@ -853,7 +857,7 @@ def check_bandwidth(policy: Policy) -> list[Diagnostic]:
             record(
                 "guaranteed",
                 load.guaranteed,
-                link * (s.guaranteed_cap_pct - s.default_class_min_pct) / 100.0,
+                link * (s.guaranteed_cap_pct - s.default_class_min_pct - reserved_pct(dev)) / 100.0,
                 link,
                 i,
                 k,
@@ -878,10 +882,14 @@ def check_bandwidth(policy: Policy) -> list[Diagnostic]:
                 "priority_cap_pct in Settings"
             )
         else:
+            reserve = reserved_pct(dev)
+            kept = f"{s.default_class_min_pct:g} % stays for class-default" + (
+                f", {reserve:g} % for network control (CS6/CS7, routing protocols)" if reserve else ""
+            )
             message = (
                 f"guaranteed bandwidth on {where} is {o.total:.0f} kbps = {o.pct:.1f} % of the link; at most "
-                f"{s.guaranteed_cap_pct - s.default_class_min_pct:g} % can be guaranteed "
-                f"({s.default_class_min_pct:g} % stays for class-default) (journeys: {', '.join(o.names)})"
+                f"{s.guaranteed_cap_pct - s.default_class_min_pct - reserve:g} % can be guaranteed "
+                f"({kept}) (journeys: {', '.join(o.names)})"
             )
             hint = "lower the journeys' bandwidth needs or raise the link bandwidth"
         out.append(
@@ -902,13 +910,16 @@ POLICY_CHECKS: tuple[Callable[[Policy], list[Diagnostic]], ...] = (
     check_references,
     check_classes,
     check_overlaps,
-    check_bandwidth,
 )
 
 
-def run_checks(policy: Policy, budgets: dict[str, Budget]) -> list[Diagnostic]:
+def run_checks(
+    policy: Policy, budgets: dict[str, Budget], reserved_pct: Callable[[Device], float] = lambda _d: 0.0
+) -> list[Diagnostic]:
+    """Every policy-wide check; ``reserved_pct`` as in :func:`check_bandwidth`."""
     out: list[Diagnostic] = []
     for check in POLICY_CHECKS:
         out += check(policy)
+    out += check_bandwidth(policy, reserved_pct)
     out += check_paths(policy, budgets)
     return out

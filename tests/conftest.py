@@ -9,6 +9,7 @@ import pytest
 
 from controller.pipeline import Build, build
 from tests.lab.netns import Lab
+from tests.lab.sshd import LinuxLab
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_POLICIES = REPO / "policies"
@@ -38,3 +39,13 @@ def lab() -> Iterator[Lab]:
         yield lab
     finally:
         lab.close()
+
+
+@pytest.fixture
+def linux_lab(lab: Lab, tmp_path: Path) -> Iterator[LinuxLab]:
+    """Linux routers with real sshd in namespaces (tests/lab/sshd.py); every process and namespace stopped after."""
+    ll = LinuxLab(lab, tmp_path / "lab")
+    try:
+        yield ll
+    finally:
+        ll.close()

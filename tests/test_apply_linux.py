@@ -34,6 +34,7 @@ from controller.cli.main import cli
 from tests.conftest import REPO
 from tests.lab.netns import Lab
 from tests.lab.sshd import SSHD, LinuxLab, SshRouter, keygen, lab_policy, linux_device, requires_sshd
+from tests.lab.users import sudo_login
 
 pytestmark = [requires_sshd, pytest.mark.root]
 
@@ -78,15 +79,6 @@ def _with_password(entry: dict) -> dict:
     creds = dict(entry["credentials"])  # type: ignore[arg-type]
     creds["password_env"] = "QOECTL_TEST_PASSWORD"
     return {**entry, "credentials": creds}
-
-
-@pytest.fixture
-def linux_lab(lab: Lab, tmp_path: Path) -> Iterator[LinuxLab]:
-    ll = LinuxLab(lab, tmp_path / "lab")
-    try:
-        yield ll
-    finally:
-        ll.close()
 
 
 @pytest.fixture
@@ -336,29 +328,12 @@ SUDO_PASSWORD = "Sudo-pw-5eb1c0d3-never-print"
 
 @pytest.fixture
 def sudo_user(request: pytest.FixtureRequest) -> Iterator[tuple[str, bool]]:
-    """An unprivileged login on this machine (the routers share its users) allowed to ``sudo -s``.
+    """An unprivileged login allowed to ``sudo -s``; ``request.param``: "password" (SUDO_PASSWORD) or "nopasswd".
 
-    ``request.param``: "password" (sudo asks for SUDO_PASSWORD) or "nopasswd". The user
-    and its sudoers file are removed afterwards, pass or fail. Yields (name, sudo asks a password).
+    Yields (name, sudo asks a password); removed afterwards, pass or fail.
     """
-    import secrets
-    import shutil
-
-    if not (shutil.which("sudo") and shutil.which("useradd")):
-        pytest.skip("needs sudo and useradd (apt-get install sudo passwd)")
-    name = f"qoectl-t{secrets.token_hex(3)}"
-    rule = Path(f"/etc/sudoers.d/{name}")
-    subprocess.run(["useradd", "-M", "-s", "/bin/sh", name], check=True)
-    try:
-        # A password also unlocks the account (sshd without PAM refuses locked accounts, even for keys).
-        subprocess.run(["chpasswd"], input=f"{name}:{SUDO_PASSWORD}\n", text=True, check=True)
-        tag = "NOPASSWD: " if request.param == "nopasswd" else ""
-        rule.write_text(f"{name} ALL=(ALL) {tag}ALL\n")
-        rule.chmod(0o440)
+    with sudo_login(SUDO_PASSWORD, nopasswd=request.param == "nopasswd") as name:
         yield name, request.param == "password"
-    finally:
-        rule.unlink(missing_ok=True)
-        subprocess.run(["userdel", name], check=False)
 
 
 @pytest.mark.parametrize("sudo_user", ["password", "nopasswd"], indirect=True)

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,38 +22,18 @@ import pytest
 from click.testing import CliRunner, Result
 
 from controller.cli.main import cli
-from tests.lab.netns import Lab
 from tests.lab.sshd import LinuxLab, SshRouter, keygen, lab_policy, linux_device, requires_sshd
+from tests.lab.users import sudo_login
 from tests.test_apply_linux import ENV, SUDO_PASSWORD, apply_cli, by_device
 
 pytestmark = [requires_sshd, pytest.mark.root]
 
 
 @pytest.fixture
-def linux_lab(lab: Lab, tmp_path: Path) -> Iterator[LinuxLab]:
-    ll = LinuxLab(lab, tmp_path / "lab")
-    try:
-        yield ll
-    finally:
-        ll.close()
-
-
-@pytest.fixture
 def sudo_user() -> Iterator[str]:
     """An unprivileged login (the routers share this machine's users) that may ``sudo -s`` with SUDO_PASSWORD."""
-    if not (shutil.which("sudo") and shutil.which("useradd")):
-        pytest.skip("needs sudo and useradd (apt-get install sudo passwd)")
-    name = f"qoectl-d{secrets.token_hex(3)}"
-    rule = Path(f"/etc/sudoers.d/{name}")
-    subprocess.run(["useradd", "-M", "-s", "/bin/sh", name], check=True)
-    try:
-        subprocess.run(["chpasswd"], input=f"{name}:{SUDO_PASSWORD}\n", text=True, check=True)
-        rule.write_text(f"{name} ALL=(ALL) ALL\n")
-        rule.chmod(0o440)
+    with sudo_login(SUDO_PASSWORD, prefix="qoectl-d") as name:
         yield name
-    finally:
-        rule.unlink(missing_ok=True)
-        subprocess.run(["userdel", name], check=False)
 
 
 def login_prompt(router: SshRouter, user: str, key_file: Path) -> str:

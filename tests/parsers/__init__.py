@@ -129,6 +129,14 @@ class ControlTreatment:
 ControlParser = Callable[[dict[str, str]], ControlTreatment]
 
 
+def lan_maps(maps: dict[bool, list[dict[int, int]]], what: str = "LANs") -> tuple[dict[int, int], dict[int, int]]:
+    """(trusted, untrusted) DSCP maps from every LAN's map, keyed by "bleaches"; all LANs of a kind must agree."""
+    for kind, found in maps.items():
+        if any(m != found[0] for m in found):
+            raise ParseError(f"{'untrusted' if kind else 'trusted'} {what} are treated differently")
+    return (maps[False][0] if maps.get(False) else {}), (maps[True][0] if maps.get(True) else {})
+
+
 def _registry() -> dict[str, Parser]:
     from tests.parsers import arista_eos, cisco_iosxe, cisco_sdwan, fortios_sdwan, juniper_junos, linux
 

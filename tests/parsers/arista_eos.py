@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from ciscoconfparse2 import CiscoConfParse
 
-from tests.parsers import ControlTreatment, DeviceTreatment, ParseError, Queue, dscp_value, treatment
+from tests.parsers import ControlTreatment, DeviceTreatment, ParseError, Queue, dscp_value, lan_maps, treatment
 
 JOURNEY = re.compile(r"^QOECTL-J6?-(.+)$")
 
@@ -204,14 +204,12 @@ def control(files: dict[str, str]) -> ControlTreatment:
     for policy in sorted(set(p.inputs.values())):
         for version in (4, 6):
             maps[_bleaches(p, policy)].append({d: _ingress(p, policy, version, d, None) for d in range(64)})
-    for kind, found in maps.items():
-        if any(m != found[0] for m in found):
-            raise ParseError(f"{'untrusted' if kind else 'trusted'} LANs are treated differently")
+    trusted, untrusted = lan_maps(maps)
     return ControlTreatment(
         queues=queues,
         queue_of=queue_of,
-        trusted=maps[False][0] if maps[False] else {},
-        untrusted=maps[True][0] if maps[True] else {},
+        trusted=trusted,
+        untrusted=untrusted,
         host_queue=None,
         host={d: d for d in range(64)},  # EOS rewrites no DSCP on the way out (no egress marking policy here)
     )

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from ciscoconfparse2 import CiscoConfParse
 
-from tests.parsers import ControlTreatment, DeviceTreatment, ParseError, Queue, dscp_value, treatment
+from tests.parsers import ControlTreatment, DeviceTreatment, ParseError, Queue, dscp_value, lan_maps, treatment
 
 JOURNEY_CLASS = "QOECTL-J-"
 
@@ -209,14 +209,12 @@ def control(files: dict[str, str]) -> ControlTreatment:
     maps: dict[bool, list[dict[int, int]]] = {True: [], False: []}
     for policy in sorted(set(p.inputs.values())):
         maps[_bleaches(p, policy)].append({d: _egress(p, _ingress(p, policy, d, None)) for d in range(64)})
-    for kind, found in maps.items():
-        if any(m != found[0] for m in found):
-            raise ParseError(f"{'untrusted' if kind else 'trusted'} LANs are treated differently")
+    trusted, untrusted = lan_maps(maps)
     return ControlTreatment(
         queues=queues,
         queue_of=queue_of,
-        trusted=maps[False][0] if maps[False] else {},
-        untrusted=maps[True][0] if maps[True] else {},
+        trusted=trusted,
+        untrusted=untrusted,
         host_queue=None,
         host={d: _egress(p, d) for d in range(64)},
     )

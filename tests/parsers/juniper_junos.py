@@ -28,7 +28,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from tests.parsers import ControlTreatment, DeviceTreatment, ParseError, Queue, dscp_value, treatment
+from tests.parsers import ControlTreatment, DeviceTreatment, ParseError, Queue, dscp_value, lan_maps, treatment
 
 TERM = re.compile(r"^M\d+-(.+)$")
 KIND = {"inet": "dscp", "inet6": "dscp-ipv6"}
@@ -263,16 +263,14 @@ def control(files: dict[str, str]) -> ControlTreatment:
     maps: dict[bool, list[dict[int, int]]] = {True: [], False: []}
     for (unit, family), fname in sorted(p.filter_of.items()):
         maps[_bleaches(p, family, fname)].append({d: _ingress(p, unit, family, d, None) for d in range(64)})
-    for kind, found in maps.items():
-        if any(m != found[0] for m in found):
-            raise ParseError(f"{'untrusted' if kind else 'trusted'} LAN units are treated differently")
+    trusted, untrusted = lan_maps(maps, "LAN units")
     host_fc = p.host_fc or p.default_fc
     host = {d: _egress(p, "inet", host_fc, "low", d) for d in range(64)}
     return ControlTreatment(
         queues=queues,
         queue_of=queue_of,
-        trusted=maps[False][0] if maps[False] else {},
-        untrusted=maps[True][0] if maps[True] else {},
+        trusted=trusted,
+        untrusted=untrusted,
         host_queue=p.host_fc,
         host=host,
     )

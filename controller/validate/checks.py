@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from controller.compile.budgets import Budget
-from controller.compile.compiler import class_name_for, ident, in_scope, marking_dscp
+from controller.compile.compiler import NETWORK_CONTROL, class_name_for, ident, in_scope, marking_dscp
 from controller.compile.scope import ScopeKey, Scopes
 from controller.errors import Diagnostic, Location
 from controller.model import (
@@ -793,6 +793,7 @@ class _Oversubscribed:
     interface: int
     names: tuple[str, ...]
     links: int = 1
+    reserve_pct: float = 0.0  # of the link kept for the plan's network-control class
 
 
 def check_bandwidth(policy: Policy, reserved_pct: Callable[[Device], float] = lambda _d: 0.0) -> list[Diagnostic]:
@@ -800,7 +801,7 @@ def check_bandwidth(policy: Policy, reserved_pct: Callable[[Device], float] = la
 
     ``reserved_pct(device)``: the percent of each of the device's links the
     plan keeps for itself (the network-control class on platforms whose plan
-    owns the queues), which journeys cannot be guaranteed.
+    owns the queues), less what journeys in that class already guarantee it.
 
     One error per over-subscription, at the journey that takes the link over
     (journeys counted by business priority, then in file order), with the full
@@ -833,7 +834,9 @@ def check_bandwidth(policy: Policy, reserved_pct: Callable[[Device], float] = la
             load = loads[(key, link)] = _LinkLoad(tuple(strict), tuple(guaranteed))
         return load
 
-    def record(what: str, rows: tuple[tuple[int, float], ...], cap: float, link: int, i: int, k: int) -> None:
+    def record(
+        what: str, rows: tuple[tuple[int, float], ...], cap: float, link: int, i: int, k: int, reserve: float = 0.0
+    ) -> None:
         tip = _tipping(rows, cap)
         if tip is None:
             return
@@ -845,7 +848,9 @@ def check_bandwidth(policy: Policy, reserved_pct: Callable[[Device], float] = la
             if pct <= seen.pct:
                 return
         names = tuple(sorted({journeys[j].name for j, _ in rows}))
-        found[(what, ji)] = _Oversubscribed(ji, pct, total, before, link, i, k, names, seen.links if seen else 1)
+        found[(what, ji)] = _Oversubscribed(
+            ji, pct, total, before, link, i, k, names, seen.links if seen else 1, 100 * reserve / link
+        )
 
     for i, (dev, key) in enumerate(zip(policy.devices, keys, strict=True)):
         for k, iface in enumerate(dev.interfaces):
@@ -854,14 +859,11 @@ def check_bandwidth(policy: Policy, reserved_pct: Callable[[Device], float] = la
             link = iface.bandwidth_kbps
             load = load_of(key, link)
             record("strict", load.strict, link * s.priority_cap_pct / 100.0, link, i, k)
-            record(
-                "guaranteed",
-                load.guaranteed,
-                link * (s.guaranteed_cap_pct - s.default_class_min_pct - reserved_pct(dev)) / 100.0,
-                link,
-                i,
-                k,
-            )
+            # the plan's own reserve is what the network-control class gets beyond the journeys already in it
+            in_control = sum(kbps for ji, kbps in load.guaranteed if counted[ji] == NETWORK_CONTROL)
+            reserve = max(0.0, link * reserved_pct(dev) / 100.0 - in_control)
+            cap = link * (s.guaranteed_cap_pct - s.default_class_min_pct) / 100.0 - reserve
+            record("guaranteed", load.guaranteed, cap, link, i, k, reserve)
     out = []
     for (what, _), o in found.items():
         j, dev = journeys[o.journey], policy.devices[o.device]
@@ -882,7 +884,7 @@ def check_bandwidth(policy: Policy, reserved_pct: Callable[[Device], float] = la
                 "priority_cap_pct in Settings"
             )
         else:
-            reserve = reserved_pct(dev)
+            reserve = round(o.reserve_pct, 2)
             kept = f"{s.default_class_min_pct:g} % stays for class-default" + (
                 f", {reserve:g} % for network control (CS6/CS7, routing protocols)" if reserve else ""
             )

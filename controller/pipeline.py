@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from controller.compile.adjustments import effective_policy
 from controller.compile.budgets import Budget
 from controller.compile.capabilities import check_plan
 from controller.compile.compiler import NETWORK_CONTROL_PCT, CompileContext, compile_device, derive_budgets
@@ -36,6 +37,7 @@ from controller.model import Device, Policy
 from controller.parallel import can_fork
 from controller.render import get_renderer, platforms
 from controller.render.base import SDWAN_SLA
+from controller.validate.adjustments import check_adjustments
 from controller.validate.checks import run_checks
 
 T = TypeVar("T")
@@ -103,7 +105,12 @@ def validate_policy(policy: Policy, load_problems: Iterable[Diagnostic] = ()) ->
     budgets, budget_problems = derive_budgets(policy)
     diags += budget_problems
     diags += run_checks(policy, budgets, _reserved_pct)
-    context = CompileContext.build(policy, budgets, sdwan=_is_sdwan_edge)
+    adjustment_problems, kept = check_adjustments(policy, _reserved_pct)
+    diags += adjustment_problems
+    # The adjustments without an error are compiled on top of the journeys (journeys moved to strict priority in
+    # that class); the policy stays as written.
+    compiled = policy if len(kept) == len(policy.adjustments) else dataclasses.replace(policy, adjustments=kept)
+    context = CompileContext.build(effective_policy(compiled), budgets, sdwan=_is_sdwan_edge)
     devices = tuple(sorted(policy.devices, key=lambda d: d.name))
     return Validated(policy, budgets, tuple(diags), context, devices)
 

@@ -78,7 +78,7 @@ def test_the_corpus_covers_every_kind_both_ways() -> None:
     assert len(DOCS) >= 50
     for group in ("valid", "invalid"):
         kinds = {line for p in (CORPUS / group).glob("*.yaml") for line in p.read_text().splitlines()}
-        for kind in ("Journey", "Inventory", "ServiceClasses", "Settings"):
+        for kind in ("Journey", "Inventory", "ServiceClasses", "Settings", "Adjustments"):
             assert f"kind: {kind}" in kinds, f"{group}/ has no {kind} document"
 
 
@@ -97,7 +97,7 @@ def test_check_jsonschema_agrees_with_qoectl_validate(doc: Path, tmp_path: Path)
 
 def test_schema_comment_names_what_it_cannot_express() -> None:
     comment = json_schema()["$comment"]
-    for rule in ("host bits", "period", "port_speed_kbps", "low <= high", "2.0"):
+    for rule in ("host bits", "period", "port_speed_kbps", "low <= high", "2.0", "min_kbps", "real date"):
         assert rule in comment
 
 
@@ -124,7 +124,8 @@ def test_standard_validators_select_the_kind_without_openapi_discriminator() -> 
     assert "discriminator" not in text
     schema = json.loads(text)
     selected = {rule["if"]["properties"]["kind"]["const"]: rule["then"]["$ref"] for rule in schema["allOf"]}
-    assert selected == {k: f"#/$defs/{k}Doc" for k in ("Journey", "Inventory", "ServiceClasses", "Settings")}
+    kinds = ("Journey", "Inventory", "ServiceClasses", "Settings", "Adjustments")
+    assert selected == {k: f"#/$defs/{k}Doc" for k in kinds}
 
 
 # --------------------------------------------------------------------------- patterns against the Python parsers

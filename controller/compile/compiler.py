@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from controller.compile import budgets as b
+from controller.compile.adjustments import NO_ADJUSTMENTS, Adjusted, marked_at_edge
 from controller.compile.plan import (
     Allocation,
     DevicePlan,
@@ -122,12 +123,19 @@ class LinkNeed:
     journeys: tuple[str, ...]
 
 
-def link_needs(journeys: Iterable[Journey], classes: Mapping[str, ServiceClass], link_kbps: float) -> list[LinkNeed]:
+def link_needs(
+    journeys: Iterable[Journey],
+    classes: Mapping[str, ServiceClass],
+    link_kbps: float,
+    adjusted: Mapping[str, float] | None = None,
+) -> list[LinkNeed]:
+    """Demand per class on a link; ``adjusted``: journey -> kbps counted instead of its bandwidth (adjustments)."""
     kbps: dict[str, float] = {}
     names: dict[str, list[str]] = {}
     for j in journeys:
         name = class_name_for(j)
-        kbps[name] = kbps.get(name, 0.0) + j.bandwidth.kbps_on(link_kbps)
+        own = adjusted.get(j.name) if adjusted else None
+        kbps[name] = kbps.get(name, 0.0) + (j.bandwidth.kbps_on(link_kbps) if own is None else own)
         names.setdefault(name, []).append(j.name)
     return [LinkNeed(n, kbps[n], tuple(names[n])) for n in sorted(kbps) if n in classes]
 
@@ -315,6 +323,7 @@ class CompileContext:
     scopes: Scopes  # over the journeys with a budget, by name
     facts: tuple[JourneyFacts, ...]  # in the order of scopes.journeys
     groups: Mapping[ScopeKey, ScopeGroup]
+    adjusted: Adjusted = NO_ADJUSTMENTS  # the per-device adjustments (shaper, bandwidth, marking)
 
     @classmethod
     def build(
@@ -341,6 +350,7 @@ class CompileContext:
             scopes=Scopes.of(journeys),
             facts=facts,
             groups={},
+            adjusted=Adjusted.of(policy.adjustments),
         )
         keys, reach = base.scopes.groups(fleet, base.context_of)
         links: dict[ScopeKey, set[int]] = {k: set() for k in reach}
@@ -454,12 +464,15 @@ class CompileContext:
             control=dataclasses.replace(control, allocations={link: self.allocations(control, link) for link in links}),
         )
 
-    def allocations(self, group: ScopeGroup, link: int) -> tuple[Allocation, ...]:
-        """The group's class allocations on a WAN link of ``link`` kbps."""
-        found = group.allocations.get(link)
+    def allocations(
+        self, group: ScopeGroup, link: int, adjusted: Mapping[str, float] | None = None
+    ) -> tuple[Allocation, ...]:
+        """The group's class allocations on a WAN link of ``link`` kbps (``adjusted``: journey -> kbps instead)."""
+        found = None if adjusted else group.allocations.get(link)
         if found is not None:
             return found
-        needs = {n.class_name: n.kbps for n in link_needs((f.journey for f in group.journeys), self.catalogue, link)}
+        journeys = (f.journey for f in group.journeys)
+        needs = {n.class_name: n.kbps for n in link_needs(journeys, self.catalogue, link, adjusted)}
         return _allocations(group.classes, needs, link)
 
     def sdwan(self, group: ScopeGroup, paths: Paths) -> tuple[tuple[SlaClass, ...], tuple[PathPreference, ...]]:
@@ -490,20 +503,25 @@ def compile_device(
     if network_control:
         assert group.control is not None
         group = group.control
+    adjusted = ctx.adjusted
+    kbps = adjusted.bandwidth.get(device.name)
     interfaces = []
     for iface in sorted(device.interfaces, key=lambda i: i.name):
         allocations: tuple[Allocation, ...] = ()
         shape = None
+        link_kbps = iface.bandwidth_kbps
         if iface.role == "wan" and iface.bandwidth_kbps:
-            link = iface.bandwidth_kbps
-            allocations = ctx.allocations(group, link)
-            if iface.port_speed_kbps and iface.port_speed_kbps > link:
+            shaper = adjusted.shaper.get((device.name, iface.name))  # an adjustment: shaped, whatever the port
+            link = shaper if shaper is not None else iface.bandwidth_kbps
+            link_kbps = link
+            allocations = ctx.allocations(group, link, kbps)
+            if shaper is not None or (iface.port_speed_kbps and iface.port_speed_kbps > link):
                 shape = link
         interfaces.append(
             InterfacePlan(
                 name=iface.name,
                 role=iface.role,
-                link_kbps=iface.bandwidth_kbps,
+                link_kbps=link_kbps,
                 port_kbps=iface.port_speed_kbps,
                 shape_kbps=shape,
                 transport=iface.transport,
@@ -516,6 +534,7 @@ def compile_device(
     prefs: tuple[PathPreference, ...] = ()
     if sdwan:
         slas, prefs = ctx.sdwan(group, _paths(device, policy))
+    marked = adjusted.marking.get(device.name)
     return DevicePlan(
         device=device.name,
         platform=device.platform,
@@ -524,7 +543,7 @@ def compile_device(
         tags=tuple(sorted(device.tags)),
         features=tuple(sorted(device.features)),
         classes=group.classes,
-        markings=group.markings,
+        markings=marked_at_edge(group.markings, marked) if marked else group.markings,
         interfaces=tuple(interfaces),
         sla_classes=slas,
         path_preferences=prefs,

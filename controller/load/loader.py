@@ -33,6 +33,7 @@ PATTERN_HINTS = {
     HOST_PATTERN: "use an IP address or a DNS name",
     ENV_PATTERN: "give the NAME of an environment variable (letters, digits, '_'), never the secret",
     FILE_PATTERN: "give a plain file path",
+    v1.TIME_PATTERN: "give a UTC time to the second, quoted, e.g. '2025-05-01T10:00:00Z'",
 }
 
 
@@ -302,6 +303,7 @@ def _journey(doc: SpecDoc) -> m.Journey:
         preferred_transports=tuple(s.sdwan.preferred_transports),
         origin=m.Origin(doc.source, ()),
         verify=_verify(s.verify),
+        loop=m.LoopLimits(s.loop.max_kbps, s.loop.min_kbps, s.loop.strict_priority),
     )
 
 
@@ -392,6 +394,8 @@ def _inventory(doc: SpecDoc) -> tuple[list[m.Site], list[m.Transport], list[m.De
                 f.trust_dscp,
                 f.vpn,
                 m.Origin(src, dpath + ("interfaces", k)),
+                f.min_kbps,
+                f.max_kbps,
             )
             for k, f in enumerate(d.interfaces)
         )
@@ -412,6 +416,32 @@ def _inventory(doc: SpecDoc) -> tuple[list[m.Site], list[m.Transport], list[m.De
             )
         )
     return sites, transports, devices
+
+
+def _change(spec: v1.Adjustment) -> m.Change:
+    if spec.shaper is not None:
+        return m.ShaperChange(spec.shaper.device, spec.shaper.interface, spec.shaper.kbps)
+    if spec.bandwidth is not None:
+        return m.BandwidthChange(spec.bandwidth.journey, spec.bandwidth.device, spec.bandwidth.kbps)
+    if spec.strict_priority is not None:
+        return m.StrictPriorityChange(spec.strict_priority.journey)
+    assert spec.marking is not None
+    return m.MarkingChange(spec.marking.journey, spec.marking.device)
+
+
+def _adjustments(doc: SpecDoc) -> list[m.Adjustment]:
+    spec: v1.AdjustmentsDoc = doc.spec
+    return [
+        m.Adjustment(
+            change=_change(a),
+            reason=a.reason,
+            measurements=tuple(a.measurements.items()),
+            time=a.time,
+            document=spec.metadata.name,
+            origin=m.Origin(doc.source, ("spec", "entries", i)),
+        )
+        for i, a in enumerate(spec.spec.entries)
+    ]
 
 
 def _classes(docs: list[SpecDoc]) -> tuple[tuple[m.ServiceClass, ...], list[Diagnostic]]:
@@ -502,6 +532,7 @@ def to_model(docs: list[SpecDoc]) -> tuple[m.Policy, list[Diagnostic]]:
         devices=tuple(devices),
         classes=classes,
         settings=_settings(settings_docs),
+        adjustments=tuple(a for d in by_kind.get("Adjustments", []) for a in _adjustments(d)),
     )
     return policy, problems
 

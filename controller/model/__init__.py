@@ -141,6 +141,15 @@ class VerifySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LoopLimits:
+    """What ``qoectl loop`` may change for a journey (``spec.loop``); see docs/loop.md."""
+
+    max_kbps: float | None = None  # raise the guarantee up to this; None: never above the bandwidth as written
+    min_kbps: float | None = None  # squeeze the guarantee down to this; None: never below it (scavenger: 0)
+    strict_priority: bool = False  # may be moved into the strict-priority class
+
+
+@dataclass(frozen=True, slots=True)
 class Journey:
     name: str
     owner: str | None
@@ -159,6 +168,7 @@ class Journey:
     preferred_transports: tuple[str, ...]
     origin: Origin = field(default=BUILTIN, compare=False)
     verify: VerifySettings = VerifySettings()
+    loop: LoopLimits = LoopLimits()
 
     @property
     def kind(self) -> TargetKind:
@@ -196,6 +206,17 @@ class Interface:
     trust_dscp: bool
     vpn: int | None = None
     origin: Origin = field(default=BUILTIN, compare=False)
+    min_kbps: int | None = None  # the lowest rate qoectl loop may shape a WAN link to; None: bandwidth_kbps
+    max_kbps: int | None = None  # the highest; None: bandwidth_kbps
+
+    @property
+    def shaper_range(self) -> tuple[int, int] | None:
+        """The rates ``qoectl loop`` may shape this WAN interface to (``None`` for a LAN interface)."""
+        if self.bandwidth_kbps is None:
+            return None
+        low = self.min_kbps if self.min_kbps is not None else self.bandwidth_kbps
+        high = self.max_kbps if self.max_kbps is not None else self.bandwidth_kbps
+        return low, high
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +284,73 @@ class Settings:
     origin: Origin = field(default=BUILTIN, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class ShaperChange:
+    device: str
+    interface: str
+    kbps: int
+
+
+@dataclass(frozen=True, slots=True)
+class BandwidthChange:
+    journey: str
+    device: str
+    kbps: float
+
+
+@dataclass(frozen=True, slots=True)
+class StrictPriorityChange:
+    journey: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkingChange:
+    journey: str
+    device: str
+
+
+Change = ShaperChange | BandwidthChange | StrictPriorityChange | MarkingChange
+CHANGE_FIELD: dict[type, str] = {
+    ShaperChange: "shaper",
+    BandwidthChange: "bandwidth",
+    StrictPriorityChange: "strict_priority",
+    MarkingChange: "marking",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """One entry of an ``Adjustments`` document: a change on top of the journeys, and why.
+
+    ``document`` is the name of the document it came from (``qoectl loop`` owns the one named
+    ``qoectl-loop``); ``origin`` points at the entry.
+    """
+
+    change: Change
+    reason: str
+    measurements: tuple[tuple[str, float], ...]  # as written
+    time: str  # ISO 8601 UTC, e.g. 2025-05-01T10:00:00Z
+    document: str = ""
+    origin: Origin = field(default=BUILTIN, compare=False)
+
+    @property
+    def change_field(self) -> str:
+        """The entry's key for its change: shaper, bandwidth, strict_priority or marking."""
+        return CHANGE_FIELD[type(self.change)]
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """What the change is to: two entries with one key change the same thing."""
+        c = self.change
+        if isinstance(c, ShaperChange):
+            return ("shaper", c.device, c.interface)
+        if isinstance(c, BandwidthChange):
+            return ("bandwidth", c.journey, c.device)
+        if isinstance(c, StrictPriorityChange):
+            return ("strict_priority", c.journey)
+        return ("marking", c.journey, c.device)
+
+
 @dataclass(frozen=True)
 class Policy:
     """Everything one policy repository says, after loading."""
@@ -276,6 +364,8 @@ class Policy:
     # Journeys whose document failed its schema, rebuilt from the parts that passed (no traffic): counted in
     # link totals only, so that an over-subscribed link is reported with its full load (see the loader).
     unchecked_journeys: tuple[Journey, ...] = ()
+    # Entries of the Adjustments documents, in file order: applied by the compiler on top of the journeys.
+    adjustments: tuple[Adjustment, ...] = ()
 
     @cached_property
     def _sites(self) -> dict[str, Site]:

@@ -29,9 +29,16 @@ ALIASES: dict[Any, str] = {
     t.Dscp: "DSCP (ef, af41, cs1, le, default or 0-63)",
     t.PortRange: "port or range `low-high`",
     t.Prefix: "IP prefix",
+    v1.UtcTime: "UTC time `YYYY-MM-DDThh:mm:ssZ`",
 }
 
-ROOTS: tuple[type[BaseModel], ...] = (v1.JourneyDoc, v1.InventoryDoc, v1.ServiceClassesDoc, v1.SettingsDoc)
+ROOTS: tuple[type[BaseModel], ...] = (
+    v1.JourneyDoc,
+    v1.InventoryDoc,
+    v1.ServiceClassesDoc,
+    v1.SettingsDoc,
+    v1.AdjustmentsDoc,
+)
 
 
 def _type_name(annotation: Any) -> str:
@@ -62,6 +69,7 @@ PATTERNS = {
     t.HOST_PATTERN: "host name or address",
     t.ENV_PATTERN: "environment variable name",
     t.FILE_PATTERN: "file path",
+    v1.TIME_PATTERN: "UTC time `YYYY-MM-DDThh:mm:ssZ`",
 }
 
 

@@ -21,7 +21,9 @@ from controller.spec import v1
 NOT_EXPRESSED = (
     "Checked by qoectl validate only (JSON Schema cannot state them): a prefix's host bits are zero; "
     "a port range has low <= high; verify.period is at least verify.window; "
-    "bandwidth_kbps is at most port_speed_kbps; a whole number is not written as 2.0; "
+    "bandwidth_kbps is at most port_speed_kbps; min_kbps <= bandwidth_kbps <= max_kbps <= port_speed_kbps; "
+    "loop.min_kbps is at most loop.max_kbps; an adjustment's time is a real date; "
+    "a whole number is not written as 2.0; "
     "and every rule across documents (names that refer to each other, capacity, platform support)."
 )
 
@@ -48,7 +50,7 @@ def json_schema() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://qoectl.dev/schema/qoectl-v1.schema.json",
-        "title": "qoectl/v1 policy document (Journey, Inventory, ServiceClasses or Settings)",
+        "title": "qoectl/v1 policy document (Journey, Inventory, ServiceClasses, Settings or Adjustments)",
         "$comment": NOT_EXPRESSED,
         "type": "object",
         "required": ["apiVersion", "kind"],

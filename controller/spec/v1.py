@@ -8,9 +8,10 @@ downstream of the loader sees a spec version.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from controller.spec.rules import absent, equals, given, nonempty, rules, when
 from controller.spec.types import (
@@ -291,7 +292,46 @@ class VerifySpec(Strict):
         return self
 
 
+class LoopLimits(Strict):
+    """What ``qoectl loop`` may change for this journey (docs/loop.md). Without a limit, the loop leaves that alone."""
+
+    max_kbps: float | None = Field(
+        default=None,
+        gt=0,
+        le=100_000_000,
+        description="The guarantee (kbit/s on a WAN link) the loop may raise this journey to when it is out of "
+        "target; without it, the loop never raises it above its bandwidth.",
+    )
+    min_kbps: float | None = Field(
+        default=None,
+        ge=0,
+        le=100_000_000,
+        description="The guarantee the loop may squeeze this journey down to, to make room for a journey of higher "
+        "priority; without it, never below its bandwidth (scavenger journeys: down to 0).",
+    )
+    strict_priority: bool = Field(
+        default=False,
+        description="The loop may move this journey into the strict-priority class (critical and high journeys "
+        "only), while every link keeps the priority cap.",
+    )
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> LoopLimits:
+        if self.min_kbps is not None and self.max_kbps is not None and self.min_kbps > self.max_kbps:
+            raise ValueError("loop.min_kbps is above loop.max_kbps")
+        return self
+
+
 class JourneySpec(Strict):
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            when(
+                {"required": ["loop"], "properties": {"loop": equals("strict_priority", True)}},
+                {"required": ["priority"], "properties": {"priority": {"enum": ["critical", "high"]}}},
+            )
+        )
+    )
+
     traffic: Traffic
     target: Target
     priority: Priority = "normal"
@@ -300,6 +340,16 @@ class JourneySpec(Strict):
     service_class: Name | None = Field(default=None, description="Override the derived service class.")
     sdwan: SdwanIntent = Field(default_factory=SdwanIntent)
     verify: VerifySpec = Field(default_factory=VerifySpec)
+    loop: LoopLimits = Field(default_factory=LoopLimits)
+
+    @model_validator(mode="after")
+    def _strict_needs_priority(self) -> JourneySpec:
+        if self.loop.strict_priority and self.priority not in ("critical", "high"):
+            raise ValueError(
+                f"loop.strict_priority is for critical and high journeys; this one is {self.priority}: "
+                "raise its priority or leave loop.strict_priority out"
+            )
+        return self
 
 
 class JourneyDoc(Strict):
@@ -362,6 +412,7 @@ class Interface(Strict):
     model_config = ConfigDict(
         json_schema_extra=rules(
             when(equals("role", "wan"), {"allOf": [given("bandwidth_kbps"), absent("vpn")]}),
+            when(equals("role", "lan"), absent("min_kbps", "max_kbps")),
             {"properties": {"vpn": {"not": {"const": 512}}}},
         )
     )
@@ -380,6 +431,20 @@ class Interface(Strict):
         description="SD-WAN service VPN of a LAN interface (Cisco SD-WAN; default 1). The edge's app-route policy "
         "covers the service VPNs of its LAN interfaces. 512 is the management VPN; WAN interfaces are in VPN 0.",
     )
+    min_kbps: int | None = Field(
+        default=None,
+        ge=64,
+        le=400_000_000,
+        description="WAN: the lowest rate qoectl loop may shape the link to when the bottleneck is downstream "
+        "(docs/loop.md); without it, never below bandwidth_kbps.",
+    )
+    max_kbps: int | None = Field(
+        default=None,
+        ge=64,
+        le=400_000_000,
+        description="WAN: the highest rate qoectl loop may shape the link to when headroom returns; without it, "
+        "never above bandwidth_kbps.",
+    )
 
     @model_validator(mode="after")
     def _wan_has_rate(self) -> Interface:
@@ -395,6 +460,15 @@ class Interface(Strict):
             and (self.bandwidth_kbps > self.port_speed_kbps)
         ):
             raise ValueError("bandwidth_kbps cannot exceed port_speed_kbps")
+        if self.role == "lan" and (self.min_kbps is not None or self.max_kbps is not None):
+            raise ValueError("min_kbps and max_kbps bound the shaper of a wan interface; a lan interface has none")
+        if self.bandwidth_kbps is not None:
+            if self.min_kbps is not None and self.min_kbps > self.bandwidth_kbps:
+                raise ValueError("min_kbps cannot exceed bandwidth_kbps (the loop lowers the shaper from there)")
+            if self.max_kbps is not None and self.max_kbps < self.bandwidth_kbps:
+                raise ValueError("max_kbps cannot be below bandwidth_kbps (the loop raises the shaper from there)")
+        if self.max_kbps is not None and self.port_speed_kbps is not None and self.max_kbps > self.port_speed_kbps:
+            raise ValueError("max_kbps cannot exceed port_speed_kbps")
         return self
 
 
@@ -470,10 +544,103 @@ class SettingsDoc(Strict):
     spec: SettingsSpec
 
 
+# --------------------------------------------------------------------------- Adjustments
+
+TIME_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$"
+
+
+def _real_time(text: str) -> str:
+    try:
+        datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:  # 2025-02-30: the pattern cannot tell
+        raise ValueError(f"{text} is not a real date and time") from None
+    return text
+
+
+UtcTime = Annotated[
+    str,
+    StringConstraints(pattern=TIME_PATTERN),
+    AfterValidator(_real_time),
+    Field(description="A UTC time in ISO 8601, to the second, e.g. '2025-05-01T10:00:00Z' (quoted in YAML)."),
+]
+
+
+class ShaperChange(Strict):
+    """Shape a WAN interface to ``kbps`` instead of its ``bandwidth_kbps`` (within its ``min_kbps``/``max_kbps``)."""
+
+    device: Name
+    interface: InterfaceName
+    kbps: int = Field(ge=64, le=400_000_000, description="The rate the interface is shaped to.")
+
+
+class BandwidthChange(Strict):
+    """Guarantee a journey ``kbps`` on each WAN link of one device instead of its bandwidth (within ``loop``)."""
+
+    journey: Name
+    device: Name
+    kbps: float = Field(ge=0, le=100_000_000, description="The journey's guarantee on each WAN link of the device.")
+
+
+class StrictPriorityChange(Strict):
+    """Move a journey (critical or high, with ``loop.strict_priority``) into the strict-priority class."""
+
+    journey: Name
+
+
+class MarkingChange(Strict):
+    """Mark a journey at one device's edge whatever DSCP it arrives with (its matches without ``dscp``)."""
+
+    journey: Name
+    device: Name
+
+
+ADJUSTMENT_CHANGES = ("shaper", "bandwidth", "strict_priority", "marking")
+
+
+class Adjustment(Strict):
+    """One change on top of the journeys: exactly one of shaper, bandwidth, strict_priority and marking."""
+
+    model_config = ConfigDict(json_schema_extra=rules({"oneOf": [given(k) for k in ADJUSTMENT_CHANGES]}))
+
+    shaper: ShaperChange | None = None
+    bandwidth: BandwidthChange | None = None
+    strict_priority: StrictPriorityChange | None = None
+    marking: MarkingChange | None = None
+    reason: FreeText = Field(description="Why the change was made.")
+    measurements: dict[Name, float] = Field(
+        default_factory=dict, description="The measured figures behind the change, by name (units in the name)."
+    )
+    time: UtcTime
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Adjustment:
+        given = [k for k in ADJUSTMENT_CHANGES if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one change: shaper, bandwidth, strict_priority or marking"
+                + (f" (found {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class AdjustmentsSpec(Strict):
+    entries: list[Adjustment] = Field(default_factory=list)
+
+
+class AdjustmentsDoc(Strict):
+    """Changes made on top of the journeys (by ``qoectl loop``, or by hand); the compiler applies them."""
+
+    apiVersion: Literal["qoectl/v1"]
+    kind: Literal["Adjustments"]
+    metadata: Metadata
+    spec: AdjustmentsSpec
+
+
 # The model of each kind (the loader and the JSON Schema select by ``kind``).
 DOC_MODELS: dict[str, type[Strict]] = {
     "Journey": JourneyDoc,
     "Inventory": InventoryDoc,
     "ServiceClasses": ServiceClassesDoc,
     "Settings": SettingsDoc,
+    "Adjustments": AdjustmentsDoc,
 }

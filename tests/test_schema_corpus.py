@@ -124,7 +124,7 @@ def test_standard_validators_select_the_kind_without_openapi_discriminator() -> 
     assert "discriminator" not in text
     schema = json.loads(text)
     selected = {rule["if"]["properties"]["kind"]["const"]: rule["then"]["$ref"] for rule in schema["allOf"]}
-    kinds = ("Journey", "Inventory", "ServiceClasses", "Settings", "Adjustments")
+    kinds = ("Journey", "Inventory", "ServiceClasses", "Settings", "Adjustments", "Lab")  # Lab: qoectl lab files
     assert selected == {k: f"#/$defs/{k}Doc" for k in kinds}
 
 

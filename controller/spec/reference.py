@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from controller.spec import lab, v1
 from controller.spec import types as t
-from controller.spec import v1
 
 ALIASES: dict[Any, str] = {
     t.Name: "name",
@@ -38,6 +38,7 @@ ROOTS: tuple[type[BaseModel], ...] = (
     v1.ServiceClassesDoc,
     v1.SettingsDoc,
     v1.AdjustmentsDoc,
+    lab.LabDoc,  # a Lab file (qoectl lab), not a policy document
 )
 
 
@@ -82,6 +83,8 @@ def _field_type(info: FieldInfo) -> str:
         func = getattr(getattr(meta, "func", None), "__name__", "")
         if func == "_parse_dscp":
             return ALIASES[t.Dscp]
+        if func == "_parse_prefix":
+            return ALIASES[t.Prefix]
     return _type_name(info.annotation)
 
 
@@ -125,7 +128,8 @@ def reference() -> str:
     lines = [
         "# Policy language reference (`qoectl/v1`)",
         "",
-        "Generated from `controller/spec/v1.py` by `python -m controller.spec.reference`; do not edit.",
+        "Generated from `controller/spec/v1.py` (Lab files: `controller/spec/lab.py`) by "
+        "`python -m controller.spec.reference`; do not edit.",
         "Unknown keys are errors. Names that reach device configs allow only letters, digits, `-`, `_`, `.`.",
         "",
     ]
@@ -137,7 +141,7 @@ def reference() -> str:
         lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
         for key, info in model.model_fields.items():
             meaning = _description(info).replace("|", "\\|")
-            lines.append(f"| `{key}` | {_field_type(info)} | {_default(info)} | {meaning} |")
+            lines.append(f"| `{info.alias or key}` | {_field_type(info)} | {_default(info)} | {meaning} |")
         lines.append("")
     return "\n".join(lines)
 

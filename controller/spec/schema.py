@@ -16,7 +16,10 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from controller.spec import v1
+from controller.spec import lab, v1
+
+# Every kind a qoectl/v1 file may hold: the policy kinds, and Lab (read by `qoectl lab`, never part of a policy).
+SCHEMA_MODELS: dict[str, type[v1.Strict]] = {**v1.DOC_MODELS, "Lab": lab.LabDoc}
 
 NOT_EXPRESSED = (
     "Checked by qoectl validate only (JSON Schema cannot state them): a prefix's host bits are zero; "
@@ -24,7 +27,9 @@ NOT_EXPRESSED = (
     "bandwidth_kbps is at most port_speed_kbps; min_kbps <= bandwidth_kbps <= max_kbps <= port_speed_kbps; "
     "loop.min_kbps is at most loop.max_kbps; an adjustment's time is a real date; "
     "a whole number is not written as 2.0; "
-    "and every rule across documents (names that refer to each other, capacity, platform support)."
+    "and every rule across documents (names that refer to each other, capacity, platform support); "
+    "in a Lab file: names that refer to its hosts, routers and generators, IPv4 prefixes inside 198.18.0.0/15 "
+    "that do not overlap, receivers on one host on ports of their own."
 )
 
 
@@ -43,14 +48,15 @@ def _name_keys(node: Any) -> None:
 
 def json_schema() -> dict[str, Any]:
     _, defs = models_json_schema(
-        [(model, "validation") for model in v1.DOC_MODELS.values()], ref_template="#/$defs/{model}"
+        [(model, "validation") for model in SCHEMA_MODELS.values()], ref_template="#/$defs/{model}"
     )
     _name_keys(defs)
-    kinds = list(v1.DOC_MODELS)
+    kinds = list(SCHEMA_MODELS)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://qoectl.dev/schema/qoectl-v1.schema.json",
-        "title": "qoectl/v1 policy document (Journey, Inventory, ServiceClasses, Settings or Adjustments)",
+        "title": "qoectl/v1 document: a policy document (Journey, Inventory, ServiceClasses, Settings or "
+        "Adjustments) or a Lab file",
         "$comment": NOT_EXPRESSED,
         "type": "object",
         "required": ["apiVersion", "kind"],
@@ -60,7 +66,7 @@ def json_schema() -> dict[str, Any]:
                 "if": {"required": ["kind"], "properties": {"kind": {"const": kind}}},
                 "then": {"$ref": f"#/$defs/{model.__name__}"},
             }
-            for kind, model in v1.DOC_MODELS.items()
+            for kind, model in SCHEMA_MODELS.items()
         ],
         **defs,
     }

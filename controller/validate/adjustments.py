@@ -14,7 +14,7 @@ import difflib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from controller.compile.adjustments import NO_ADJUSTMENTS, Adjusted, strict_class
+from controller.compile.adjustments import Adjusted, strict_class
 from controller.compile.compiler import class_name_for, in_scope, marking_dscp
 from controller.errors import Diagnostic, Severity
 from controller.model import (
@@ -244,8 +244,7 @@ def _entry(a: Adjustment, policy: Policy, devices: dict[str, Device], out: list[
             e.error(
                 "journey",
                 f"journey {journey.name} does not let the loop move it to strict priority",
-                "set spec.loop.strict_priority: true in the journey (critical and high journeys), "
-                "or remove this entry",
+                "set spec.loop.strict_priority: true in the journey (critical and high journeys), or remove this entry",
             )
         return not e.failed
     assert device is not None
@@ -318,8 +317,9 @@ def _affects(a: Adjustment, device: Device, reaching: set[str]) -> bool:
 
 
 def _capacity(policy: Policy, entries: list[Adjustment], reserved_pct: Reserved) -> tuple[list[Diagnostic], set[int]]:
-    """Per device the entries touch: add them one by one in file order; the one that takes a link over a cap
-    (that the journeys alone keep) is the one blamed. Returns the problems and the ids of the entries blamed."""
+    """Per device the entries touch: a link over a cap with all of them (that the journeys alone keep) is blamed
+    on the entry after which, adding them in file order, it stays over (a squeeze written after a raise makes
+    room for it). Returns the problems and the ids of the entries blamed."""
     out: list[Diagnostic] = []
     blamed: set[tuple[int, str]] = set()
     for device in policy.devices:
@@ -329,20 +329,23 @@ def _capacity(policy: Policy, entries: list[Adjustment], reserved_pct: Reserved)
         if not mine:
             continue
         reserve = reserved_pct(device)
-        base = link_loads(policy, device, NO_ADJUSTMENTS, reserve, here)
-        for i, a in enumerate(mine):
-            loads = link_loads(policy, device, Adjusted.of(mine[: i + 1]), reserve, here)
-            for before, load in zip(base, loads, strict=True):
-                for what, over, was_over in (
-                    ("strict", load.strict_over, before.strict_over),
-                    ("guaranteed", load.guaranteed_over, before.guaranteed_over),
-                ):
-                    if not over or was_over or (id(a), what) in blamed:
-                        continue
-                    blamed.add((id(a), what))
-                    out.append(_over(policy, a, load, what, reserve))
-            base = loads  # what the entries so far did is theirs
+        steps = [link_loads(policy, device, Adjusted.of(mine[:i]), reserve, here) for i in range(len(mine) + 1)]
+        for k in range(len(steps[-1])):
+            for what in ("strict", "guaranteed"):
+                over = [_is_over(step[k], what) for step in steps]  # after 0, 1, ... entries
+                if not over[-1] or over[0]:
+                    continue
+                tipping = max(i for i in range(1, len(over)) if over[i] and not over[i - 1])
+                a = mine[tipping - 1]
+                if (id(a), what) in blamed:
+                    continue
+                blamed.add((id(a), what))
+                out.append(_over(policy, a, steps[tipping][k], what, reserve))
     return out, {i for i, _ in blamed}
+
+
+def _is_over(load: LinkLoad, what: str) -> bool:
+    return load.strict_over if what == "strict" else load.guaranteed_over
 
 
 def _over(policy: Policy, a: Adjustment, load: LinkLoad, what: str, reserve: float) -> Diagnostic:

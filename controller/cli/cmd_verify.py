@@ -10,12 +10,20 @@ from __future__ import annotations
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from controller.cli.policy_path import policy_path
+
+if TYPE_CHECKING:
+    from controller.errors import Diagnostic
+    from controller.evaluate.baseline import Baseline
+    from controller.measure.feedback import Answer
+    from controller.measure.samples import SampleSet, Vocabulary
+    from controller.pipeline import Build
 
 DURATION = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -62,33 +70,21 @@ def register(cli: click.Group) -> None:
     cli.add_command(probe)
 
 
-@click.command()
-@policy_path(alias=True)
-@click.option(
-    "--measurements",
-    "measurement_files",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Measurement file (.csv, .json, .jsonl, OpenMetrics .om/.prom/.txt). Repeat for more.",
-)
-@click.option("--prometheus", "prometheus_url", help="Prometheus base URL; runs each journey's verify.queries.")
-@click.option(
-    "--feedback",
-    "feedback_files",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Survey CSV: journey, site, time, score[, kind mos|csat|nps]. Repeat for more.",
-)
-@click.option(
-    "--since", help="Evaluate this far back from --until, e.g. 1h or 7d (default: all data; 1h for Prometheus)."
-)
-@click.option("--until", help="End of the range: seconds since the epoch or ISO 8601 (default: last sample, or now).")
-@click.option("--step", default="1m", show_default=True, help="Prometheus query step.")
-@click.option("--journey", "journeys", multiple=True, help="Only this journey. Repeat for more.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
-@click.option("--junit", "junit_file", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML here.")
-@click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write an HTML report here.")
-def verify(
+@dataclass
+class Measured:
+    """What ``verify`` and ``baseline record`` read: the policy, the samples and feedback, the range."""
+
+    build: Build
+    vocab: Vocabulary
+    samples: SampleSet
+    answers: list[Answer]
+    diagnostics: list[Diagnostic]
+    start: float | None
+    end: float | None
+    now: float
+
+
+def read_measured(
     path: Path,
     measurement_files: tuple[Path, ...],
     prometheus_url: str | None,
@@ -96,31 +92,17 @@ def verify(
     since: str | None,
     until: str | None,
     step: str,
-    journeys: tuple[str, ...],
     as_json: bool,
-    junit_file: Path | None,
-    html_file: Path | None,
-) -> None:
-    """Verify measured experience against every journey's targets, per site and context.
-
-    PATH is the policy repository (default: policies).
-
-    Exit 0: all in target; 1: a journey out of target or bad input; 3: nothing out
-    of target, but some journey or site could not be confirmed (no data is not a pass).
-    """
+) -> Measured:
+    """Build the policy and read every measurement source; bad input is reported and exits 1."""
     from controller.cli import main as m
-    from controller.errors import Diagnostic, errors_only, sort_diagnostics
-    from controller.evaluate import report
-    from controller.evaluate.engine import Options, evaluate
-    from controller.evaluate.html import render_html
+    from controller.errors import errors_only, sort_diagnostics
     from controller.measure import Source
-    from controller.measure.feedback import Answer, read_feedback
+    from controller.measure.feedback import read_feedback
     from controller.measure.files import FileSource
     from controller.measure.prometheus import PrometheusSource, check_url
     from controller.measure.samples import SampleSet, Vocabulary
 
-    if not measurement_files and not prometheus_url and not feedback_files:
-        raise click.UsageError("give --measurements FILE, --prometheus URL, or both (and optionally --feedback)")
     since_s = _duration(since, "--since")
     step_s = _duration(step, "--step") or 60.0
     end = _time(until)
@@ -162,17 +144,116 @@ def verify(
     if start is None and since_s is not None and len(samples):
         end = end if end is not None else float(samples.ts.max())
         start = end - since_s
-    evaluation = evaluate(result, samples, answers, Options(start=start, end=end, now=now, journeys=journeys))
+    return Measured(result, vocab, samples, answers, diags, start, end, now)
+
+
+def read_baseline(file: Path | None, as_json: bool) -> Baseline | None:
+    """The ``--baseline`` file, or one error line and exit 1."""
+    from controller.cli import main as m
+    from controller.evaluate.baseline import BaselineError, read
+
+    if file is None:
+        return None
+    try:
+        return read(file)
+    except BaselineError as exc:
+        if as_json:
+            m._emit_json({"ok": False, "error": str(exc)})
+        else:
+            m.err.print(f"error: --baseline {exc}", style="red", markup=False, soft_wrap=True)
+        raise SystemExit(m.EXIT_ERROR) from None
+
+
+@click.command()
+@policy_path(alias=True)
+@click.option(
+    "--measurements",
+    "measurement_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Measurement file (.csv, .json, .jsonl, OpenMetrics .om/.prom/.txt). Repeat for more.",
+)
+@click.option("--prometheus", "prometheus_url", help="Prometheus base URL; runs each journey's verify.queries.")
+@click.option(
+    "--feedback",
+    "feedback_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Survey CSV: journey, site, time, score[, kind mos|csat|nps]. Repeat for more.",
+)
+@click.option(
+    "--since", help="Evaluate this far back from --until, e.g. 1h or 7d (default: all data; 1h for Prometheus)."
+)
+@click.option("--until", help="End of the range: seconds since the epoch or ISO 8601 (default: last sample, or now).")
+@click.option("--step", default="1m", show_default=True, help="Prometheus query step.")
+@click.option("--journey", "journeys", multiple=True, help="Only this journey. Repeat for more.")
+@click.option(
+    "--baseline",
+    "baseline_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Compare each segment with this baseline (qoectl baseline record): better, same or worse.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+@click.option("--junit", "junit_file", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML here.")
+@click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write an HTML report here.")
+def verify(
+    path: Path,
+    measurement_files: tuple[Path, ...],
+    prometheus_url: str | None,
+    feedback_files: tuple[Path, ...],
+    since: str | None,
+    until: str | None,
+    step: str,
+    journeys: tuple[str, ...],
+    baseline_file: Path | None,
+    as_json: bool,
+    junit_file: Path | None,
+    html_file: Path | None,
+) -> None:
+    """Verify measured experience against every journey's targets, per site and context.
+
+    PATH is the policy repository (default: policies).
+
+    Exit 0: all in target; 1: a journey out of target or bad input; 3: nothing out
+    of target, but some journey or site could not be confirmed (no data is not a pass).
+    With --baseline, each segment's change against it is reported too (it does not
+    change the exit code).
+    """
+    from controller.cli import main as m
+    from controller.evaluate import baseline as bl
+    from controller.evaluate import report
+    from controller.evaluate.engine import Options, evaluate
+    from controller.evaluate.html import render_html
+
+    if not measurement_files and not prometheus_url and not feedback_files:
+        raise click.UsageError("give --measurements FILE, --prometheus URL, or both (and optionally --feedback)")
+    before = read_baseline(baseline_file, as_json)
+    got = read_measured(path, measurement_files, prometheus_url, feedback_files, since, until, step, as_json)
+    options = Options(start=got.start, end=got.end, now=got.now, journeys=journeys)
+    evaluation = evaluate(got.build, got.samples, got.answers, options)
+    changes: tuple[bl.SegmentComparison, ...] = ()
+    if before is not None:
+        now_figures = bl.record(got.samples, got.vocab, evaluation.start, evaluation.end)
+        keys = {bl.segment_key(r.journey, r.segment) for r in evaluation.results}
+        keys |= {k for k in before.segments if not journeys or k[0] in journeys}
+        changes = bl.compare(before, now_figures, only=keys)
     if junit_file:
         _write(junit_file, report.junit_xml(evaluation), as_json)
     if html_file:
         _write(html_file, render_html(evaluation), as_json)
     if as_json:
         data: dict[str, Any] = report.to_json(evaluation)
-        data["diagnostics"] = [d.to_json() for d in diags]
+        data["diagnostics"] = [d.to_json() for d in got.diagnostics]
+        if before is not None:
+            by_key = {c.key: c.change for c in changes}
+            for r, row in zip(evaluation.results, data["results"], strict=True):
+                row["baseline_change"] = by_key.get(bl.segment_key(r.journey, r.segment))
+            data["baseline"] = bl.comparison_json(str(baseline_file), changes)
         m._emit_json(data)
     else:
         report.render_table(m.out, evaluation)
+        if before is not None:
+            bl.render_table(m.out, changes, str(baseline_file))
     raise SystemExit(report.exit_code(evaluation))
 
 

@@ -37,9 +37,11 @@ from pathlib import Path
 
 import pytest
 
+from controller.lab import sshd as lab_sshd
+from controller.lab.sshd import sshd_config
 from tests.lab.netns import Lab, Netns, have_root_netns, run
 
-SSHD = "/usr/sbin/sshd"
+SSHD = lab_sshd.SSHD
 
 
 def have_sshd() -> tuple[bool, str]:
@@ -143,8 +145,7 @@ def free_port() -> int:
 
 def keygen(path: Path, comment: str = "qoectl-test") -> str:
     """An unencrypted ed25519 key pair at ``path`` (+ ``.pub``); returns the public key line."""
-    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
-    return path.with_name(path.name + ".pub").read_text().strip()
+    return lab_sshd.keygen(path, comment)
 
 
 def _used_lab_nets() -> set[int]:
@@ -315,29 +316,8 @@ class LinuxLab:
             login.chmod(0o755)
             shell = f"exec {login}"
         cfg = rdir / "sshd_config"
-        cfg.write_text(
-            "\n".join(
-                [
-                    f"ListenAddress {mgmt_r}:{port}",
-                    f"HostKey {host_key}",
-                    f"PidFile {rdir / 'sshd.pid'}",
-                    f"AuthorizedKeysFile {authorized}",
-                    "PermitRootLogin prohibit-password",
-                    "PubkeyAuthentication yes",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "UsePAM no",
-                    "StrictModes no",
-                    "PrintMotd no",
-                    "PrintLastLog no",
-                    "UseDNS no",
-                    "MaxStartups 50",
-                    "LogLevel ERROR",
-                    f"ForceCommand {shell}",
-                    "",
-                ]
-            )
-        )
+        assert host_key == rdir / "ssh_host_ed25519_key"  # where sshd_config() says it is
+        cfg.write_text(sshd_config(str(mgmt_r), port, rdir, authorized, shell))
         log = open(rdir / "sshd.log", "wb")  # noqa: SIM115 - closed with the process
         proc = ns.popen(SSHD, "-D", "-e", "-f", str(cfg), stdout=log, stderr=subprocess.STDOUT)
         log.close()

@@ -279,3 +279,39 @@ def test_processes_left_in_the_namespaces_are_stopped_too(tmp_path: Path) -> Non
             if stray.poll() is None:
                 stray.kill()
                 stray.wait(timeout=10)
+
+
+def test_an_up_that_fails_half_way_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The routers' sshd cannot start: `up` says why in one line and removes the namespaces it had made."""
+    from controller.lab import sshd
+
+    monkeypatch.setattr(sshd, "SSHD", "/bin/false")
+    lab = lab_copy(tmp_path)
+    try:
+        code, _, err = lab_cli(lab.root, "up", str(lab.lab_file))
+        assert code == 1
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith("error: sshd of branch-rtr exited: it printed nothing"), err
+        assert "lab: failed: removing what was created" in err
+        assert not [n for n in existing_namespaces() if n.startswith(f"qlab-{lab.name}-")]
+        assert not (lab.root / lab.name).exists()
+    finally:
+        left = take_down(lab)
+        assert not left, left
+
+
+def test_down_needs_nothing_but_the_state_it_wrote(tmp_path: Path) -> None:
+    """A state whose lab file no longer loads (another qoectl version) is still removed completely."""
+    with running_lab(tmp_path) as lab:
+        state_file = lab.root / lab.name / "state.json"
+        data = json.loads(state_file.read_text())
+        data["lab_text"] = data["lab_text"].replace("capacity_kbps", "capacity_in_some_future_version")
+        state_file.write_text(json.dumps(data))
+        pids = [p["pid"] for p in data["processes"]]
+        code, _, err = lab_cli(lab.root, "status")
+        assert code == 1 and "the lab file kept in the state does not load any more" in err
+        assert "`qoectl lab down` still removes the lab" in err
+        code, _, err = lab_cli(lab.root, "down")
+        assert code == 0, err
+        assert not [pid for pid in pids if alive(pid)]
+        assert not [n for n in existing_namespaces() if n.startswith(f"qlab-{lab.name}-")]

@@ -171,7 +171,7 @@ def _start(state: LabState, specs: list[tr.ProcSpec]) -> LabState:
     dead = [p for p in started if not p.alive()]
     if dead:
         p = dead[0]
-        raise LabError(f"{p.name} exited at once: {_last_line(Path(p.log))} (log {p.log})")
+        raise LabError(f"{p.name} exited at once: {_last_line(Path(p.log))}")
     return state
 
 

@@ -424,3 +424,20 @@ def test_touched_names_the_journeys_a_change_affects(tmp_path: Path) -> None:
 def test_limits_refuse_nonsense(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Limits(**bad)  # type: ignore[arg-type]
+
+
+def test_the_loop_does_not_decide_on_a_policy_that_does_not_validate(tmp_path: Path) -> None:
+    from controller.adjust import DecisionError
+    from tests.policy_builder import document
+
+    repo = loop_repo()
+    entry = {
+        "bandwidth": {"journey": "voice", "device": "hq-rtr1", "kbps": 5000},
+        "reason": "x",
+        "time": "2025-05-01T10:00:00Z",
+    }
+    repo.add("adjustments/loop.yaml", document("Adjustments", "qoectl-loop", {"entries": [entry]}))
+    b = build(repo.write(tmp_path / "repo"))
+    assert not b.ok
+    with pytest.raises(DecisionError, match=r"loop\.max_kbps 2400"):
+        decide(b, observe(1, {"voice@hq": "fail"}), LoopState(), FAST)

@@ -206,3 +206,34 @@ def test_the_state_is_never_written_into_the_policy_repository(tmp_path: Path) -
     path.write_text('{"format": "something else"}', encoding="utf-8")
     with pytest.raises(StateError, match="not a qoectl loop state"):
         load_state(path)
+
+
+# --------------------------------------------------------------------------- the loop's report
+
+
+def test_the_report_gives_each_change_the_before_and_after_of_the_journeys_it_touched(tmp_path: Path) -> None:
+    from controller.adjust import before_after
+    from controller.evaluate.baseline import Baseline, Distribution
+
+    root = tmp_path / "repo"
+    built(loop_repo(), root)
+    d = lowered(root)
+
+    def summary(voice_delay: float, crm_ms: float) -> Baseline:
+        return Baseline(
+            0,
+            1,
+            {
+                ("voice", "hq", "campus"): {"one_way_delay_ms": Distribution.of([voice_delay] * 10)},
+                ("crm-web", "hq", "campus"): {"response_time_ms": Distribution.of([crm_ms] * 10)},
+                ("voice", "branch-1", "branch"): {"one_way_delay_ms": Distribution.of([30.0] * 10)},  # not touched
+            },
+        )
+
+    (report,) = before_after(d.actions, d.build.policy, summary(80.0, 300.0), summary(24.0, 310.0))
+    assert report.action.kind == "lower_shaper"
+    # the shaper of hq-rtr1 touches every journey at hq; those measured then or now are compared
+    got = {(s.key[0], s.key[1]): s.change for s in report.segments}
+    assert got == {("voice", "hq"): "better", ("crm-web", "hq"): "same"}
+    voice = next(s for s in report.segments if s.key[0] == "voice")
+    assert (voice.metrics[0].before.p50, voice.metrics[0].after.p50) == (80.0, 24.0)  # type: ignore[union-attr]

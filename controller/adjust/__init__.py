@@ -46,15 +46,15 @@ reason, before, after, measurements), ``holds`` (what was left alone and why),
 ``adjustments`` (the loop document's entries after the cycle), ``build`` (the
 policy compiled and validated with them), ``devices`` (what to apply),
 ``state`` and ``verdicts``; ``to_json(applied)`` is the cycle's JSON line.
-For the loop's report, :func:`controller.evaluate.baseline.compare` gives the
-before and after of the journeys a change touched (:func:`touched`).
+For the loop's report, :func:`before_after` gives, per change, the before and
+after (:mod:`controller.evaluate.baseline`) of the journeys it touched.
 """
 
 from __future__ import annotations
 
 from controller.adjust.audit import record
 from controller.adjust.document import LOOP_DOCUMENT, document_text, loop_file, write_adjustments
-from controller.adjust.engine import Action, Decision, Hold, Limits, decide, touched
+from controller.adjust.engine import Action, Decision, DecisionError, Hold, Limits, decide, touched, touched_by
 from controller.adjust.observation import (
     ClassQueue,
     DeviceDrift,
@@ -66,6 +66,7 @@ from controller.adjust.observation import (
     figures_from_samples,
 )
 from controller.adjust.propose import commit_message, propose
+from controller.adjust.report import ChangeReport, before_after
 from controller.adjust.state import LoopState, StateError
 from controller.adjust.state import default_path as default_state_path
 from controller.adjust.state import load as load_state
@@ -74,8 +75,10 @@ from controller.adjust.state import save as save_state
 __all__ = [
     "LOOP_DOCUMENT",
     "Action",
+    "ChangeReport",
     "ClassQueue",
     "Decision",
+    "DecisionError",
     "DeviceDrift",
     "Hold",
     "JourneyFigures",
@@ -85,6 +88,7 @@ __all__ = [
     "QueueState",
     "SegmentStatus",
     "StateError",
+    "before_after",
     "commit_message",
     "decide",
     "default_state_path",
@@ -97,5 +101,6 @@ __all__ = [
     "record",
     "save_state",
     "touched",
+    "touched_by",
     "write_adjustments",
 ]

@@ -226,8 +226,20 @@ def iso(t: float) -> str:
     return _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(t))
 
 
+class DecisionError(ValueError):
+    """The loop cannot decide on this input (a policy that does not validate)."""
+
+
 def decide(build: Build, observation: Observation, state: LoopState, limits: Limits | None = None) -> Decision:
-    """Decide one cycle. ``build`` is the policy as compiled now (its Adjustments included): see the module doc."""
+    """Decide one cycle. ``build`` is the policy as compiled now (its Adjustments included): see the module doc.
+
+    The policy must validate: the loop decides on the policy people wrote and reviewed, never around its errors
+    (an entry of its own document that no longer validates, e.g. after ``loop.max_kbps`` was lowered, is one
+    of them: fix or remove it by merge request). Raises :class:`DecisionError` otherwise.
+    """
+    if not build.ok:
+        shown = "; ".join(d.format() for d in build.errors[:5])
+        raise DecisionError(f"the policy does not validate ({len(build.errors)} error(s)): {shown}")
     return _Cycle(build, observation, state, limits or Limits()).run()
 
 
@@ -1110,22 +1122,26 @@ class _Cycle:
         )
 
 
-def touched(decision: Decision) -> frozenset[tuple[str, str, str]]:
-    """The journey x segment keys (journey, site, context) a decision's changes touch: the journey at the device's
-    site for a journey's change (every site it reaches for strict priority), every journey at the site for a shaper
-    or a reapply. The keys of :mod:`controller.evaluate.baseline`, for the before and after of the loop's report."""
-    policy = decision.build.policy
+def touched_by(action: Action, policy: Policy) -> frozenset[tuple[str, str, str]]:
+    """The journey x segment keys (journey, site, context) one change touches: the journey at the device's site for
+    a journey's change (every site it reaches for strict priority), every journey at the site for a shaper or a
+    reapply. The keys of :mod:`controller.evaluate.baseline`, for the before and after of the loop's report."""
+    journey = policy.journey(action.journey) if action.journey else None
+    if action.device is not None:
+        devices = [d for d in policy.devices if d.name == action.device]
+    elif journey is not None:
+        devices = [d for d in policy.devices if in_scope(journey, d, policy.context_of(d))]
+    else:
+        devices = []
+    whole_site = action.kind in ("lower_shaper", "raise_shaper", "reapply") or journey is None
     out: set[tuple[str, str, str]] = set()
-    for a in decision.actions:
-        journey = policy.journey(a.journey) if a.journey else None
-        if a.device is not None:
-            devices = [d for d in policy.devices if d.name == a.device]
-        elif journey is not None:
-            devices = [d for d in policy.devices if in_scope(journey, d, policy.context_of(d))]
-        else:
-            devices = []
-        whole_site = a.kind in ("lower_shaper", "raise_shaper", "reapply") or journey is None
-        for d in devices:
-            names = [j.name for j in journeys_at(policy, d)] if whole_site else [a.journey or ""]
-            out |= {(name, d.site, policy.context_of(d)) for name in names}
+    for d in devices:
+        names = [j.name for j in journeys_at(policy, d)] if whole_site else [action.journey or ""]
+        out |= {(name, d.site, policy.context_of(d)) for name in names}
     return frozenset(out)
+
+
+def touched(decision: Decision) -> frozenset[tuple[str, str, str]]:
+    """Every journey x segment key the decision's changes touch (:func:`touched_by` of each action)."""
+    policy = decision.build.policy
+    return frozenset(k for a in decision.actions for k in touched_by(a, policy))

@@ -128,7 +128,7 @@ def up(ctx: click.Context, lab_file: Path | None, as_json: bool) -> None:
         state = control.up(lab_file or DEFAULT_LAB, _root(ctx), progress=_progress)
         data = control.status_json(state)
     if as_json:
-        _emit(data)
+        _emit({"up": True, **data})  # what `qoectl lab status --json` prints
     else:
         _summary(data)
 

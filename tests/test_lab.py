@@ -141,6 +141,7 @@ def test_up_status_down_and_up_twice(tmp_path: Path) -> None:
         report = json.loads(out)
         assert report["ok"] and report["removed"] == lab.name and report["left"] == []
         assert not [n for n in existing_namespaces() if n.startswith(prefix)]
+        assert prefix not in run(["ip", "netns", "list"])
         assert not [pid for pid in pids if alive(pid)]
         assert not (lab.root / lab.name).exists()
         code, out, _ = lab_cli(lab.root, "status", "--json")

@@ -189,6 +189,22 @@ def test_delay_rising_with_the_routers_queue_short_lowers_the_shaper_towards_the
     assert m["delay_excess_ms"] == 60 and m["capacity_kbps"] == 12000 and m["bloat_cycles"] == 3
 
 
+def test_drops_in_another_class_do_not_hide_a_downstream_bottleneck(tmp_path: Path) -> None:
+    """The shaper dropping bulk beyond its share is the shaper at work; voice's own queue is empty: downstream."""
+    b = built(loop_repo(), tmp_path)
+    voice_cls = "telephony"
+    busy = hq_queue(
+        delivered_kbps=12000, backlog_bytes=400_000, classes={voice_cls: (0, 0), "bulk-data": (400_000, 900)}
+    )
+    obs = observe(1, {"voice@hq": "fail"}, figures=[delay("voice", 80)], queues=[busy])
+    d = decide(b, obs, LoopState(), FAST)
+    assert kinds(d) == ["lower_shaper"]
+    # voice's own class drops: the queue is the router's, not downstream
+    own = hq_queue(delivered_kbps=12000, classes={voice_cls: (0, 5), "bulk-data": (400_000, 900)})
+    d = decide(b, observe(1, {"voice@hq": "fail"}, figures=[delay("voice", 80)], queues=[own]), LoopState(), FAST)
+    assert "lower_shaper" not in kinds(d)
+
+
 def test_without_min_kbps_the_inventory_does_not_let_the_loop_lower_the_shaper(tmp_path: Path) -> None:
     b = built(loop_repo(min_kbps=None), tmp_path)
     obs = observe(1, {"voice@hq": "fail"}, figures=[delay("voice", 80)], queues=[hq_queue(delivered_kbps=12000)])

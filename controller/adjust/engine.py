@@ -450,13 +450,31 @@ class _Cycle:
             return None
         return f.one_way_delay_p50_ms - self.base_delay(device, iface)
 
-    def short(self, q: QueueState, rate: float) -> bool:
-        """The router's own queue on the interface is short: little waiting at the shaper, no drops anywhere."""
+    def short(self, q: QueueState, rate: float, classes: Iterable[str] = ()) -> bool:
+        """The router's own queue on the interface is short: little waiting at the shaper, no drops anywhere.
+
+        With ``classes`` (those of the journeys whose delay rose) and the queue state of each of them, only
+        their queues count: a class the shaper drops in (bulk beyond its share) is the shaper doing its job,
+        not where those journeys wait.
+        """
+        wanted = set(classes)
+        picked = [c for c in q.classes if c.class_name in wanted]
+        if wanted and len(picked) == len(wanted):
+            return all(_sojourn_ms(c.backlog_bytes, rate) < self.limits.queue_ms and c.drops == 0 for c in picked)
         return (
             _sojourn_ms(q.backlog_bytes, rate) < self.limits.queue_ms
             and q.drops == 0
             and all(c.drops == 0 for c in q.classes)
         )
+
+    def classes_of(self, figures: Iterable[JourneyFigures]) -> set[str]:
+        adjusted = self.adjusted()
+        out = set()
+        for f in figures:
+            j = self.policy.journey(f.journey)
+            if j is not None:
+                out.add(effective_class(j, adjusted, self.policy.classes))
+        return out
 
     def expected_dscp(self, journey: Journey, device: Device) -> int | None:
         plan = self.build.plan(device.name)
@@ -510,11 +528,13 @@ class _Cycle:
             iface = next((i for i in device.wan_interfaces if i.name == iface_name), None) if device else None
             if device is None or iface is None:
                 continue
-            excess = [e for f in self.via(device, iface) if (e := self.excess(f, device, iface)) is not None]
+            via = self.via(device, iface)
+            excess = [e for f in via if (e := self.excess(f, device, iface)) is not None]
             if not excess:
                 continue
             key = f"{dev_name}/{iface_name}"
-            if max(excess) > self.limits.bloat_ms and self.short(q, self.rate(device, iface)):
+            delayed = self.classes_of(f for f in via if (self.excess(f, device, iface) or 0) > self.limits.bloat_ms)
+            if max(excess) > self.limits.bloat_ms and self.short(q, self.rate(device, iface), delayed):
                 self.bloat[key] = self.state.bloat.get(key, 0) + 1
             elif max(excess) < self.limits.calm_ms:
                 self.calm[key] = self.state.calm.get(key, 0) + 1
@@ -644,7 +664,7 @@ class _Cycle:
                 **where,
             )
             return
-        if excess is not None and excess > self.limits.bloat_ms and self.short(q, rate):
+        if excess is not None and excess > self.limits.bloat_ms and self.short(q, rate, [cls]):
             outcome = self.lower(device, iface, q, journey, m)
             if self.settle(outcome, s, m, where, notes):
                 return

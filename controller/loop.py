@@ -99,20 +99,30 @@ def check_reach(result: Build, lab: LabState) -> None:
 
 
 def queue_states(m: Measurement, result: Build) -> tuple[QueueState, ...]:
-    """The routers' WAN queues as the decision reads them: HTB class handles mapped to the plan's classes."""
+    """The routers' WAN queues as the decision reads them: HTB class handles mapped to the plan's classes.
+
+    The downstream capacity hint is what the WAN delivered on the far side of the bottleneck (the ISP
+    interface that feeds the other end, measured over the window), not its configured rate.
+    """
     window = max(m.ended - m.started, 0.1)
     out = []
     for r in m.routers:
         plan = result.plan(r.node)
         names = {classid(c): c.name for c in plan.classes} if plan else {}
-        out.append(_queue_state(r, names, window))
+        far = [b for b in m.bottlenecks if b.wan == r.wan and b.towards != r.node]
+        hint = min((_kbps(b, window) for b in far), default=None)
+        out.append(_queue_state(r, names, window, hint))
     return tuple(out)
 
 
-def _queue_state(r: InterfaceQueues, names: Mapping[str, str], window: float) -> QueueState:
+def _kbps(q: InterfaceQueues, window: float) -> float:
+    return q.sent_bytes * 8 / window / 1000
+
+
+def _queue_state(r: InterfaceQueues, names: Mapping[str, str], window: float, hint: float | None) -> QueueState:
     classes = tuple(ClassQueue(names[c.handle], c.max_backlog_bytes, c.drops) for c in r.classes if c.handle in names)
-    delivered = r.sent_bytes * 8 / window / 1000 if r.root is not None else None
-    return QueueState(r.node, r.interface, r.max_backlog_bytes, r.drops, classes, delivered)
+    delivered = _kbps(r, window) if r.root is not None else None
+    return QueueState(r.node, r.interface, r.max_backlog_bytes, r.drops, classes, delivered, hint)
 
 
 def _apply(cfg: LoopConfig, result: Build, devices: Sequence[str], dry_run: bool, run_dir: Path) -> FleetResult:

@@ -32,6 +32,12 @@ demo: install
 		--feedback examples/measurements/survey.csv --journey voice --journey crm-web \
 		--junit reports/verify-junit.xml --html reports/verify.html; rc=$$?; echo "verify exit code: $$rc"
 	@echo "Rendered configs are in out/<device>/; verify reports in reports/"
+	@if [ "$$(id -u)" -eq 0 ]; then \
+		echo "== qoectl loop on the bundled lab (scenarios A and B, docs/loop.md)"; \
+		BIN=$(BIN) sh examples/lab/loop-demo.sh; \
+	else \
+		echo "== qoectl loop demo skipped: it builds a lab of network namespaces and needs root (sudo make demo)"; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .

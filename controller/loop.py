@@ -102,26 +102,23 @@ def queue_states(m: Measurement, result: Build) -> tuple[QueueState, ...]:
     """The routers' WAN queues as the decision reads them: HTB class handles mapped to the plan's classes.
 
     The downstream capacity hint is what the WAN delivered on the far side of the bottleneck (the ISP
-    interface that feeds the other end, measured over the window), not its configured rate.
+    interface that feeds the other end, measured over the window), not its configured rate. Rates are
+    bytes sent over the window of the queue readings (``InterfaceQueues.sent_kbps``), not over the whole
+    cycle, which also spends seconds starting the probes and waiting for their last packets.
     """
-    window = max(m.ended - m.started, 0.1)
     out = []
     for r in m.routers:
         plan = result.plan(r.node)
         names = {classid(c): c.name for c in plan.classes} if plan else {}
         far = [b for b in m.bottlenecks if b.wan == r.wan and b.towards != r.node]
-        hint = min((_kbps(b, window) for b in far), default=None)
-        out.append(_queue_state(r, names, window, hint))
+        hint = min((k for b in far if (k := b.sent_kbps) is not None), default=None)
+        out.append(_queue_state(r, names, hint))
     return tuple(out)
 
 
-def _kbps(q: InterfaceQueues, window: float) -> float:
-    return q.sent_bytes * 8 / window / 1000
-
-
-def _queue_state(r: InterfaceQueues, names: Mapping[str, str], window: float, hint: float | None) -> QueueState:
+def _queue_state(r: InterfaceQueues, names: Mapping[str, str], hint: float | None) -> QueueState:
     classes = tuple(ClassQueue(names[c.handle], c.max_backlog_bytes, c.drops) for c in r.classes if c.handle in names)
-    delivered = _kbps(r, window) if r.root is not None else None
+    delivered = r.sent_kbps
     return QueueState(r.node, r.interface, r.max_backlog_bytes, r.drops, classes, delivered, hint)
 
 

@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -19,12 +20,14 @@ from click.testing import CliRunner
 from controller.cli.main import cli
 from controller.evaluate.engine import evaluate
 from controller.lab import control, gen, probe, queues
+from controller.lab import measure as measure_mod
 from controller.lab import traffic as tr
 from controller.lab.config import LabFileError, load_lab, parse_lab
 from controller.lab.measure import Measurement, Sample
 from controller.lab.policy import retarget
 from controller.lab.state import DEFAULT_ROOT, LabFiles, new_state
 from controller.load.loader import load_policy
+from controller.loop import queue_states
 from controller.measure.samples import Vocabulary
 from controller.pipeline import build
 from controller.spec.schema import json_schema
@@ -304,6 +307,50 @@ def test_a_window_counts_what_happened_in_it() -> None:
     # A queue replaced during the window (counters restarted) counts from zero.
     (r,) = queues.window([reading(10_000, 5, 0), reading(2_000, 1, 0)])
     assert (r.sent_bytes, r.drops) == (2_000, 1)
+
+
+def test_rates_are_bytes_over_the_readings_window_not_the_whole_cycle(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The anomaly of scenario B: 8 Mbit/s through the ISP over a 3 s send window, divided by the whole
+    # cycle (probe start-up and the receivers' tail: ~7 s), read as ~3.4 Mbit/s and took the shaper to its floor.
+    cfg = load_lab(LAB)
+    sent = iter(range(0, 10**9, 1_000_000))  # every reading: 1 MB more through each interface
+    clock = iter(itertools.count(100.0, 0.5))  # two clock reads per namespace per reading
+
+    def fake_run(argv: list[str], check: bool = True, timeout: float = 0) -> str:
+        n = next(sent)
+        return "".join(
+            f"{queues.MARK} qdisc {dev}\n"
+            f'[{{"kind":"htb","handle":"1:","root":true,"bytes":{n},"packets":1,"drops":0,"backlog":0,"qlen":0}}]\n'
+            f"{queues.MARK} class {dev}\n"
+            for dev in ("wan0", "eth0", "eth1")
+        )
+
+    monkeypatch.setattr(measure_mod, "run", fake_run)
+    monkeypatch.setattr(measure_mod.time, "monotonic", lambda: next(clock))
+    watch = measure_mod._QueueWatch(cfg)
+    for _ in range(4):
+        watch.read()
+    routers, bottlenecks = watch.interfaces()
+    into_hub = next(b for b in bottlenecks if b.towards == "hub-rtr")
+    # one reading of the 3 namespaces takes 3 s of this clock: 4 readings span 9 s
+    assert into_hub.readings == 4 and into_hub.window_s == pytest.approx(9.0)
+    assert into_hub.sent_bytes == 3 * 3_000_000
+    assert into_hub.sent_kbps == pytest.approx(9_000_000 * 8 / 9.0 / 1000)
+
+    # The loop's view: the capacity hint is the far ISP interface's rate over its readings, whatever the cycle took.
+    m = Measurement("branch-hub", 0.0, 60.0, 3.0, (), (), tuple(routers), tuple(bottlenecks))
+
+    class NoPlans:
+        def plan(self, name: str) -> None:
+            return None
+
+    states = {s.device: s for s in queue_states(m, NoPlans())}  # type: ignore[arg-type]
+    assert states["branch-rtr"].capacity_kbps == pytest.approx(into_hub.sent_kbps)
+    assert states["branch-rtr"].delivered_kbps == pytest.approx(
+        next(r for r in routers if r.node == "branch-rtr").sent_kbps
+    )
+    one = replace(into_hub, readings=1, window_s=0.0)
+    assert one.sent_kbps is None  # no window, no rate
 
 
 # --------------------------------------------------------------------------- pacing of the generators and probes

@@ -132,6 +132,19 @@ class InterfaceQueues:
     qdiscs: tuple[q.QueueStats, ...]
     classes: tuple[q.QueueStats, ...]
     readings: int
+    window_s: float = 0.0  # from the first reading to the last: the time ``sent_bytes`` and ``drops`` cover
+
+    @property
+    def sent_kbps(self) -> float | None:
+        """What the interface sent during the window, in kbit/s: ``sent_bytes`` over ``window_s``.
+
+        The window is that of the queue readings (the probes' send window), not the whole cycle: a
+        cycle also spends time starting the probes and waiting for their last packets, when no
+        reading is taken. None with fewer than two readings (no window).
+        """
+        if self.root is None or self.window_s <= 0:
+            return None
+        return self.sent_bytes * 8 / self.window_s / 1000
 
     @property
     def backlog_bytes(self) -> int:
@@ -222,7 +235,9 @@ class Measurement:
                 "max_queue_delay_ms": round(i.max_queue_delay_ms, 3),
                 "drops": i.drops,
                 "sent_bytes": i.sent_bytes,
+                "sent_kbps": None if i.sent_kbps is None else round(i.sent_kbps, 3),
                 "readings": i.readings,
+                "window_s": round(i.window_s, 3),
                 "qdiscs": [_stats(s) for s in i.qdiscs],
                 "classes": [_stats(s) for s in i.classes],
             }
@@ -348,13 +363,17 @@ class _QueueWatch:
             for link in w.links:
                 self.targets.setdefault(cfg.namespace(link.router), []).append(link.interface)
         self.readings: dict[tuple[str, str], list[list[q.Reading]]] = {}
+        self.times: dict[tuple[str, str], list[float]] = {}
 
     def read(self) -> None:
         for ns, devices in self.targets.items():
+            before = time.monotonic()
             out = run(in_ns(ns, "sh", "-c", q.script(devices)), check=False, timeout=10)
+            at = (before + time.monotonic()) / 2  # when tc ran, near enough (the namespace's shell in between)
             parsed = q.parse_script_output(out)
             for dev in devices:
                 self.readings.setdefault((ns, dev), []).append(parsed.get(dev, []))
+                self.times.setdefault((ns, dev), []).append(at)
 
     def interfaces(self) -> tuple[list[InterfaceQueues], list[InterfaceQueues]]:
         cfg = self.cfg
@@ -370,13 +389,15 @@ class _QueueWatch:
     ) -> InterfaceQueues:
         ns = self.cfg.namespace(node)
         readings = self.readings.get((ns, dev), [])
+        times = self.times.get((ns, dev), [])
+        span = times[-1] - times[0] if len(times) >= 2 else 0.0
         stats = q.window(readings)
         qdiscs = tuple(s for s in stats if not s.is_class)
         classes = tuple(s for s in stats if s.is_class)
         root = next((s for s in qdiscs if s.parent is None), None)
         top = next((c for c in classes if c.parent is None), None)
         rate = top.ceil_kbps or top.rate_kbps if top is not None else None
-        return InterfaceQueues(role, node, ns, dev, wan, towards, rate, root, qdiscs, classes, len(readings))
+        return InterfaceQueues(role, node, ns, dev, wan, towards, rate, root, qdiscs, classes, len(readings), span)
 
 
 def read_queues(state: LabState) -> tuple[tuple[InterfaceQueues, ...], tuple[InterfaceQueues, ...]]:

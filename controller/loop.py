@@ -1,5 +1,9 @@
 """One cycle of ``qoectl loop``: measure -> evaluate -> decide -> compile -> apply -> record (docs/loop.md).
 
+Measuring is the running lab (its probes and the routers' queues, ``controller.lab.measure``), the configured
+sources (measurement files, Prometheus: ``controller.measure.sources``, the same reading as ``qoectl verify``),
+or both. Without the lab there are no queue readings: the remediations that need them hold, saying so.
+
 The stages stay one-way: this module calls the lab's measurement API (``controller.lab.measure``), the verify
 engine (``controller.evaluate.engine``), the decision core (``controller.adjust``), the compiler
 (``controller.pipeline``) and the apply engine (``controller.apply.runner``, the same engine and safety as
@@ -17,6 +21,7 @@ from typing import Any
 from controller.adjust import (
     ClassQueue,
     Decision,
+    DeviceDrift,
     Limits,
     Observation,
     QueueState,
@@ -38,8 +43,8 @@ from controller.evaluate import baseline as bl
 from controller.evaluate.engine import Evaluation, Options, evaluate
 from controller.lab.measure import InterfaceQueues, Measurement, measure
 from controller.lab.state import LabState
-from controller.measure.feedback import Answer, read_feedback
-from controller.measure.samples import Vocabulary
+from controller.measure.samples import SampleSet, Vocabulary
+from controller.measure.sources import SourceOptions, read_sources
 from controller.pipeline import Build, build
 from controller.render.linux import classid
 
@@ -50,8 +55,10 @@ class LoopError(RuntimeError):
 
 @dataclass(frozen=True)
 class LoopConfig:
+    """``lab``: measure the running lab (None: only ``sources``); ``sources``: files, Prometheus, feedback."""
+
     policy: Path
-    lab: LabState
+    lab: LabState | None
     known_hosts: Path
     run_root: Path
     state_path: Path
@@ -59,8 +66,23 @@ class LoopConfig:
     propose_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
     duration_s: float = 3.0
-    feedback: tuple[Path, ...] = ()
+    sources: SourceOptions = field(default_factory=SourceOptions)
     environ: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.lab is None and not self.sources.measures:
+            raise LoopError("nothing to measure: no lab and no measurement source")
+
+    @property
+    def checks_drift(self) -> bool:
+        """The apply dry run that finds drift reaches the devices: with the lab, or when the loop applies.
+
+        Proposing from files or Prometheus touches no device at all (a scheduled CI job has none to reach).
+        """
+        return self.lab is not None or self.propose_dir is None
+
+    def measured_by(self) -> tuple[str, ...]:
+        return (*((f"lab {self.lab.name}",) if self.lab is not None else ()), *self.sources.names())
 
 
 @dataclass(frozen=True)
@@ -69,15 +91,17 @@ class CycleResult:
     decision: Decision
     applied: bool
     duration_s: float
-    measurement: Measurement
+    measurement: Measurement | None  # the lab's, when the lab was measured
     evaluation: Evaluation
     figures: Mapping[str, Mapping[str, float]]  # journey@segment -> one-way delay p99, loss, MOS, ...
     baseline: bl.Baseline
     apply_errors: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out = self.decision.to_json(self.applied)
         out["duration_s"] = round(self.duration_s, 2)
+        out["sources"] = list(self.sources)
         out["figures"] = {k: dict(v) for k, v in sorted(self.figures.items())}
         if self.apply_errors:
             out["apply_errors"] = list(self.apply_errors)
@@ -136,8 +160,7 @@ def _apply(cfg: LoopConfig, result: Build, devices: Sequence[str], dry_run: bool
     )
 
 
-def _figures(evaluation: Evaluation, m: Measurement, result: Build, vocab: Vocabulary) -> dict[str, dict[str, float]]:
-    samples, _ = m.sample_set(vocab)
+def _figures(evaluation: Evaluation, samples: SampleSet, vocab: Vocabulary) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for f in figures_from_samples(samples, vocab):
         out[f.key] = f.measurements()
@@ -154,22 +177,35 @@ def cycle(cfg: LoopConfig, n: int) -> CycleResult:
     if not result.ok:
         shown = "; ".join(d.format() for d in result.errors[:3])
         raise LoopError(f"the policy does not validate: {shown}")
-    check_reach(result, cfg.lab)
     vocab = Vocabulary(result.policy)
     tag = f"{n:04d}-{new_run_id()}"
-    # measure
-    m = measure(cfg.lab, result, cfg.duration_s)
-    samples, _ = m.sample_set(vocab)
-    answers: list[Answer] = []
-    for f in cfg.feedback:
-        got, _problems = read_feedback(f, vocab, time.time())
-        answers += got
+    # measure: the lab (probes and queues) and/or the configured sources (files, Prometheus) and feedback
+    m: Measurement | None = None
+    parts: list[SampleSet] = []
+    queues: tuple[QueueState, ...] = ()
+    if cfg.lab is not None:
+        check_reach(result, cfg.lab)
+        m = measure(cfg.lab, result, cfg.duration_s)
+        parts.append(m.sample_set(vocab)[0])
+        queues = queue_states(m, result)
+    now = time.time()
+    reading = read_sources(cfg.sources, result.policy, vocab, now)
+    if reading.errors:
+        first = reading.errors[0].format()
+        more = len(reading.errors) - 1
+        raise LoopError(f"{first}" + (f" (and {more} more error(s))" if more else ""))
+    parts.append(reading.samples)
+    samples = SampleSet.concat(parts)
     # evaluate (the verify engine)
-    evaluation = evaluate(result, samples, answers, Options(now=time.time()))
-    # drift: an apply dry run (read-only, no lock)
-    dry = _apply(cfg, result, [d.name for d in result.policy.devices], True, cfg.run_root / f"{tag}-dry-run")
+    options = Options(start=reading.start, end=reading.end, now=now)
+    evaluation = evaluate(result, samples, list(reading.answers), options)
+    # drift: an apply dry run (read-only, no lock); not when proposing from files (no device to reach)
+    drift: tuple[DeviceDrift, ...] = ()
+    if cfg.checks_drift:
+        dry = _apply(cfg, result, [d.name for d in result.policy.devices], True, cfg.run_root / f"{tag}-dry-run")
+        drift = drift_from(dry)
     figures = tuple(figures_from_samples(samples, vocab))
-    obs = Observation.of(evaluation, time.time(), figures, queue_states(m, result), drift_from(dry))
+    obs = Observation.of(evaluation, time.time(), figures, queues, drift)
     # decide
     decision = decide(result, obs, load_state(cfg.state_path), cfg.limits)
     applied = False
@@ -199,7 +235,8 @@ def cycle(cfg: LoopConfig, n: int) -> CycleResult:
         time.monotonic() - started,
         m,
         evaluation,
-        _figures(evaluation, m, result, vocab),
+        _figures(evaluation, samples, vocab),
         bl.record(samples, vocab),
         errors,
+        cfg.measured_by(),
     )

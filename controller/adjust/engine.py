@@ -620,6 +620,16 @@ class _Cycle:
             if self.settle(outcome, s, m, where, notes):
                 return
         q = self.queues.get((device.name, iface.name))
+        if q is None and not self.queues:
+            self.hold(
+                f"{s.key} out of target; no queue readings: the measurements (files, Prometheus) do not read the "
+                f"routers' queues, so the loop cannot tell whether {device.name} {iface.name} queues it or the "
+                "bottleneck is downstream: the guarantee and capacity remediations hold"
+                + "".join(f"; {n}" for n in notes),
+                measurements=_measures(m),
+                **where,
+            )
+            return
         if q is None:
             self.hold(
                 f"{s.key} out of target; no queue state of {device.name} {iface.name}: the loop cannot tell where "

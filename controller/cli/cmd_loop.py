@@ -1,6 +1,7 @@
-"""``qoectl loop``: the closed loop on the running lab (docs/loop.md).
+"""``qoectl loop``: the closed loop on the running lab and/or the configured sources (docs/loop.md).
 
-Exit 0: the cycles ran; 1: the loop could not run (no lab, the policy does not reach it, a policy error).
+Exit 0: the cycles ran; 1: the loop could not run (nothing to measure, no lab, the policy does not reach it, a
+policy error, bad measurement data, a Prometheus that does not answer): one line on stderr.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from controller.cli.cmd_verify import source_options, source_opts
 from controller.cli.console import make_console
 from controller.cli.policy_path import policy_path
 
@@ -72,13 +74,8 @@ def register(cli: click.Group) -> None:
     help="Lab state root (default: $QOECTL_LAB_DIR or /run/qoectl/lab).",
 )
 @click.option("--lock-dir", type=click.Path(path_type=Path, file_okay=False), help="Device locks (as qoectl apply).")
-@click.option(
-    "--feedback",
-    "feedback_files",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Users' feedback CSV the evaluation reads.",
-)
+@source_options
+@click.option("--lab", "with_lab", is_flag=True, help="Measure the running lab too (with --measurements/--prometheus).")
 @click.option(
     "--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write the HTML report here."
 )
@@ -117,7 +114,13 @@ def loop(
     known_hosts: Path | None,
     lab_dir: Path | None,
     lock_dir: Path | None,
+    measurement_files: tuple[Path, ...],
+    prometheus_url: str | None,
     feedback_files: tuple[Path, ...],
+    since: str | None,
+    until: str | None,
+    step: str,
+    with_lab: bool,
     html_file: Path | None,
     act_after: int,
     relax_after: int,
@@ -125,22 +128,39 @@ def loop(
     max_step_pct: float,
     headroom: float,
 ) -> None:
-    """Measure the running lab, evaluate, decide, compile, apply, record: --cycles times.
+    """Measure, evaluate, decide, compile, apply, record: --cycles times.
 
-    PATH is the policy repository (its inventory must reach the lab: `qoectl lab policy --out DIR`).
+    Measures the running lab (root), or the sources given as for `qoectl verify` (--measurements FILE,
+    --prometheus URL, --feedback FILE): no root, and with --propose DIR no device either (a CI job). With
+    sources, --lab measures the lab as well. PATH is the policy repository (for the lab, its inventory must
+    reach the lab: `qoectl lab policy --out DIR`).
     """
     from controller.adjust import DecisionError, Limits, StateError
     from controller.lab.measure import MeasureError
-    from controller.lab.state import USER_ENV, current, state_root
+    from controller.lab.state import USER_ENV, LabState, current, state_root
     from controller.loop import CycleResult, LoopConfig, LoopError, cycle
     from controller.loop_report import render
+    from controller.measure.sources import check_prometheus
 
-    if os.geteuid() != 0:
-        _fail("qoectl loop measures the lab: run it as root (qoectl lab needs root)")
-    lab = current(state_root(lab_dir))
-    if lab is None:
-        _fail("no lab is up: start one with `qoectl lab up examples/lab/lab.yaml`")
-    assert lab is not None
+    try:
+        sources = source_opts(measurement_files, prometheus_url, feedback_files, since, until, step)
+    except click.BadParameter as exc:
+        _fail(exc.format_message())
+    lab: LabState | None = None
+    if with_lab or not sources.measures:
+        if not sources.measures:
+            lead, give = "nothing to measure: ", "; or give --measurements FILE or --prometheus URL (as qoectl verify)"
+        else:
+            lead, give = "--lab: ", ""
+        if os.geteuid() != 0:
+            _fail(f"{lead}qoectl loop measures the lab as root only (qoectl lab needs root){give}")
+        lab = current(state_root(lab_dir))
+        if lab is None:
+            _fail(f"{lead}no lab is up: start one with `qoectl lab up examples/lab/lab.yaml`{give}")
+    if sources.prometheus_url:
+        problem = check_prometheus(sources.prometheus_url, time.time())
+        if problem:
+            _fail(f"--prometheus: {problem}")
     limits = Limits(
         act_after=act_after,
         relax_after=relax_after,
@@ -149,20 +169,33 @@ def loop(
         headroom=headroom,
     )
     environ = dict(os.environ)
-    environ.setdefault(USER_ENV, "root")
+    if lab is not None:
+        environ.setdefault(USER_ENV, "root")
+        hosts = known_hosts or Path(lab.files.known_hosts)
+    else:
+        hosts = known_hosts or Path(os.path.expanduser("~/.ssh/known_hosts"))
     cfg = LoopConfig(
         policy=path,
         lab=lab,
-        known_hosts=known_hosts or Path(lab.files.known_hosts),
+        known_hosts=hosts,
         run_root=run_dir,
         state_path=(state_dir or run_dir / ".qoectl-loop") / "state.json",
         lock_dir=lock_dir,
         propose_dir=propose_dir,
         limits=limits,
         duration_s=measure_s,
-        feedback=feedback_files,
+        sources=sources,
         environ=environ,
     )
+    measured = "; ".join(cfg.measured_by())
+    if propose_dir is not None:
+        doing = f"proposing: patches to {propose_dir}, nothing is applied"
+    else:
+        doing = (
+            "applying: changes go to the inventory's devices through the apply engine (as `qoectl apply`: "
+            "locks, backups, verification, rollback; credentials from the environment)"
+        )
+    err.print(f"measuring: {measured} | {doing}", markup=False, soft_wrap=True)
     results: list[CycleResult] = []
     try:
         for n in range(1, cycles + 1):

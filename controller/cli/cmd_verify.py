@@ -12,18 +12,23 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from controller.cli.policy_path import policy_path
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from controller.errors import Diagnostic
     from controller.evaluate.baseline import Baseline
     from controller.measure.feedback import Answer
     from controller.measure.samples import SampleSet, Vocabulary
+    from controller.measure.sources import SourceOptions
     from controller.pipeline import Build
+
+F = TypeVar("F", bound="Callable[..., Any]")
 
 DURATION = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -65,6 +70,60 @@ def _host_port(value: str, option: str) -> tuple[str, int]:
     return host, int(port)
 
 
+SOURCE_OPTIONS = (
+    click.option(
+        "--measurements",
+        "measurement_files",
+        multiple=True,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Measurement file (.csv, .json, .jsonl, OpenMetrics .om/.prom/.txt). Repeat for more.",
+    ),
+    click.option("--prometheus", "prometheus_url", help="Prometheus base URL; runs each journey's verify.queries."),
+    click.option(
+        "--feedback",
+        "feedback_files",
+        multiple=True,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Survey CSV: journey, site, time, score[, kind mos|csat|nps]. Repeat for more.",
+    ),
+    click.option(
+        "--since", help="Evaluate this far back from --until, e.g. 1h or 7d (default: all data; 1h for Prometheus)."
+    ),
+    click.option(
+        "--until", help="End of the range: seconds since the epoch or ISO 8601 (default: last sample, or now)."
+    ),
+    click.option("--step", default="1m", show_default=True, help="Prometheus query step."),
+)
+
+
+def source_options(f: F) -> F:
+    """The measurement source options of ``verify`` and ``loop`` (one definition)."""
+    for option in reversed(SOURCE_OPTIONS):
+        f = option(f)
+    return f
+
+
+def source_opts(
+    measurement_files: tuple[Path, ...],
+    prometheus_url: str | None,
+    feedback_files: tuple[Path, ...],
+    since: str | None,
+    until: str | None,
+    step: str,
+) -> SourceOptions:
+    """The options as :class:`controller.measure.sources.SourceOptions`; a bad one raises click.BadParameter."""
+    from controller.measure.prometheus import check_url
+    from controller.measure.sources import SourceOptions
+
+    if prometheus_url:
+        problem = check_url(prometheus_url)
+        if problem:
+            raise click.BadParameter(problem, param_hint="--prometheus")
+    since_s = _duration(since, "--since")
+    step_s = _duration(step, "--step") or 60.0
+    return SourceOptions(measurement_files, prometheus_url, feedback_files, since_s, _time(until), step_s)
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(verify)
     cli.add_command(probe)
@@ -97,42 +156,15 @@ def read_measured(
     """Build the policy and read every measurement source; bad input is reported and exits 1."""
     from controller.cli import main as m
     from controller.errors import errors_only, sort_diagnostics
-    from controller.measure import Source
-    from controller.measure.feedback import read_feedback
-    from controller.measure.files import FileSource
-    from controller.measure.prometheus import PrometheusSource, check_url
-    from controller.measure.samples import SampleSet, Vocabulary
+    from controller.measure.samples import Vocabulary
+    from controller.measure.sources import read_sources
 
-    since_s = _duration(since, "--since")
-    step_s = _duration(step, "--step") or 60.0
-    end = _time(until)
+    opts = source_opts(measurement_files, prometheus_url, feedback_files, since, until, step)
     result = m._build(path, as_json)
     now = time.time()
-    start = None if since_s is None or end is None else end - since_s
-    sources: list[Source] = [FileSource(f) for f in measurement_files]
-    if prometheus_url:
-        problem = check_url(prometheus_url)
-        if problem:
-            raise click.BadParameter(problem, param_hint="--prometheus")
-        p_end = end if end is not None else now
-        p_start = p_end - (since_s if since_s is not None else 3600.0)
-        sources.append(PrometheusSource(prometheus_url, result.policy, p_start, p_end, step_s))
-        if start is None:
-            start, end = p_start, p_end
-    elif end is not None and since_s is not None:
-        start = end - since_s
     vocab = Vocabulary(result.policy)
-    parts: list[SampleSet] = []
-    diags: list[Diagnostic] = []
-    for source in sources:
-        samples, problems = source.read(vocab, now)
-        parts.append(samples)
-        diags += problems
-    answers: list[Answer] = []
-    for f in feedback_files:
-        got, problems = read_feedback(f, vocab, now)
-        answers += got
-        diags += problems
+    got = read_sources(opts, result.policy, vocab, now)
+    diags = list(got.diagnostics)
     if errors_only(diags):
         m._report_failure(sort_diagnostics(diags) if len(diags) < 200 else diags, as_json)
         if not as_json:
@@ -140,10 +172,7 @@ def read_measured(
         raise SystemExit(m.EXIT_ERROR)
     if not as_json:
         m._print_diagnostics(diags)
-    samples = SampleSet.concat(parts)
-    if start is None and since_s is not None and len(samples):
-        end = end if end is not None else float(samples.ts.max())
-        start = end - since_s
+    samples, answers, start, end = got.samples, list(got.answers), got.start, got.end
     return Measured(result, vocab, samples, answers, diags, start, end, now)
 
 
@@ -166,26 +195,7 @@ def read_baseline(file: Path | None, as_json: bool) -> Baseline | None:
 
 @click.command()
 @policy_path(alias=True)
-@click.option(
-    "--measurements",
-    "measurement_files",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Measurement file (.csv, .json, .jsonl, OpenMetrics .om/.prom/.txt). Repeat for more.",
-)
-@click.option("--prometheus", "prometheus_url", help="Prometheus base URL; runs each journey's verify.queries.")
-@click.option(
-    "--feedback",
-    "feedback_files",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Survey CSV: journey, site, time, score[, kind mos|csat|nps]. Repeat for more.",
-)
-@click.option(
-    "--since", help="Evaluate this far back from --until, e.g. 1h or 7d (default: all data; 1h for Prometheus)."
-)
-@click.option("--until", help="End of the range: seconds since the epoch or ISO 8601 (default: last sample, or now).")
-@click.option("--step", default="1m", show_default=True, help="Prometheus query step.")
+@source_options
 @click.option("--journey", "journeys", multiple=True, help="Only this journey. Repeat for more.")
 @click.option(
     "--baseline",

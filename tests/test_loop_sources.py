@@ -261,3 +261,17 @@ def test_a_prometheus_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
     assert line.startswith("error: --prometheus: cannot reach Prometheus at http://127.0.0.1:")
     line = one_error_line(run_loop(root, tmp_path, "--prometheus", "ftp://x", code=1))
     assert line.startswith("error: ") and "Prometheus base URL" in line
+
+
+def test_without_propose_the_change_goes_through_the_apply_engine_and_its_failure_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = marked_repo().write(tmp_path / "repo")
+    monkeypatch.delenv("QOECTL_USER", raising=False)
+    data = bad_voice(tmp_path)
+    opts = ("--measurements", str(data), "--act-after", "1", "--known-hosts", str(tmp_path / "known_hosts"))
+    result = run_loop(root, tmp_path, *opts)
+    assert "applying: changes go to the inventory's devices through the apply engine" in result.stderr
+    assert "actions: mark hq-rtr1" in result.stdout and "applied: False" in result.stdout
+    assert "apply: hq-rtr1: failed credentials of device 'hq-rtr1'" in result.stderr
+    assert (root / "adjustments" / "loop.yaml").exists()  # the loop's document, as with the lab

@@ -206,6 +206,8 @@ def loop(
                 click.echo(json.dumps(data, sort_keys=True))
             else:
                 out.print(_line(n, data, r.duration_s), markup=False)
+                for problem in r.apply_errors:
+                    err.print(f"apply: {problem}", style="red", markup=False, soft_wrap=True)
             if n < cycles and interval_s:
                 time.sleep(interval_s)
     except (LoopError, DecisionError, StateError, MeasureError) as exc:

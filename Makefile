@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck pytest bench schema golden system-deps clean
+.PHONY: install demo test lint typecheck pytest bench bench-lab schema golden system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ test: lint typecheck pytest
 
 bench: install
 	$(BIN)/python bench/compile_bench.py
+
+# issue 11's benchmark: the closed loop on the bundled lab at 2x overload (root; a private lab, always taken down)
+bench-lab: install
+	$(BIN)/python bench/lab_bench.py --runs 3 --out bench/results/lab.json
 
 schema: install
 	$(BIN)/qoectl schema --out schema/qoectl-v1.schema.json

@@ -115,6 +115,7 @@ def figures(m: Measurement, result: Build) -> dict[str, Any]:
     router = m.router("branch-rtr")
     plan = result.plan("branch-rtr")
     out["shaper_kbps"] = router.rate_kbps
+    out["wan_kbps"] = m.bottleneck_into("hub-rtr").rate_kbps  # the ISP's real capacity towards the hub
     if plan is not None and router.window_s > 0:
         rates: dict[str, float] = {}
         for c in plan.classes:
@@ -132,6 +133,10 @@ def figures(m: Measurement, result: Build) -> dict[str, Any]:
                 out["left_kbps"] = round(left, 1)
                 out["bulk_kbps"] = round(rates.get("bulk", 0.0), 1)
                 out["bulk_share_of_left_pct"] = round(100 * rates.get("bulk", 0.0) / left, 1) if left > 0 else None
+                wan = out["wan_kbps"]
+                if wan:  # what the WAN's real capacity leaves (the shaper keeps ~10 % of it unused on purpose)
+                    wan_left = wan - (router.rate_kbps - left)
+                    out["bulk_share_of_wan_left_pct"] = round(100 * rates.get("bulk", 0.0) / wan_left, 1)
     return out
 
 
@@ -267,6 +272,7 @@ def goals(run_: dict[str, Any]) -> dict[str, bool | None]:
 
 ROWS = (
     ("voice p99 one-way delay, ms", "voice_p99_ms"),
+    ("voice p50 one-way delay, ms", "voice_p50_ms"),
     ("voice loss, %", "voice_loss_pct"),
     ("voice MOS (E-model)", "voice_mos"),
     ("web Apdex", "web_apdex"),
@@ -305,10 +311,13 @@ def table(runs: list[dict[str, Any]]) -> str:
     lines.append(f"| left for bulk (shaper - the others), kbit/s | | {spread([x.get('left_kbps') for x in b])} | |")
     lines.append(f"| bulk through the router, kbit/s | | {spread([x.get('bulk_kbps') for x in b])} | |")
     lines.append(f"| bulk / left, % | | {spread([x.get('bulk_share_of_left_pct') for x in b])} | |")
+    wan_share = spread([x.get("bulk_share_of_wan_left_pct") for x in b])
+    lines.append(f"| bulk / (WAN capacity - the others), % | | {wan_share} | |")
     lines.append(
         f"| bulk probe (payload), kbit/s | {spread([r.get('no_qos', {}).get('bulk_probe_kbps') for r in runs])} "
         f"| {spread([x.get('bulk_probe_kbps') for x in b])} "
-        f"| {spread([r.get('idle', {}).get('bulk_probe_kbps') for r in runs])} |"
+        f"| {spread([r.get('idle', {}).get('bulk_probe_kbps') for r in runs])} "
+        f"| {spread([r.get('tcp_only', {}).get('bulk_probe_kbps') for r in runs])} |"
     )
     loops = [r.get("loop", {}) for r in runs]
     lines.append(

@@ -9,14 +9,13 @@ repository is left alone.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from controller.adjust.files import write_atomic
 from controller.model import Adjustment, BandwidthChange, MarkingChange, ShaperChange, StrictPriorityChange
 
 LOOP_DOCUMENT = "qoectl-loop"
@@ -91,15 +90,4 @@ def write_adjustments(policy_root: Path, entries: Iterable[Adjustment]) -> Path:
             return path
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".loop-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, text)

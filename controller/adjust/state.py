@@ -25,12 +25,12 @@ over the old one), so an interrupted loop leaves the previous state whole.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from controller.adjust.files import write_atomic
 
 FORMAT = "qoectl-loop-state/1"
 STATE_DIR = ".qoectl-loop"
@@ -115,15 +115,4 @@ def save(path: Path, state: LoopState, policy_root: Path | None = None) -> Path:
             f"{path}: the loop's state does not belong in the policy repository {policy_root}; "
             f"keep it in a folder of its own (default {STATE_DIR}/ beside the run folders)"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n")

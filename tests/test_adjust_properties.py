@@ -86,7 +86,8 @@ def test_guardrails_hold_whatever_the_inputs(
     limits = Limits(act_after=n, relax_after=m, min_interval_s=interval, max_changes=max_changes)
     decisions = run(base, script, limits)
     verdict = {"voice": [c[0] for c in script], "crm-web": [c[1] for c in script]}
-    bloat = [c[4] - BASE_DELAY > limits.bloat_ms and not (c[2] or c[3]) for c in script]
+    # both journeys are delayed alike: the bottleneck is downstream when either class is short at the router
+    bloat = [c[4] - BASE_DELAY > limits.bloat_ms and not (c[2] and c[3]) for c in script]
     calm = [c[4] - BASE_DELAY < limits.calm_ms for c in script]
     last_tighten: dict[str, int] = {}
     last_change: dict[str, float] = {}

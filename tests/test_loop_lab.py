@@ -24,7 +24,7 @@ pytestmark = requires_lab
 # The lab's guardrails: act on the first violating cycle (the ISP's queue shows within one), wait 15 calm
 # cycles before probing a shaper upwards, lower it to 0.85 x the measured capacity in one step (so the ISP's
 # standing queue drains within a cycle or two).
-LAB_LIMITS = ["--act-after", "1", "--relax-after", "15", "--headroom", "0.85", "--max-step-pct", "35"]
+LAB_LIMITS = ["--act-after", "1", "--relax-after", "15", "--headroom", "0.8", "--max-step-pct", "35"]
 
 
 def loop(lab: PrivateLab, policy: Path, tmp: Path, cycles: int, *more: str) -> list[dict[str, Any]]:
@@ -36,7 +36,7 @@ def loop(lab: PrivateLab, policy: Path, tmp: Path, cycles: int, *more: str) -> l
         "--interval-s",
         "0",
         "--measure-s",
-        "3",
+        "4",
         "--json",
         "--lab-dir",
         str(lab.root),

@@ -455,12 +455,14 @@ class _Cycle:
 
         With ``classes`` (those of the journeys whose delay rose) and the queue state of each of them, only
         their queues count: a class the shaper drops in (bulk beyond its share) is the shaper doing its job,
-        not where those journeys wait.
+        not where those journeys wait. One such class short is enough: a journey whose delay rose while its
+        own class at the router neither waits nor drops waits downstream (another delayed class may be
+        congested at the router as well, e.g. video bursts above their guarantee).
         """
         wanted = set(classes)
         picked = [c for c in q.classes if c.class_name in wanted]
         if wanted and len(picked) == len(wanted):
-            return all(_sojourn_ms(c.backlog_bytes, rate) < self.limits.queue_ms and c.drops == 0 for c in picked)
+            return any(_sojourn_ms(c.backlog_bytes, rate) < self.limits.queue_ms and c.drops == 0 for c in picked)
         return (
             _sojourn_ms(q.backlog_bytes, rate) < self.limits.queue_ms
             and q.drops == 0

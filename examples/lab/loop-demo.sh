@@ -7,7 +7,7 @@ set -eu
 BIN=${BIN:-.venv/bin}
 WORK=$(mktemp -d /tmp/qoectl-loop-demo.XXXXXX)
 LABDIR="$WORK/lab"
-LIMITS="--act-after 1 --relax-after 15 --headroom 0.85 --max-step-pct 35 --measure-s 3 --interval-s 0"
+LIMITS="--act-after 1 --relax-after 15 --headroom 0.8 --max-step-pct 35 --measure-s 3 --interval-s 0"
 cleanup() { "$BIN/qoectl" lab --state-dir "$LABDIR" down >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT INT TERM
 mkdir -p reports

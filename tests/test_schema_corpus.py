@@ -196,6 +196,23 @@ def test_dscp_pattern_is_the_dscp_parser() -> None:
         assert (regex.find(text) is not None) == _accepts(parse, text), text
 
 
+
+def test_every_dscp_name_the_hint_offers_is_accepted() -> None:
+    """The error hint says "ef, af11-af43, cs0-cs7, le, default": each of those spellings must parse (cs0 is 0)."""
+    offered = ["ef", "le", "default"] + [f"cs{i}" for i in range(8)]
+    offered += [f"af{c}{d}" for c in range(1, 5) for d in range(1, 4)]
+    assert "cs0-cs7" in t._DSCP_HINT and "af11-af43" in t._DSCP_HINT
+    assert {name: t._parse_dscp(name) for name in ("cs0", "cs1", "cs7", "af11", "af43")} == {
+        "cs0": 0,
+        "cs1": 8,
+        "cs7": 56,
+        "af11": 10,
+        "af43": 38,
+    }
+    for name in offered:
+        assert isinstance(t._parse_dscp(name), int), name
+    assert t.dscp_name(0) == "default"  # rendering keeps writing 0 as before
+
 _PREFIX_TABLE = """
 10.0.0.0/8 10.0.0.0/33 10.0.0.0/32 10.0.0.0/032 10.0.0.0/0 10.0.0.0/00 10.0.0.0/ 10.0.0.0/1234 10.0.0.0 256.0.0.0/8
 010.0.0.0/8 1.2.3/24 1.2.3.4.5 0.0.0.0/0 255.255.255.255 1.2.3.04 ::/0 ::/128 ::/0128 ::/129 :: 2001:db8::/32

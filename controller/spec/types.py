@@ -125,7 +125,7 @@ DSCP_NAMES: dict[str, int] = {
     "df": 0,
     "be": 0,
     "le": 1,
-    **{f"cs{i}": i * 8 for i in range(1, 8)},
+    **{f"cs{i}": i * 8 for i in range(8)},  # cs0 is 0, as RFC 2474 names it
     **{f"af{c}{d}": c * 8 + d * 2 for c in range(1, 5) for d in range(1, 4)},
     "ef": 46,
     "va": 44,

@@ -20,8 +20,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from controller import __version__
 from controller.cli.console import make_console
-from controller.cli.plan_report import print_plan
+from controller.cli.plan_report import markdown_plan, print_plan
 from controller.cli.policy_path import policy_path
+from controller.cli.validate_report import write_junit
+from controller.compile.budgets import Budget
 from controller.compile.plan import DevicePlan
 from controller.errors import Diagnostic, PolicyError
 from controller.load.loader import load_policy
@@ -87,20 +89,24 @@ def _progress(total: int, label: str) -> Iterator[Any]:
         yield advance
 
 
-def _build(path: Path, as_json: bool) -> Build:
-    """Load+validate+compile, or report every problem and exit 1."""
+def _build(path: Path, as_json: bool, junit: Path | None = None) -> Build:
+    """Load+validate+compile, or report every problem and exit 1 (also as JUnit XML into ``junit``)."""
     try:
         result = build(path, jobs=default_jobs())
     except PolicyError as exc:
-        _report_failure(exc.diagnostics, as_json)
+        _report_failure(exc.diagnostics, as_json, path, junit)
         raise SystemExit(EXIT_ERROR) from None
     if not result.ok:
-        _report_failure(list(result.diagnostics), as_json)
+        _report_failure(list(result.diagnostics), as_json, path, junit)
         raise SystemExit(EXIT_ERROR)
     return result
 
 
-def _report_failure(diags: list[Diagnostic], as_json: bool) -> None:
+def _report_failure(
+    diags: list[Diagnostic], as_json: bool, path: Path | None = None, junit: Path | None = None
+) -> None:
+    if junit is not None and path is not None:
+        write_junit(junit, path, diags)
     if as_json:
         _emit_json({"ok": False, "diagnostics": [d.to_json() for d in diags]})
     else:
@@ -119,10 +125,18 @@ def cli() -> None:
 @cli.command()
 @policy_arg
 @json_opt
-def validate(path: Path, as_json: bool) -> None:
+@click.option(
+    "--junit",
+    "junit_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write JUnit XML here: a test case per file and per problem (file, line), for CI.",
+)
+def validate(path: Path, as_json: bool, junit_file: Path | None) -> None:
     """Check the policy repository at PATH (schema and meaning); exit 1 on any error."""
-    result = _build(path, as_json)
+    result = _build(path, as_json, junit_file)
     warnings = [d for d in result.diagnostics if d.severity == "warning"]
+    if junit_file is not None:
+        write_junit(junit_file, path, warnings)
     if as_json:
         _emit_json(
             {
@@ -245,14 +259,43 @@ def _plan_fleet(
     help="List every device, and every device a note concerns "
     "(above 50 devices: a table per platform and the first 50 devices that change).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown"]),
+    default="table",
+    show_default=True,
+    help="markdown: the change summary for a merge-request comment or job summary, on stdout.",
+)
+@click.option(
+    "--summary",
+    "summary_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the Markdown change summary here (e.g. $GITHUB_STEP_SUMMARY), whatever --format says.",
+)
+@click.option(
+    "--base-policy",
+    type=click.Path(path_type=Path, exists=True),
+    help="The policy as it is on the target branch: the summary lists the journeys whose budgets differ.",
+)
 @json_opt
 def plan(
-    path: Path, out_dir: Path, baseline: Path | None, diff: bool, as_json: bool, jobs: int | None, all_devices: bool
+    path: Path,
+    out_dir: Path,
+    baseline: Path | None,
+    diff: bool,
+    as_json: bool,
+    jobs: int | None,
+    all_devices: bool,
+    fmt: str,
+    summary_file: Path | None,
+    base_policy: Path | None,
 ) -> None:
     """Compile and render every device into --out and show what changed.
 
     Exit 0: nothing changed; 2: changes; 1: errors (like terraform plan -detailed-exitcode).
     """
+    base_budgets = _base_budgets(base_policy) if base_policy is not None else None
     current, before_manifest = _claim_outputs(path, out_dir, baseline)
     before = baseline or out_dir
     result, staging = _plan_fleet(path, out_dir, before, before_manifest, jobs or default_jobs(), as_json)
@@ -274,6 +317,15 @@ def plan(
         tree.discard(staging)
     changed = [c for c in changes if c.status != "unchanged"]
     code = EXIT_CHANGES if changed else EXIT_OK
+    notes = {o.device: o.notes for o in result.outputs if o.notes}
+    if summary_file is not None or fmt == "markdown":
+        text = markdown_plan(changes, notes, out_dir, result.budgets, base_budgets)
+        if summary_file is not None:
+            with summary_file.open("a", encoding="utf-8") as summary:  # $GITHUB_STEP_SUMMARY is appended to
+                summary.write(text)
+        if fmt == "markdown" and not as_json:
+            click.echo(text, nl=False)
+            raise SystemExit(code)
     if as_json:
         _emit_json(
             {
@@ -303,8 +355,28 @@ def plan(
                     for line in f.diff.splitlines():
                         style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "")
                         out.print(line, style=style, markup=False)
-    print_plan(out, changes, {o.device: o.notes for o in result.outputs if o.notes}, out_dir, all_devices)
+    print_plan(out, changes, notes, out_dir, all_devices)
     raise SystemExit(code)
+
+
+def _base_budgets(base: Path) -> dict[str, Budget]:
+    """The journeys' budgets of the policy at ``base`` (the target branch); one line and exit 1 when it is broken."""
+    try:
+        policy, problems = load_policy(base, default_jobs())
+        validated = validate_policy(policy, problems)
+    except PolicyError as exc:
+        problems = exc.diagnostics
+    else:
+        problems = [d for d in validated.diagnostics if d.severity == "error"]
+        if not problems:
+            return validated.budgets
+    err.print(
+        f"error: --base-policy {base}: does not validate ({problems[0].format()}); the plan needs a valid base",
+        style="red",
+        markup=False,
+        soft_wrap=True,
+    )
+    raise SystemExit(EXIT_ERROR)
 
 
 @cli.command()

@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from controller.compile.budgets import Budget
 from controller.render.outputs import DeviceChange, Status
 
 DEVICE_ROWS = 50
@@ -100,3 +101,92 @@ def print_plan(
         console.print(f"note: {who}: {note}", style="yellow", markup=False)
     summary = f"{len(changed):,} of {len(changes):,} devices change" if changed else "no changes"
     console.print(f"[bold]{summary}[/bold]; configs in {out_dir}/")
+
+
+# --------------------------------------------------------------------------- Markdown (merge-request comments)
+
+BUDGET_FIELDS = (
+    ("one_way_delay_ms", "one-way delay ms"),
+    ("jitter_ms", "jitter ms"),
+    ("loss_pct", "loss %"),
+    ("min_throughput_kbps", "min kbps"),
+    ("mos", "MOS"),
+)
+
+
+def _md(text: str) -> str:
+    """A table cell: one line, no column breaks, no HTML."""
+    return " ".join(text.split()).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _budget_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def budget_rows(budgets: Mapping[str, Budget], base: Mapping[str, Budget] | None) -> list[tuple[str, list[str]]]:
+    """``[(journey, cells)]`` of the budgets that differ from ``base`` (every journey when there is no base)."""
+    rows: list[tuple[str, list[str]]] = []
+    for journey in sorted(set(budgets) | set(base or {})):
+        new, old = budgets.get(journey), (base or {}).get(journey)
+        if base is not None and new == old:
+            continue
+        cells = []
+        for key, _ in BUDGET_FIELDS:
+            after = _budget_cell(getattr(new, key)) if new is not None else "(removed)"
+            if base is None:
+                cells.append(after)
+                continue
+            before = _budget_cell(getattr(old, key)) if old is not None else "(new)"
+            cells.append(after if before == after else f"{before} → {after}")
+        rows.append((journey, cells))
+    return rows
+
+
+def markdown_plan(
+    changes: Sequence[DeviceChange],
+    notes: Mapping[str, Sequence[str]],
+    out_dir: Path,
+    budgets: Mapping[str, Budget],
+    base_budgets: Mapping[str, Budget] | None,
+) -> str:
+    """The change summary of a plan as GitHub/GitLab Markdown: devices, +/- lines, notes, changed budgets."""
+    changed = [c for c in changes if c.status != "unchanged"]
+    head = f"{len(changed):,} of {len(changes):,} devices change" if changed else "no changes"
+    lines = [f"### qoectl plan: {head}", ""]
+    if changed:
+        lines += ["| device | platform | status | +lines | -lines | notes |", "|---|---|---|---:|---:|---:|"]
+        for c in changed[:DEVICE_ROWS]:
+            count = len(notes.get(c.device, ()))
+            lines.append(
+                f"| {_md(c.device)} | {_md(c.platform or '-')} | {c.status} | {c.added} | {c.removed} | {count or ''} |"
+            )
+        if len(changed) > DEVICE_ROWS:
+            lines.append(f"\n_the first {DEVICE_ROWS} of {len(changed):,} devices that change; the plan JSON has all_")
+        added, removed = sum(c.added for c in changed), sum(c.removed for c in changed)
+        lines += [
+            "",
+            f"**+{added:,} / -{removed:,} lines** in total; {len(changes) - len(changed):,} devices unchanged.",
+        ]
+    rows = budget_rows(budgets, base_budgets)
+    if base_budgets is None:
+        title = "Budgets (no base policy to compare with: every journey)"
+    else:
+        title = "Budgets that changed" if rows else "Budgets: none changed"
+    lines += ["", f"#### {title}"]
+    if rows:
+        lines += [
+            "",
+            "| journey | " + " | ".join(label for _, label in BUDGET_FIELDS) + " |",
+            "|---|" + "---:|" * len(BUDGET_FIELDS),
+        ]
+        lines += [f"| {_md(journey)} | " + " | ".join(cells) + " |" for journey, cells in rows]
+    grouped = grouped_notes({c.device: notes[c.device] for c in changed if c.device in notes})
+    if grouped:
+        lines += ["", "#### Notes on the devices that change", ""]
+        for note, devices in grouped:
+            lines.append(
+                f"- {_md(', '.join(devices[:NAMES_SHOWN]))}"
+                f"{f' and {len(devices) - NAMES_SHOWN:,} more' if len(devices) > NAMES_SHOWN else ''}: {_md(note)}"
+            )
+    lines += ["", f"Rendered configs: `{_md(str(out_dir))}/`"]
+    return "\n".join(lines) + "\n"

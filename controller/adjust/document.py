@@ -16,7 +16,14 @@ from typing import Any
 import yaml
 
 from controller.adjust.files import write_atomic
-from controller.model import Adjustment, BandwidthChange, MarkingChange, ShaperChange, StrictPriorityChange
+from controller.model import (
+    Adjustment,
+    BandwidthChange,
+    MarkingChange,
+    PathChange,
+    ShaperChange,
+    StrictPriorityChange,
+)
 
 LOOP_DOCUMENT = "qoectl-loop"
 LOOP_FILE = Path("adjustments") / "loop.yaml"
@@ -43,6 +50,8 @@ def _change(a: Adjustment) -> dict[str, Any]:
         return {"journey": c.journey, "device": c.device, "kbps": _number(c.kbps)}
     if isinstance(c, StrictPriorityChange):
         return {"journey": c.journey}
+    if isinstance(c, PathChange):
+        return {"journey": c.journey, "device": c.device, "transport": c.transport}
     assert isinstance(c, MarkingChange)
     return {"journey": c.journey, "device": c.device}
 

@@ -10,7 +10,11 @@ any policy (docs/loop.md):
 * ``strict_priority``: the journey is put in the strict-priority class (on every
   device: a class is end to end, its DSCP with it);
 * ``marking``: on that device the journey's marking rule matches its traffic
-  whatever DSCP it arrives with (its matches without ``dscp``).
+  whatever DSCP it arrives with (its matches without ``dscp``);
+* ``path``: on that SD-WAN edge the journey prefers the transport: it is the
+  one ``preferred`` transport of the journey's path preference, every other
+  transport it had (preferred, then backup, in their order) its backup; ``strict``
+  is kept.
 
 When two entries change the same thing, the last one written counts (validation
 reports the duplicate). :func:`effective_policy` is the policy the compiler
@@ -25,11 +29,12 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from controller.compile.plan import MarkingRule, PlanMatch
+from controller.compile.plan import MarkingRule, PathPreference, PlanMatch
 from controller.model import (
     Adjustment,
     BandwidthChange,
     MarkingChange,
+    PathChange,
     Policy,
     ServiceClass,
     ShaperChange,
@@ -48,6 +53,7 @@ class Adjusted:
     bandwidth: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # device -> journey -> kbps
     strict: frozenset[str] = frozenset()  # journeys moved to strict priority
     marking: Mapping[str, frozenset[str]] = field(default_factory=dict)  # device -> journeys marked at its edge
+    path: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # device -> journey -> preferred transport
 
     @classmethod
     def of(cls, adjustments: Iterable[Adjustment]) -> Adjusted:
@@ -55,6 +61,7 @@ class Adjusted:
         bandwidth: dict[str, dict[str, float]] = {}
         strict: set[str] = set()
         marking: dict[str, set[str]] = {}
+        path: dict[str, dict[str, str]] = {}
         for a in adjustments:
             c = a.change
             if isinstance(c, ShaperChange):
@@ -65,16 +72,19 @@ class Adjusted:
                 strict.add(c.journey)
             elif isinstance(c, MarkingChange):
                 marking.setdefault(c.device, set()).add(c.journey)
+            elif isinstance(c, PathChange):
+                path.setdefault(c.device, {})[c.journey] = c.transport
         return cls(
             shaper,
             bandwidth,
             frozenset(strict),
             {d: frozenset(js) for d, js in marking.items()},
+            path,
         )
 
     @property
     def empty(self) -> bool:
-        return not (self.shaper or self.bandwidth or self.strict or self.marking)
+        return not (self.shaper or self.bandwidth or self.strict or self.marking or self.path)
 
 
 NO_ADJUSTMENTS = Adjusted()
@@ -115,3 +125,20 @@ def marked_at_edge(markings: tuple[MarkingRule, ...], journeys: frozenset[str]) 
         dataclasses.replace(r, matches=without_arrival_dscp(r.matches)) if r.journey in journeys else r
         for r in markings
     )
+
+
+def steer(pref: PathPreference, transport: str) -> PathPreference:
+    """The path preference with ``transport`` first: the one preferred transport, every other one it had
+    (preferred, then backup, in their order) its backup; ``strict`` kept. Unchanged when ``transport`` is not
+    one of its transports (validation reports such an entry)."""
+    order = (*pref.preferred, *pref.backup)
+    if transport not in order or pref.preferred == (transport,):
+        return pref
+    return dataclasses.replace(pref, preferred=(transport,), backup=tuple(t for t in order if t != transport))
+
+
+def steered(prefs: tuple[PathPreference, ...], moves: Mapping[str, str] | None) -> tuple[PathPreference, ...]:
+    """A device's path preferences with its ``path`` adjustments (journey -> transport) applied."""
+    if not moves:
+        return prefs
+    return tuple(steer(p, moves[p.journey]) if p.journey in moves else p for p in prefs)

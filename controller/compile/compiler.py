@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from controller.compile import budgets as b
-from controller.compile.adjustments import NO_ADJUSTMENTS, Adjusted, marked_at_edge
+from controller.compile.adjustments import NO_ADJUSTMENTS, Adjusted, marked_at_edge, steered
 from controller.compile.plan import (
     Allocation,
     DevicePlan,
@@ -534,6 +534,7 @@ def compile_device(
     prefs: tuple[PathPreference, ...] = ()
     if sdwan:
         slas, prefs = ctx.sdwan(group, _paths(device, policy))
+        prefs = steered(prefs, adjusted.path.get(device.name))  # the path adjustments: a journey moved
     marked = adjusted.marking.get(device.name)
     return DevicePlan(
         device=device.name,

@@ -425,6 +425,8 @@ def _change(spec: v1.Adjustment) -> m.Change:
         return m.BandwidthChange(spec.bandwidth.journey, spec.bandwidth.device, spec.bandwidth.kbps)
     if spec.strict_priority is not None:
         return m.StrictPriorityChange(spec.strict_priority.journey)
+    if spec.path is not None:
+        return m.PathChange(spec.path.journey, spec.path.device, spec.path.transport)
     assert spec.marking is not None
     return m.MarkingChange(spec.marking.journey, spec.marking.device)
 

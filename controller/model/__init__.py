@@ -309,12 +309,20 @@ class MarkingChange:
     device: str
 
 
-Change = ShaperChange | BandwidthChange | StrictPriorityChange | MarkingChange
+@dataclass(frozen=True, slots=True)
+class PathChange:
+    journey: str
+    device: str
+    transport: str
+
+
+Change = ShaperChange | BandwidthChange | StrictPriorityChange | MarkingChange | PathChange
 CHANGE_FIELD: dict[type, str] = {
     ShaperChange: "shaper",
     BandwidthChange: "bandwidth",
     StrictPriorityChange: "strict_priority",
     MarkingChange: "marking",
+    PathChange: "path",
 }
 
 
@@ -335,7 +343,7 @@ class Adjustment:
 
     @property
     def change_field(self) -> str:
-        """The entry's key for its change: shaper, bandwidth, strict_priority or marking."""
+        """The entry's key for its change: shaper, bandwidth, strict_priority, marking or path."""
         return CHANGE_FIELD[type(self.change)]
 
     @property
@@ -348,6 +356,8 @@ class Adjustment:
             return ("bandwidth", c.journey, c.device)
         if isinstance(c, StrictPriorityChange):
             return ("strict_priority", c.journey)
+        if isinstance(c, PathChange):
+            return ("path", c.journey, c.device)
         return ("marking", c.journey, c.device)
 
 

@@ -594,11 +594,19 @@ class MarkingChange(Strict):
     device: Name
 
 
-ADJUSTMENT_CHANGES = ("shaper", "bandwidth", "strict_priority", "marking")
+class PathChange(Strict):
+    """On one SD-WAN edge, the journey prefers ``transport`` (the others are its backup, in their order)."""
+
+    journey: Name
+    device: Name
+    transport: Name = Field(description="A transport of one of the device's WAN interfaces the journey may use.")
+
+
+ADJUSTMENT_CHANGES = ("shaper", "bandwidth", "strict_priority", "marking", "path")
 
 
 class Adjustment(Strict):
-    """One change on top of the journeys: exactly one of shaper, bandwidth, strict_priority and marking."""
+    """One change on top of the journeys: exactly one of shaper, bandwidth, strict_priority, marking and path."""
 
     model_config = ConfigDict(json_schema_extra=rules({"oneOf": [given(k) for k in ADJUSTMENT_CHANGES]}))
 
@@ -606,6 +614,7 @@ class Adjustment(Strict):
     bandwidth: BandwidthChange | None = None
     strict_priority: StrictPriorityChange | None = None
     marking: MarkingChange | None = None
+    path: PathChange | None = None
     reason: FreeText = Field(description="Why the change was made.")
     measurements: dict[Name, float] = Field(
         default_factory=dict, description="The measured figures behind the change, by name (units in the name)."
@@ -617,7 +626,7 @@ class Adjustment(Strict):
         given = [k for k in ADJUSTMENT_CHANGES if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                "give exactly one change: shaper, bandwidth, strict_priority or marking"
+                "give exactly one change: shaper, bandwidth, strict_priority, marking or path"
                 + (f" (found {', '.join(given)})" if given else "")
             )
         return self

@@ -24,6 +24,7 @@ from controller.model import (
     Device,
     Journey,
     MarkingChange,
+    PathChange,
     Policy,
     ServiceClass,
     ShaperChange,
@@ -191,7 +192,7 @@ def _entry(a: Adjustment, policy: Policy, devices: dict[str, Device], out: list[
     if not isinstance(c, ShaperChange) and journey is None:
         e.error("journey", *_unknown("journey", c.journey, (j.name for j in policy.journeys)))
     device = None
-    if isinstance(c, ShaperChange | BandwidthChange | MarkingChange):
+    if isinstance(c, ShaperChange | BandwidthChange | MarkingChange | PathChange):
         device = devices.get(c.device)
         if device is None:
             e.error("device", *_unknown("device", c.device, devices))
@@ -286,6 +287,9 @@ def _entry(a: Adjustment, policy: Policy, devices: dict[str, Device], out: list[
                 )
                 break
         return not e.failed
+    if isinstance(c, PathChange):
+        _path_entry(e, c, journey, device)
+        return not e.failed
     assert isinstance(c, MarkingChange)
     if not has_arrival_dscp(journey):
         e.error(
@@ -304,6 +308,61 @@ def _entry(a: Adjustment, policy: Policy, devices: dict[str, Device], out: list[
             "keep the journey's dscp match (mark it at the sender), or narrow the journeys' matches",
         )
     return not e.failed
+
+
+def allowed_transports(journey: Journey, device: Device) -> list[str]:
+    """The transports of ``device``'s WAN interfaces the journey may be steered to, in interface order: all of
+    them, or, when the journey pins ``sdwan.preferred_transports`` with ``strict: true``, only those."""
+    names: list[str] = []
+    for iface in device.wan_interfaces:
+        if iface.transport and iface.transport not in names:
+            names.append(iface.transport)
+    if journey.sdwan_strict and journey.preferred_transports:
+        return [t for t in names if t in journey.preferred_transports]
+    return names
+
+
+def steers_paths(device: Device) -> bool:
+    """Does the device's platform select a path per journey (SLA classes and path preference)?"""
+    from controller.render import get_renderer
+    from controller.render.base import SDWAN_SLA
+
+    renderer = get_renderer(device.platform)
+    return renderer is not None and SDWAN_SLA in renderer.capabilities_for(device.features)
+
+
+def _path_entry(e: _Entry, c: PathChange, journey: Journey, device: Device) -> None:
+    names: list[str] = []
+    for iface in device.wan_interfaces:
+        if iface.transport and iface.transport not in names:
+            names.append(iface.transport)
+    if c.transport not in names:
+        message, hint = _unknown(f"transport of device {device.name}'s WAN interfaces", c.transport, names)
+        e.error("transport", message, hint)
+        return
+    if c.transport not in allowed_transports(journey, device):
+        pinned = ", ".join(journey.preferred_transports)
+        e.error(
+            "transport",
+            f"journey {journey.name} may not use {c.transport}: it pins sdwan.preferred_transports [{pinned}] "
+            "with strict: true",
+            f"steer it to one of {pinned}, or add {c.transport} to the journey's preferred_transports",
+        )
+        return
+    if not steers_paths(device):
+        e.error(
+            "device",
+            f"device {device.name} (platform {device.platform}) does not select a path per journey: the entry "
+            "changes nothing there",
+            "steer the journey on an SD-WAN edge, or remove the entry",
+        )
+    elif len(names) < 2:
+        e.error(
+            "transport",
+            f"device {device.name} has one transport ({names[0]}): there is no other path to steer to",
+            "remove the entry",
+            severity="warning",
+        )
 
 
 # --------------------------------------------------------------------------- the entries together

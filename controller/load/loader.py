@@ -525,6 +525,24 @@ def to_model(docs: list[SpecDoc]) -> tuple[m.Policy, list[Diagnostic]]:
         sites += s
         transports += t
         devices += dv
+    controllers = [
+        m.SdwanController(
+            c.name,
+            c.host,
+            c.port,
+            m.Credentials(
+                c.credentials.username_env,
+                c.credentials.password_env,
+                c.credentials.key_file,
+                c.credentials.become,
+                c.credentials.become_password_env,
+            ),
+            c.mode,
+            m.Origin(d.source, ("spec", "sdwan_controllers", i)),
+        )
+        for d in by_kind.get("Inventory", [])
+        for i, c in enumerate(d.spec.spec.sdwan_controllers)
+    ]
     classes, class_problems = _classes(by_kind.get("ServiceClasses", []))
     problems += class_problems
     policy = m.Policy(
@@ -535,6 +553,7 @@ def to_model(docs: list[SpecDoc]) -> tuple[m.Policy, list[Diagnostic]]:
         classes=classes,
         settings=_settings(settings_docs),
         adjustments=tuple(a for d in by_kind.get("Adjustments", []) for a in _adjustments(d)),
+        sdwan_controllers=tuple(controllers),
     )
     return policy, problems
 

@@ -251,6 +251,18 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
+class SdwanController:
+    """A Cisco SD-WAN controller (vSmart); ``mode`` "manager": SD-WAN Manager owns its configuration."""
+
+    name: str
+    host: str
+    port: int
+    credentials: Credentials
+    mode: str = "cli"
+    origin: Origin = field(default=BUILTIN, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceClass:
     """A service class of the catalogue (RFC 4594 by default)."""
 
@@ -376,6 +388,8 @@ class Policy:
     unchecked_journeys: tuple[Journey, ...] = ()
     # Entries of the Adjustments documents, in file order: applied by the compiler on top of the journeys.
     adjustments: tuple[Adjustment, ...] = ()
+    # Cisco SD-WAN controllers of the inventory (qoectl apply pushes the merged centralized policy to them).
+    sdwan_controllers: tuple[SdwanController, ...] = ()
 
     @cached_property
     def _sites(self) -> dict[str, Site]:

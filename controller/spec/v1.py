@@ -484,10 +484,30 @@ class Device(Strict):
     features: list[Name] = Field(default_factory=list, description="Optional platform features, e.g. fq_codel.")
 
 
+class SdwanController(Strict):
+    """A Cisco SD-WAN controller (vSmart) that holds the centralized policy of every cisco_sdwan edge."""
+
+    name: Name
+    host: Host
+    port: int = Field(default=22, ge=1, le=65535)
+    credentials: Credentials = Field(default_factory=Credentials)
+    mode: Literal["cli", "manager"] = Field(
+        default="cli",
+        description="cli: a vSmart in CLI mode; qoectl apply pushes the merged centralized policy over SSH. "
+        "manager: SD-WAN Manager owns its configuration (vManage mode, which refuses CLI policy); qoectl apply "
+        "writes the merged policy to its run folder for SD-WAN Manager instead.",
+    )
+
+
 class InventorySpec(Strict):
     sites: list[Site] = Field(default_factory=list)
     transports: list[Transport] = Field(default_factory=list)
     devices: list[Device] = Field(default_factory=list)
+    sdwan_controllers: list[SdwanController] = Field(
+        default_factory=list,
+        description="Cisco SD-WAN controllers: qoectl apply merges the cisco_sdwan edges' centralized policies "
+        "into one and pushes it to each controller in CLI mode; without one, it exports the file for SD-WAN Manager.",
+    )
 
 
 class InventoryDoc(Strict):

@@ -21,17 +21,36 @@ from .base import DeviceState, LabNos, LabShell
 from .ios_like import EosShell, IosLikeState, IosXeShell
 from .junos import Commit, JunosShell, JunosState
 from .server import LabSshServer
+from .viptela import CedgeShell, ViptelaState, VsmartShell
 
 log = logging.getLogger(__name__)
 
-PLATFORMS = ("cisco_iosxe", "arista_eos", "juniper_junos")
+PLATFORMS = ("cisco_iosxe", "arista_eos", "juniper_junos", "cisco_sdwan", "cisco_sdwan_controller")
 
 #: netmiko ``device_type`` of each platform
-NETMIKO_DEVICE_TYPES = {"cisco_iosxe": "cisco_xe", "arista_eos": "arista_eos", "juniper_junos": "juniper_junos"}
+NETMIKO_DEVICE_TYPES = {
+    "cisco_iosxe": "cisco_xe",
+    "arista_eos": "arista_eos",
+    "juniper_junos": "juniper_junos",
+    "cisco_sdwan": "cisco_xe",  # a cEdge: IOS-XE in controller mode
+    "cisco_sdwan_controller": "cisco_viptela",  # a vSmart in CLI mode
+}
 
 #: stock FakeNOS plugin whose canned commands each platform keeps
-_STOCK_PLUGIN = {"cisco_iosxe": "cisco_ios", "arista_eos": "arista_eos", "juniper_junos": "juniper_junos"}
-_SHELLS: dict[str, type[LabShell]] = {"cisco_iosxe": IosXeShell, "arista_eos": EosShell, "juniper_junos": JunosShell}
+_STOCK_PLUGIN = {
+    "cisco_iosxe": "cisco_ios",
+    "arista_eos": "arista_eos",
+    "juniper_junos": "juniper_junos",
+    "cisco_sdwan": "cisco_ios",
+    "cisco_sdwan_controller": "cisco_ios",
+}
+_SHELLS: dict[str, type[LabShell]] = {
+    "cisco_iosxe": IosXeShell,
+    "arista_eos": EosShell,
+    "juniper_junos": JunosShell,
+    "cisco_sdwan": CedgeShell,
+    "cisco_sdwan_controller": VsmartShell,
+}
 
 DEFAULT_PASSWORD = "qoectl-lab-pw"  # a throw-away lab credential
 HOST = "127.0.0.1"
@@ -65,6 +84,8 @@ def known_hosts_line(port: int, key: paramiko.PKey) -> str:
 def _new_state(name: str, platform: str, username: str) -> DeviceState:
     if platform == "juniper_junos":
         return JunosState(name, username)
+    if platform in ("cisco_sdwan", "cisco_sdwan_controller"):
+        return ViptelaState(name, username, platform)
     return IosLikeState(name, username, platform)
 
 
@@ -143,6 +164,14 @@ class EmulatedDevice:
         state = self._ios_like()
         with state.lock:
             return dict(state.flash)
+
+    def set_vmanaged(self, managed: bool) -> None:
+        """Cisco SD-WAN: SD-WAN Manager owns the config (``vManaged: true``; CLI commits are refused)."""
+        state = self._state
+        if not isinstance(state, ViptelaState):
+            raise TypeError(f"{self.name} is {self.platform}, not a Cisco SD-WAN device")
+        with state.lock:
+            state.vmanaged = managed
 
     def config_sessions(self) -> dict[str, str]:
         """EOS: pending configuration sessions, name -> session config."""

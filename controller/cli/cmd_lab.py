@@ -225,6 +225,33 @@ def capacity(ctx: click.Context, wan: str, kbps: int) -> None:
 
 
 @lab.command()
+@click.argument("transport")
+@click.option(
+    "--cross-traffic-kbps",
+    "kbps",
+    type=click.IntRange(0, 10_000_000),
+    help="UDP cross traffic through the ISP of TRANSPORT, in kbit/s (0: stop it).",
+)
+@click.option("--off", is_flag=True, help="Stop the cross traffic on TRANSPORT.")
+@click.option("--towards", help="The router the cross traffic queues towards (default: the WAN's last router).")
+@click.pass_context
+def degrade(ctx: click.Context, transport: str, kbps: int | None, off: bool, towards: str | None) -> None:
+    """Congest TRANSPORT from outside the routers: cross traffic in its ISP, queueing in the ISP's own FIFO.
+
+    TRANSPORT is a WAN's name or the transport it carries. The delay and loss it causes are real queueing
+    that no router can shape away; `--off` (or `--cross-traffic-kbps 0`) stops it, `lab down` too.
+    """
+    from controller.lab import control
+
+    if off == (kbps is not None):
+        _fail("give --cross-traffic-kbps N or --off")
+    rate = 0 if off or kbps is None else kbps
+    with _guard(False):
+        control.degrade(_root(ctx), transport, rate, towards, progress=_progress)
+    out.print(f"{transport}: cross traffic {rate} kbit/s" if rate else f"{transport}: no cross traffic", markup=False)
+
+
+@lab.command()
 @click.option("--policies", "policy", type=click.Path(path_type=Path), help="Policy folder (default: the lab's).")
 @click.option("--duration", "duration_s", type=click.FloatRange(0.5, 600), default=5.0, show_default=True)
 @click.option("--journey", "journeys", multiple=True, help="Only this journey's probe. Repeat for more.")

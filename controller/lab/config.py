@@ -22,6 +22,9 @@ from controller.load.yamlsrc import YamlDocument, load_documents
 from controller.spec.lab import LabDoc, LabHost, LabProbe, LabTraffic
 
 LAB_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
+# Where cross traffic (``qoectl lab degrade``) goes: one address per WAN link, routed by the ISP to that link's
+# router, which drops it (a blackhole route). No lab prefix may overlap it.
+SINK_RANGE = ipaddress.IPv4Network("198.19.255.0/24")
 NAMESPACE_PREFIX = "qlab-"
 IFNAMSIZ = 15  # longest Linux interface name
 RESERVED_IFACES = ("lo", "mgmt0")
@@ -57,6 +60,7 @@ class WanLink:
     router_address: str
     isp_address: str
     prefixlen: int
+    sink: str = ""  # cross traffic towards this router goes here (the ISP routes it to the router, which drops it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,11 @@ class Wan:
     capacity_kbps: int
     buffer_ms: int
     links: tuple[WanLink, ...]
+    transport: str = ""  # the inventory transport it carries (default: its name)
+
+    @property
+    def transport_name(self) -> str:
+        return self.transport or self.name
 
     @property
     def node(self) -> str:
@@ -119,6 +128,12 @@ class Probe:
     path: str = "/"
     interval_ms: int = 250
     generators: tuple[str, ...] = ()
+    destination_address: str = ""  # a transport probe: the far router's address on the WAN (default: the host's)
+    wan: str = ""  # a transport probe: the WAN it measures
+
+    @property
+    def transport_probe(self) -> bool:
+        return bool(self.wan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +147,7 @@ class LabConfig:
     traffic: tuple[Traffic, ...]
     probes: tuple[Probe, ...]
     bulk_load: float
+    default_wan: str | None = None
 
     @property
     def prefix(self) -> str:
@@ -158,8 +174,51 @@ class LabConfig:
     def wan(self, name: str) -> Wan:
         return next(w for w in self.wans if w.name == name)
 
+    def wans_of(self, router: str) -> tuple[Wan, ...]:
+        """Every WAN the router is on, in file order."""
+        return tuple(w for w in self.wans if w.link_of(router) is not None)
+
     def wan_of(self, router: str) -> Wan:
-        return next(w for w in self.wans if w.link_of(router) is not None)
+        """The router's default WAN: ``default_wan`` when it is on it, else the first WAN it is on."""
+        mine = self.wans_of(router)
+        return next((w for w in mine if w.name == self.default_wan), mine[0])
+
+    def wan_by_transport(self, name: str) -> Wan | None:
+        """The WAN of that name, or the one carrying that transport."""
+        return next((w for w in self.wans if w.name == name), None) or next(
+            (w for w in self.wans if w.transport_name == name), None
+        )
+
+    def transport_probes(self, port: int, dscp: int) -> tuple[Probe, ...]:
+        """Per WAN, from each router to each other router on it, between their addresses on that WAN: what an
+        SD-WAN edge measures per transport (BFD between its and its peer's address of one colour). Receivers
+        listen on ``port`` + n; packets carry ``dscp``. None unless some router is on two WANs."""
+        if not self.multi_wan:
+            return ()
+        out: list[Probe] = []
+        for w in self.wans:
+            for a in w.links:
+                for b in w.links:
+                    if a.router != b.router:
+                        out.append(
+                            Probe(
+                                w.transport_name,
+                                "voice",
+                                a.router,
+                                b.router,
+                                "",
+                                port=port + len(out),
+                                dscp=dscp,
+                                destination_address=b.router_address,
+                                wan=w.name,
+                            )
+                        )
+        return tuple(out)
+
+    @property
+    def multi_wan(self) -> bool:
+        """Is some router on two or more WANs (an SD-WAN edge with transports to choose from)?"""
+        return any(len(self.wans_of(r.name)) > 1 for r in self.routers)
 
     def generator(self, name: str) -> Traffic:
         return next(t for t in self.traffic if t.name == name)
@@ -170,8 +229,13 @@ class LabConfig:
         return f"ql{tag}m{index}"
 
     def path_wan(self, source: str, destination: str) -> Wan:
-        """The WAN between two hosts (checked to exist when the lab is loaded)."""
-        return self.wan_of(self.host(source).router)
+        """The WAN between two hosts without policy routing: the source router's default WAN when the destination
+        router is on it, else the first WAN both are on (checked to exist when the lab is loaded)."""
+        a, b = self.host(source).router, self.host(destination).router
+        default = self.wan_of(a)
+        if default.link_of(b) is not None:
+            return default
+        return next(w for w in self.wans_of(a) if w.link_of(b) is not None)
 
 
 # --------------------------------------------------------------------------- loading
@@ -290,38 +354,58 @@ def _convert(spec: LabDoc, doc: YamlDocument, file: str, base: Path) -> LabConfi
             hosts.append(Host(h.name, h.router, h.site, h.router_interface, got[0], got[1], str(h.lan), got[2]))
 
     wans: list[Wan] = []
-    wan_of: dict[str, str] = {}
+    wans_of: dict[str, list[str]] = {}
+    transports: dict[str, str] = {}
+    sinks = iter(SINK_RANGE.hosts())
     for i, w in enumerate(s.wans):
         at = ("spec", "wans", i)
         unique(w.name, (*at, "name"))
         unique(f"isp-{w.name}", (*at, "name"))
+        carried = w.transport or w.name
+        if carried in transports:
+            check.add(
+                (*at, "transport"),
+                f"transport '{carried}' is carried by WAN '{transports[carried]}' already",
+                "give each WAN its own transport",
+            )
+        transports.setdefault(carried, w.name)
         links: list[WanLink] = []
         for k, link in enumerate(w.links):
             lat = (*at, "links", k)
             if link.router not in router_names:
                 check.add((*lat, "router"), f"unknown router '{link.router}'", _known(router_names))
-            elif link.router in wan_of:
+            elif w.name in wans_of.get(link.router, []):
                 check.add(
                     (*lat, "router"),
-                    f"router '{link.router}' is already on WAN '{wan_of[link.router]}'",
-                    "a lab router has one WAN link (its default route)",
+                    f"router '{link.router}' is on WAN '{w.name}' twice",
+                    "a router has one link per WAN (a second transport is a second WAN)",
                 )
-            wan_of.setdefault(link.router, w.name)
+            if w.name not in wans_of.setdefault(link.router, []):
+                wans_of[link.router].append(w.name)
             iface(link.router, link.interface, (*lat, "interface"))
             prefixes.append((link.prefix, (*lat, "prefix")))
             got = _usable(link.prefix, (*lat, "prefix"), check)
+            sink = str(next(sinks, ""))
             if got:
-                links.append(WanLink(link.router, link.interface, f"eth{k}", got[0], got[1], got[2]))
-        wans.append(Wan(w.name, w.capacity_kbps, w.buffer_ms, tuple(links)))
+                links.append(WanLink(link.router, link.interface, f"eth{k}", got[0], got[1], got[2], sink))
+        wans.append(Wan(w.name, w.capacity_kbps, w.buffer_ms, tuple(links), w.transport or ""))
+    if s.default_wan is not None and s.default_wan not in {w.name for w in s.wans}:
+        check.add(("spec", "default_wan"), f"unknown WAN '{s.default_wan}'", _known(w.name for w in s.wans))
+    wan_of = {r: names[0] for r, names in wans_of.items()}
+    if s.default_wan is not None:
+        wan_of.update({r: s.default_wan for r, names in wans_of.items() if s.default_wan in names})
     for name in sorted(router_names - set(wan_of)):
         i = next(k for k, r in enumerate(s.routers) if r.name == name)
         check.add(("spec", "routers", i, "name"), f"router '{name}' is on no WAN", "add it to the links of a WAN")
 
     _overlaps(prefixes, check)
+    for net, path in prefixes:
+        if net.version == 4 and net.overlaps(SINK_RANGE):
+            check.add(path, f"{net} overlaps {SINK_RANGE}, the lab's cross-traffic sinks", "use another prefix")
     host_by_name = {h.name: h for h in s.hosts}
-    traffic = [_traffic(t, i, host_by_name, wan_of, check) for i, t in enumerate(s.traffic)]
+    traffic = [_traffic(t, i, host_by_name, wans_of, check) for i, t in enumerate(s.traffic)]
     _unique_names([t.name for t in s.traffic], ("spec", "traffic"), check)
-    probes = [_probe(p, i, host_by_name, wan_of, s.traffic, check) for i, p in enumerate(s.probes)]
+    probes = [_probe(p, i, host_by_name, wans_of, s.traffic, check) for i, p in enumerate(s.probes)]
     _ports(traffic, probes, check)
     if check.problems:
         raise LabFileError(check.problems)
@@ -335,6 +419,7 @@ def _convert(spec: LabDoc, doc: YamlDocument, file: str, base: Path) -> LabConfi
         traffic=tuple(t for t in traffic if t is not None),
         probes=tuple(p for p in probes if p is not None),
         bulk_load=s.load.bulk,
+        default_wan=s.default_wan,
     )
 
 
@@ -364,10 +449,10 @@ def _path(
     destination: str,
     at: tuple[str | int, ...],
     hosts: dict[str, LabHost],
-    wan_of: dict[str, str],
+    wans_of: dict[str, list[str]],
     check: _Checker,
 ) -> bool:
-    """Both hosts exist, behind different routers on one WAN."""
+    """Both hosts exist, behind different routers on one WAN (at least)."""
     ok = True
     for key, name in (("from", source), ("to", destination)):
         if name not in hosts:
@@ -379,17 +464,17 @@ def _path(
     if ra == rb:
         check.add((*at, "to"), f"'{source}' and '{destination}' sit behind the same router", "pick hosts across a WAN")
         return False
-    if wan_of.get(ra) is None or wan_of.get(ra) != wan_of.get(rb):
+    if not set(wans_of.get(ra, ())) & set(wans_of.get(rb, ())):
         check.add((*at, "to"), f"no WAN joins the routers of '{source}' and '{destination}'", "put both on one WAN")
         return False
     return True
 
 
 def _traffic(
-    t: LabTraffic, i: int, hosts: dict[str, LabHost], wan_of: dict[str, str], check: _Checker
+    t: LabTraffic, i: int, hosts: dict[str, LabHost], wans_of: dict[str, list[str]], check: _Checker
 ) -> Traffic | None:
     at: tuple[str | int, ...] = ("spec", "traffic", i)
-    if not _path(t.source, t.destination, at, hosts, wan_of, check):
+    if not _path(t.source, t.destination, at, hosts, wans_of, check):
         return None
     name, src, dst = t.name, t.source, t.destination
     if t.voice is not None:
@@ -415,7 +500,7 @@ def _probe(
     p: LabProbe,
     i: int,
     hosts: dict[str, LabHost],
-    wan_of: dict[str, str],
+    wans_of: dict[str, list[str]],
     traffic: list[LabTraffic],
     check: _Checker,
 ) -> Probe | None:
@@ -437,7 +522,7 @@ def _probe(
     if p.source is None or p.destination is None:
         check.add(at, f"a {p.kind} probe needs 'from' and 'to'", "name the sending and the receiving host")
         return None
-    if not _path(p.source, p.destination, at, hosts, wan_of, check):
+    if not _path(p.source, p.destination, at, hosts, wans_of, check):
         return None
     site = p.site or hosts[p.source].site
     j, src, dst = p.journey, p.source, p.destination

@@ -1,4 +1,4 @@
-"""``qoectl lab up / down / status / load / capacity``: the lab's life cycle, one state per root.
+"""``qoectl lab up / down / status / load / capacity / degrade``: the lab's life cycle, one state per root.
 
 ``up`` writes the state before it creates anything and after every step, and removes what it made
 if a step fails; ``down`` stops every process the lab started (by PID and start time), then every
@@ -285,6 +285,47 @@ def set_capacity(root: Path, wan: str, kbps: int, progress: Progress = _quiet) -
         return state
 
 
+def degrade(root: Path, transport: str, kbps: int, towards: str | None = None, progress: Progress = _quiet) -> LabState:
+    """Cross traffic of ``kbps`` kbit/s (0: none) through the ISP of ``transport`` (a WAN's name or transport).
+
+    A UDP sender inside the ISP's namespace sends to the sink address of the link towards ``towards`` (default:
+    the last router of the WAN's links, the hub side): through the ISP's own bottleneck towards that router,
+    which drops it. The queueing delay and loss it causes on that path are real, and no router can shape them
+    away. The sender is a lab process (by PID in the state): a new rate replaces it, ``lab down`` stops it.
+    """
+    preflight()
+    with locked(root):
+        state = _running(root)
+        cfg = state.config
+        wan = cfg.wan_by_transport(transport)
+        if wan is None:
+            names = ", ".join(f"{w.name} ({w.transport_name})" if w.transport else w.name for w in cfg.wans)
+            raise LabError(f"lab '{state.name}' has no WAN or transport '{transport}' (WANs: {names})")
+        link = wan.links[-1] if towards is None else wan.link_of(towards)
+        if link is None:
+            on = ", ".join(x.router for x in wan.links)
+            raise LabError(f"router '{towards}' is not on WAN {wan.name} (its routers: {on})")
+        name = f"degrade-{wan.name}"
+        old = [p for p in state.processes if p.name == name]
+        stop(old)
+        state = state.with_processes(tuple(p for p in state.processes if p not in old))
+        degraded = {k: v for k, v in state.degraded.items() if k != wan.name}
+        if kbps <= 0:
+            progress(f"cross traffic on {wan.name}: stopped")
+            state = replace(state, degraded=degraded)
+            write_state(state)
+            return state
+        progress(f"cross traffic on {wan.name}: {kbps} kbit/s from the ISP towards {link.router} ({link.sink})")
+        fifo = topology.buffer_bytes(state.capacity(wan.name), wan.buffer_ms)
+        sndbuf = str(4 * fifo + (1 << 20))  # more than the ISP's FIFO holds: it overflows there, not in the socket
+        args = ("udp", "--dst", link.sink, "--port", "9", "--kbps", str(kbps), "--size", "1400", "--sndbuf", sndbuf)
+        argv: tuple[str, ...] = (*tr.GEN, *args)
+        spec = tr.ProcSpec(name, "generator", wan.node, argv, name)
+        state = _start(replace(state, degraded={**degraded, wan.name: kbps}), [spec])
+        write_state(state)
+        return state
+
+
 def _running(root: Path) -> LabState:
     state = current(root)
     if state is None:
@@ -364,11 +405,20 @@ def status_json(state: LabState) -> dict[str, Any]:
             "capacity_kbps": state.capacity(w.name),
             "buffer_ms": w.buffer_ms,
             "bottleneck": {link.isp_interface: link.router for link in w.links},
+            "transport": w.transport_name,
+            "sinks": {link.router: link.sink for link in w.links},
         }
         for link in w.links:
             routers[link.router]["addresses"].append(f"{link.router_address}/{link.prefixlen}")
             routers[link.router]["interfaces"][link.interface] = f"{link.router_address}/{link.prefixlen}"
-            routers[link.router]["wan"] = {"name": w.name, "interface": link.interface}
+            if cfg.wan_of(link.router).name == w.name:
+                routers[link.router]["wan"] = {"name": w.name, "interface": link.interface}
+            routers[link.router].setdefault("transports", {})[w.transport_name] = {
+                "wan": w.name,
+                "interface": link.interface,
+                "address": link.router_address,
+                "gateway": link.isp_address,
+            }
             links.append(
                 _link(
                     "wan",
@@ -390,6 +440,7 @@ def status_json(state: LabState) -> dict[str, Any]:
         "wans": wans,
         "links": links,
         "load": {"bulk": state.bulk_load},
+        "degraded": dict(state.degraded),
         "processes": [
             {"name": p.name, "role": p.role, "namespace": p.namespace, "pid": p.pid, "running": p.alive()}
             for p in state.processes
@@ -440,6 +491,7 @@ __all__ = [
     "LabCommandError",
     "LabError",
     "LabFiles",
+    "degrade",
     "down",
     "preflight",
     "set_capacity",

@@ -101,9 +101,19 @@ def schedule(pps: float, bursts_per_s: float | None, clock: Iterator[float]) -> 
         yield n, max(0.0, start + slots * step - now)
 
 
-def udp_send(dst: str, port: int, flows: int, pps: float, size: int, tos: int, bursts_per_s: float | None) -> None:
+def udp_send(
+    dst: str, port: int, flows: int, pps: float, size: int, tos: int, bursts_per_s: float | None, sndbuf: int = 0
+) -> None:
+    """UDP at ``pps`` per flow. ``sndbuf``: the socket's send buffer (root may exceed ``wmem_max``). A sender in the
+    namespace whose queue it fills must hold more than that queue: a packet waiting there counts against its
+    socket, so a smaller buffer makes the sender wait for the queue (like TCP) instead of overflowing it."""
     family = socket.AF_INET6 if ":" in dst else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
+    if sndbuf:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_SNDBUFFORCE", 32), sndbuf)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
     if tos:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, getattr(socket, "IPV6_TCLASS", 67), tos)
@@ -264,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     u.add_argument("--size", type=int, default=172, help="UDP payload bytes")
     u.add_argument("--tos", type=int, default=0)
     u.add_argument("--bursts-per-s", type=float)
+    u.add_argument("--sndbuf", type=int, default=0, help="socket send buffer, bytes (0: the system's)")
     us = sub.add_parser("udp-sink")
     us.add_argument("--bind", required=True)
     us.add_argument("--port", type=int, required=True)
@@ -293,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pps = args.kbps * 1000.0 / ((args.size + IPV4_UDP_OVERHEAD) * 8) / args.flows
         if pps <= 0:
             return 0  # nothing to send (a load of 0): idle until stopped
-        udp_send(args.dst, args.port, args.flows, pps, args.size, args.tos, args.bursts_per_s)
+        udp_send(args.dst, args.port, args.flows, pps, args.size, args.tos, args.bursts_per_s, args.sndbuf)
     elif args.command == "udp-sink":
         udp_sink(args.bind, args.port, args.flows, Counters(args.counters))
     elif args.command == "tcp":

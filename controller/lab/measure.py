@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from controller.adjust.health import SlaVerdict, TransportHealth, sla_verdict
 from controller.errors import Diagnostic, Location
 from controller.lab import queues as q
 from controller.lab.config import LabConfig, Probe
@@ -58,6 +59,8 @@ from controller.model import VideoTarget
 from controller.pipeline import Build
 
 PROBE = (sys.executable, "-m", "controller.lab.probe")
+HEALTH_PORT = 3784  # BFD's: the per-transport probes' receivers listen on this port + n in the routers
+HEALTH_DSCP = 48  # CS6, as SD-WAN edges send BFD: the routers' network-control class
 VIDEO_OVERHEAD = 1.2  # the compiler's allowance for RTP/UDP/IP on a video bitrate (controller/compile/budgets.py)
 READY_TIMEOUT_S = 15.0
 TAIL_S = 2.5  # after the senders stop: the last packets' queueing delay and the receivers' idle wait
@@ -171,6 +174,58 @@ class InterfaceQueues:
         return next((c for c in self.classes if c.handle == handle), None)
 
 
+_PROBE_ONLY = ("journey", "site", "source", "destination")
+
+
+@dataclass(frozen=True, slots=True)
+class TransportProbe:
+    """One transport's health from one router to another, between their addresses on that WAN (the underlay)."""
+
+    wan: str
+    transport: str
+    source: str  # the router that sends
+    destination: str  # the router that receives
+    destination_address: str
+    result: ProbeResult
+
+    def health(self) -> TransportHealth:
+        """As the loop reads it: the sending router's measurement of the transport (mean delay, jitter, loss)."""
+        r = self.result
+        return TransportHealth(
+            self.source, self.transport, r.delay_mean_ms, r.jitter_ms, r.loss_pct, self.destination, r.error
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "wan": self.wan,
+            "transport": self.transport,
+            "source": self.source,
+            "destination": self.destination,
+            "destination_address": self.destination_address,
+            **{k: v for k, v in _probe_json(self.result).items() if k not in _PROBE_ONLY},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TransportSla:
+    """Whether one router's transport met one SLA class of its plan in the cycle."""
+
+    device: str
+    transport: str
+    sla_class: str
+    verdict: SlaVerdict
+    reasons: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "transport": self.transport,
+            "sla_class": self.sla_class,
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+        }
+
+
 @dataclass(frozen=True)
 class Measurement:
     """One measurement cycle of a running lab."""
@@ -183,6 +238,7 @@ class Measurement:
     probes: tuple[ProbeResult, ...]
     routers: tuple[InterfaceQueues, ...]
     bottlenecks: tuple[InterfaceQueues, ...]
+    transports: tuple[TransportProbe, ...] = ()  # per-transport health, when a router has two WANs or more
 
     def probe(self, journey: str) -> ProbeResult | None:
         return next((p for p in self.probes if p.journey == journey), None)
@@ -193,6 +249,23 @@ class Measurement:
     def bottleneck_into(self, router: str) -> InterfaceQueues:
         """The ISP interface that sends towards ``router`` (traffic *to* that router's site queues there)."""
         return next(b for b in self.bottlenecks if b.towards == router)
+
+    def transport(self, router: str, transport: str) -> TransportProbe | None:
+        """The health of ``transport`` as ``router`` measured it (towards its first peer on that WAN)."""
+        return next((t for t in self.transports if t.source == router and t.transport == transport), None)
+
+    def health(self) -> tuple[TransportHealth, ...]:
+        return tuple(t.health() for t in self.transports)
+
+    def sla(self, build: Build) -> tuple[TransportSla, ...]:
+        """Per router, transport and SLA class of its compiled plan: met (pass), missed (fail) or unknown."""
+        out = []
+        for t in self.transports:
+            plan = build.plan(t.source)
+            for sla in plan.sla_classes if plan is not None else ():
+                verdict, reasons = sla_verdict(sla, t.health())
+                out.append(TransportSla(t.source, t.transport, sla.name, verdict, reasons))
+        return tuple(out)
 
     def sample_dicts(self) -> list[dict[str, Any]]:
         return [s.to_json() for s in self.samples]
@@ -250,6 +323,7 @@ class Measurement:
             "probes": [_probe_json(p) for p in self.probes],
             "routers": [iface(r) for r in self.routers],
             "bottlenecks": [iface(b) for b in self.bottlenecks],
+            "transports": [t.to_json() for t in self.transports],
             "samples": self.sample_dicts(),
         }
 
@@ -420,11 +494,14 @@ def measure(
     interval_s: float = 1.0,
     reading_every_s: float = 1.0,
     journeys: Sequence[str] = (),
+    transports: bool = True,
 ) -> Measurement:
     """Run every probe of the lab (or those of ``journeys``) for ``duration_s`` and read the queues meanwhile.
 
     ``build`` (the compiled lab policy) gives each journey's DSCP and a video journey's bitrate, and
-    filters out probes of journeys the policy does not have; without it probes send unmarked.
+    filters out probes of journeys the policy does not have; without it probes send unmarked. With
+    ``transports`` and a router on two WANs or more, each transport's health is probed too, between the
+    routers' addresses on it (:attr:`Measurement.transports`, :meth:`Measurement.sla`).
     """
     if not state.complete:
         raise MeasureError(f"lab '{state.name}' is not up completely: `qoectl lab down`, then `qoectl lab up`")
@@ -434,8 +511,9 @@ def measure(
     started = time.time()
     running = [_Running(p) for p in cfg.probes if not journeys or p.journey in journeys]
     known = {j.name for j in build.policy.journeys} if build is not None else None
+    running += [_Running(p) for p in cfg.transport_probes(HEALTH_PORT, HEALTH_DSCP)] if transports else []
     for r in running:
-        if known is not None and r.probe.journey not in known:
+        if known is not None and not r.probe.transport_probe and r.probe.journey not in known:
             r.error = f"journey '{r.probe.journey}' is not in the policy"
     # Receivers first: a sender must not start before its receiver listens.
     for r in running:
@@ -452,7 +530,7 @@ def measure(
             *PROBE,
             "recv",
             "--bind",
-            cfg.host(p.destination).address,
+            _address(cfg, p),
             "--port",
             str(p.port),
             "--journey",
@@ -482,7 +560,7 @@ def measure(
         p = r.probe
         if r.error:
             continue
-        dst = cfg.host(p.destination).address
+        dst = _address(cfg, p)
         if p.kind == "voice":
             dscp = p.dscp if p.dscp is not None else _journey_dscp(build, p.journey)
             count = max(1, round(duration_s * p.rate_pps))
@@ -515,11 +593,16 @@ def measure(
         for g in r.probe.generators
     }
     results: list[ProbeResult] = []
+    health: list[TransportProbe] = []
     samples: list[Sample] = []
     send_limit = duration_s + 3 * TAIL_S + 10
     sent: dict[int, dict[str, Any]] = {id(r): _result(r.sender, send_limit) for r in running if r.sender is not None}
     for r in running:
         result, found = _collect(r, sent.get(id(r)), send_limit, counters_after)
+        p = r.probe
+        if p.transport_probe:
+            health.append(TransportProbe(p.wan, p.journey, p.source, p.destination, p.destination_address, result))
+            continue
         results.append(result)
         samples += found
     ended = time.time()
@@ -534,7 +617,13 @@ def measure(
         probes=tuple(results),
         routers=tuple(routers),
         bottlenecks=tuple(bottlenecks),
+        transports=tuple(health),
     )
+
+
+def _address(cfg: LabConfig, p: Probe) -> str:
+    """Where a probe sends to: the destination host, or (a transport probe) the far router's WAN address."""
+    return p.destination_address or cfg.host(p.destination).address
 
 
 def _throughput(

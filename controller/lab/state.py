@@ -9,7 +9,7 @@ A lab's folder (mode 0700) holds:
 
 =====================  ==============================================================
 ``state.json``         the lab file's text, namespaces, root-side links, every process
-                       (PID + start time), the current capacities and load
+                       (PID + start time), the current capacities, load and cross traffic
 ``id_ed25519``         the key ``qoectl apply`` logs in with (the inventory's key_file)
 ``known_hosts``        every router's host key, for ``qoectl apply --known-hosts``
 ``env``                ``QOECTL_LAB_USER=root``: the inventory's username_env
@@ -101,6 +101,7 @@ class LabState:
     capacity_kbps: dict[str, int] = field(default_factory=dict)  # per WAN, as now set
     bulk_load: float = 1.0
     complete: bool = False  # every step of ``up`` done
+    degraded: dict[str, int] = field(default_factory=dict)  # per WAN: the cross traffic's kbit/s (qoectl lab degrade)
 
     @cached_property
     def config(self) -> LabConfig:
@@ -135,6 +136,7 @@ class LabState:
             "capacity_kbps": dict(self.capacity_kbps),
             "bulk_load": self.bulk_load,
             "complete": self.complete,
+            "degraded": dict(self.degraded),
         }
 
     @staticmethod
@@ -152,6 +154,7 @@ class LabState:
             capacity_kbps={str(k): int(v) for k, v in dict(data["capacity_kbps"]).items()},
             bulk_load=float(data["bulk_load"]),
             complete=bool(data["complete"]),
+            degraded={str(k): int(v) for k, v in dict(data.get("degraded") or {}).items()},
         )
 
     def with_processes(self, processes: tuple[Proc, ...]) -> LabState:

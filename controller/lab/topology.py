@@ -6,8 +6,12 @@
                      |                    \\__ HTB class at capacity_kbps + bfifo of buffer_ms per link
                   mgmt0 -- this machine (router first address, this machine the second)
 
-Hosts route everything to their router, routers to the ISP, and the ISP knows each LAN behind each
-router. The lab is IPv4 only (IPv6 is off in its namespaces, so no router solicitations or MLD mix
+Hosts route everything to their router, routers to the ISP (of their default WAN, when a router is on
+several: the others are steered by the routers' policy), and each ISP knows each LAN behind each router on
+it. Every router has a host route to each other router's address on a WAN through that WAN's ISP (the
+underlay the per-transport probes measure), and each ISP routes one sink address per link to its router,
+which drops it (a blackhole route): where ``qoectl lab degrade`` sends its cross traffic.
+The lab is IPv4 only (IPv6 is off in its namespaces, so no router solicitations or MLD mix
 into the counters). Segmentation offloads are off (``gso_max_segs 1``): a TCP sender hands the
 queues 1500-byte packets, as a real NIC puts them on the wire, not 64 KB super-packets.
 
@@ -77,11 +81,16 @@ def create(cfg: LabConfig, progress: Progress) -> None:
             per_ns[link.router] += [
                 f"addr add {link.router_address}/{link.prefixlen} dev {link.interface}",
                 f"link set {link.interface} gso_max_segs 1 up",
-                f"route add default via {link.isp_address}",
             ]
+            if cfg.wan_of(link.router).name == w.name:
+                per_ns[link.router].append(f"route add default via {link.isp_address}")
             for h in cfg.hosts:
                 if h.router == link.router:
                     per_ns[w.node].append(f"route add {h.prefix} via {link.router_address}")
+            if link.sink:
+                per_ns[w.node].append(f"route add {link.sink}/32 via {link.router_address}")
+                per_ns[link.router].append(f"route add blackhole {link.sink}/32")
+    per_ns = _underlay(cfg, per_ns)
     # IPv6 off before any link comes up: no DAD, router solicitations or MLD reports in the lab's counters.
     for node in cfg.nodes:
         root.append(
@@ -92,10 +101,32 @@ def create(cfg: LabConfig, progress: Progress) -> None:
     forwarding = {r.name for r in cfg.routers} | {w.node for w in cfg.wans}
     for node, lines in per_ns.items():
         if node in forwarding:
-            run(["ip", "netns", "exec", ns(node), "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            run(["ip", "netns", "exec", ns(node), "sysctl", "-qw", "net.ipv4.ip_forward=1", *_no_rp_filter(cfg, node)])
         _batch(ns(node), lines)
     for w in cfg.wans:
         set_capacity(cfg, w, w.capacity_kbps, create=True)
+
+
+def _underlay(cfg: LabConfig, per_ns: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Each router reaches every other router's address on a WAN through that WAN's ISP (a host route): the
+    underlay between two edges' addresses of one transport, which the per-transport health probes measure
+    whatever the main table's default route is."""
+    out = {node: list(lines) for node, lines in per_ns.items()}
+    for w in cfg.wans:
+        for link in w.links:
+            for other in w.links:
+                if other.router != link.router:
+                    out[link.router].append(f"route add {other.router_address}/32 via {link.isp_address}")
+    return out
+
+
+def _no_rp_filter(cfg: LabConfig, node: str) -> list[str]:
+    """A router with several WANs receives traffic on a WAN its main table would not answer by (its policy steers
+    the way out, per journey): reverse-path filtering off on every interface, as on an SD-WAN edge."""
+    if node not in {r.name for r in cfg.routers} or len(cfg.wans_of(node)) < 2:
+        return []
+    names = ["all", "default"] + [link.interface for w in cfg.wans_of(node) for link in w.links if link.router == node]
+    return [f"net.ipv4.conf.{n}.rp_filter=0" for n in names]
 
 
 def bottleneck_batch(wan: Wan, capacity_kbps: int, *, create: bool) -> str:

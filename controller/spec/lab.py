@@ -86,9 +86,17 @@ class LabWan(Strict):
 
     Each ISP interface towards a router sends through an HTB class at ``capacity_kbps`` with a plain FIFO
     (``bfifo``) of ``buffer_ms`` at that rate: the link's real capacity and buffer, outside every router.
+    A router on two or more WANs is an SD-WAN edge with a transport on each: its main-table default route
+    goes through ``spec.default_wan`` (else the first WAN it is on), and every router gets a route to each
+    other router's address on the same WAN through that WAN's ISP (the underlay the per-transport health
+    probes measure).
     """
 
     name: Name
+    transport: Name | None = Field(
+        default=None,
+        description="The inventory transport (interfaces[].transport) this WAN carries; default: the WAN's name.",
+    )
     capacity_kbps: int = Field(ge=64, le=10_000_000, description="Real capacity, each direction (kbit/s).")
     buffer_ms: int = Field(default=1000, ge=1, le=10_000, description="The ISP's FIFO, in ms at capacity.")
     links: list[WanLink] = Field(min_length=2)
@@ -236,6 +244,11 @@ class LabSpec(Strict):
     traffic: list[LabTraffic] = Field(default_factory=list, description="Background generators.")
     probes: list[LabProbe] = Field(default_factory=list, description="Per journey: what the measurement API runs.")
     load: LabLoad = Field(default_factory=LabLoad)
+    default_wan: Name | None = Field(
+        default=None,
+        description="The WAN of the routers' main-table default route when a router is on several; default: the "
+        "first WAN each router is on. Traffic between hosts takes it unless the routers' policy steers it.",
+    )
 
 
 class LabDoc(Strict):

@@ -64,6 +64,9 @@ class Target:
     device: Device
     files: Mapping[str, str]
     driver: type[Driver]
+    # Devices that must have succeeded first (a Cisco SD-WAN controller waits for its edges): run after all
+    # others, skipped if any of them did not end changed/unchanged/would_change.
+    after: tuple[str, ...] = ()
 
 
 def targets_for(devices: Sequence[Device], rendered: Mapping[str, tuple[str, Mapping[str, str]]]) -> list[Target]:
@@ -112,8 +115,10 @@ def apply_fleet(
     """Apply every target; returns one result per target (``skipped`` for those never started)."""
     ordered = sorted(targets, key=lambda t: t.device.name)
     fleet = _Fleet()
-    canary = [] if opts.dry_run else ordered[: opts.canary]
-    rest = ordered[len(canary) :]
+    later = [t for t in ordered if t.after]
+    first = [t for t in ordered if not t.after]
+    canary = [] if opts.dry_run else first[: opts.canary]
+    rest = first[len(canary) :]
     results: list[DeviceResult] = []
     run.event(
         "plan",
@@ -138,6 +143,17 @@ def apply_fleet(
             on_result(r)
         return r
 
+    def waiting(t: Target) -> DeviceResult:
+        done = {r.device: r for r in results}
+        failed = [n for n in t.after if n in done and not done[n].ok]
+        if failed:
+            r = _skipped(t, f"{', '.join(failed)} did not succeed", False)
+            _record(run, r)
+            if on_result:
+                on_result(r)
+            return r
+        return one(t, False)
+
     for batch, is_canary in ((canary, True), (rest, False)):
         if not batch:
             continue
@@ -147,6 +163,7 @@ def apply_fleet(
             continue
         with ThreadPoolExecutor(max_workers=max(1, min(opts.workers, len(batch)))) as pool:
             results += list(pool.map(lambda t, c=is_canary: one(t, c), batch))
+    results += [waiting(t) for t in later]
     stopped = f"stopped: {fleet.reason}" if fleet.stop.is_set() else ""
     fleet_result = FleetResult.of(
         results, run_dir=str(run.root), run_id=run.run_id, dry_run=opts.dry_run, stopped=stopped

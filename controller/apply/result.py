@@ -96,6 +96,7 @@ class FleetResult:
     dry_run: bool
     stopped: str = ""  # why the run stopped early, if it did
     counts: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what the run did not do by itself and where it left it (e.g. a file to load)
 
     @staticmethod
     def of(
@@ -129,5 +130,6 @@ class FleetResult:
             "stopped": self.stopped,
             "counts": dict(self.counts),
             "changes": self.changes,
+            "notes": list(self.notes),
             "devices": [r.to_json() for r in self.results],
         }

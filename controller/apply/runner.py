@@ -7,6 +7,7 @@ any problem there stops the run before the first SSH connection.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -15,10 +16,11 @@ from controller.apply.audit import RunFolder, new_run_id, who
 from controller.apply.engine import ApplyOptions, apply_fleet, targets_for
 from controller.apply.lock import default_lock_dir, device_locks
 from controller.apply.result import DeviceResult, FleetResult
+from controller.apply.sdwan import EXPORT, controller_plan
 from controller.apply.secrets import redact
 from controller.apply.selection import Shard, select, shard
 from controller.apply.sources import Rendered, read_rendered
-from controller.model import Device
+from controller.model import Device, SdwanController
 from controller.pipeline import Build, render_plan
 
 
@@ -48,10 +50,20 @@ def run(
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[DeviceResult], None] | None = None,
     argv: Sequence[str] = (),
+    controllers: Sequence[SdwanController] = (),
 ) -> FleetResult:
-    """Select, lock, apply, and write ``result.json``; raises UsageError/LockedError before any SSH."""
+    """Select, lock, apply, and write ``result.json``; raises UsageError/LockedError before any SSH.
+
+    A run with Cisco SD-WAN edges also applies the merged centralized policy to the inventory's controllers
+    in CLI mode, after the edges (:mod:`controller.apply.sdwan`), or writes it for SD-WAN Manager.
+    """
     chosen = selected(devices, limit, part)
     targets = targets_for(chosen, rendered)
+    sdwan = controller_plan(controllers, rendered, chosen)
+    controller_files = {d.name: (d.platform, files) for d, files in sdwan.devices}
+    targets += [
+        dataclasses.replace(t, after=sdwan.edges) for t in targets_for([d for d, _ in sdwan.devices], controller_files)
+    ]
     run_id = new_run_id()
     folder = RunFolder(run_dir or Path("qoectl-runs") / run_id, run_id)
     try:
@@ -66,6 +78,8 @@ def run(
             known_hosts=str(options.host_keys.known_hosts),
             accept_new_host_keys=options.host_keys.accept_new,
         )
+        if sdwan.export is not None:
+            folder.write(EXPORT, sdwan.export)
         if on_start:
             on_start(len(targets))
         if options.dry_run:
@@ -74,6 +88,7 @@ def run(
         else:
             with device_locks(lock_dir or default_lock_dir(), [t.device for t in targets], str(folder.root)):
                 result = apply_fleet(targets, options, folder, environ=environ, on_result=on_result)
+        result = dataclasses.replace(result, notes=sdwan.notes)
         folder.write("result.json", json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
         return result
     except Exception as exc:

@@ -118,6 +118,8 @@ def _print_result(result: FleetResult, show_diff: bool) -> None:
     out.print(f"[bold]{', '.join(parts) or 'no devices'}[/bold]; run folder: {result.run_dir}", markup=True)
     if result.stopped:
         out.print(result.stopped, style="bold red", markup=False)
+    for note in result.notes:
+        out.print(f"note: {note}", style="yellow", markup=False)
 
 
 def register(cli: click.Group) -> None:
@@ -233,6 +235,7 @@ def register(cli: click.Group) -> None:
                     on_start=on_start,
                     on_result=on_result,
                     argv=sys.argv[1:],
+                    controllers=result_build.policy.sdwan_controllers,
                 )
         except (UsageError, LockedError) as exc:
             _fail(str(exc), as_json)

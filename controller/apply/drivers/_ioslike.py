@@ -286,8 +286,8 @@ class IosLikeDriver(Driver):
         if self.config_file not in self.files:
             raise ApplyError("precondition", f"{device.name}: rendered file {self.config_file} missing")
         self.want_tree = parse(self.files[self.config_file])
-        self.managed = managed_interfaces(self.want_tree)
-        want = owned(self.want_tree, self.ownership, self.managed)
+        self.managed = self.managed_in(self.want_tree)
+        want = self.own(self.want_tree)
         outside = [n.line for n in self.want_tree if n.line not in {w.line for w in want}]
         if outside:
             raise ApplyError(
@@ -296,6 +296,15 @@ class IosLikeDriver(Driver):
             )
         self.want = want
         self.tag = f"qoectl-{ctx.run_id}".replace(":", "")
+
+    @staticmethod
+    def managed_in(intended: Sequence[Node]) -> frozenset[str]:
+        """The interfaces the rendered config configures (their owned kinds of lines are qoectl's)."""
+        return managed_interfaces(intended)
+
+    def own(self, tree: Sequence[Node]) -> list[Node]:
+        """The part of a parsed config qoectl owns on this platform."""
+        return owned(tree, self.ownership, self.managed)
 
     def running(self, s: Session) -> str:
         out = s.send("show running-config")
@@ -308,7 +317,7 @@ class IosLikeDriver(Driver):
         tree = parse(text)
         return Snapshot(
             backup={"running-config.txt": text if text.endswith("\n") else text + "\n"},
-            state=canonical(owned(tree, self.ownership, self.managed)),
+            state=canonical(self.own(tree)),
             extra={"stable": stable_text(text)},
         )
 
@@ -320,7 +329,7 @@ class IosLikeDriver(Driver):
         return canonical(self.want)
 
     def plan_commands(self, before: Snapshot) -> list[str]:
-        have = owned(parse(before.backup["running-config.txt"]), self.ownership, self.managed)
+        have = self.own(parse(before.backup["running-config.txt"]))
         return commands(have, self.want)
 
     def same(self, before: Snapshot, after: Snapshot) -> bool:

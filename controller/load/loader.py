@@ -396,6 +396,7 @@ def _inventory(doc: SpecDoc) -> tuple[list[m.Site], list[m.Transport], list[m.De
                 m.Origin(src, dpath + ("interfaces", k)),
                 f.min_kbps,
                 f.max_kbps,
+                None if f.gateway is None else str(f.gateway),
             )
             for k, f in enumerate(d.interfaces)
         )

@@ -208,6 +208,7 @@ class Interface:
     origin: Origin = field(default=BUILTIN, compare=False)
     min_kbps: int | None = None  # the lowest rate qoectl loop may shape a WAN link to; None: bandwidth_kbps
     max_kbps: int | None = None  # the highest; None: bandwidth_kbps
+    gateway: str | None = None  # WAN: the transport's next hop (linux SD-WAN edges route through it)
 
     @property
     def shaper_range(self) -> tuple[int, int] | None:

@@ -23,6 +23,7 @@ SCHEMA_MODELS: dict[str, type[v1.Strict]] = {**v1.DOC_MODELS, "Lab": lab.LabDoc}
 
 NOT_EXPRESSED = (
     "Checked by qoectl validate only (JSON Schema cannot state them): a prefix's host bits are zero; "
+    "a gateway is not an unspecified, loopback or multicast address; "
     "a port range has low <= high; verify.period is at least verify.window; "
     "bandwidth_kbps is at most port_speed_kbps; min_kbps <= bandwidth_kbps <= max_kbps <= port_speed_kbps; "
     "loop.min_kbps is at most loop.max_kbps; an adjustment's time is a real date; "

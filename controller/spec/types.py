@@ -275,6 +275,40 @@ PREFIX_PATTERN = (
     rf"|{_IPV6}(?:/(?=[0-9]{{1,3}}$)0*(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$"
 )
 
+_ADDRESS_HINT = "write the next hop's address, like 198.51.100.1 or fe80::1 (no prefix length, no %zone)"
+ADDRESS_PATTERN = rf"^(?=[0-9A-Fa-f.:]{{2,39}}$)(?:{_IPV4}|{_IPV6})$"
+
+
+def _parse_address(value: Any) -> Any:
+    """A unicast IPv4/IPv6 address (a next hop): not a prefix, no zone id, not 0.0.0.0/::, loopback or multicast."""
+    if isinstance(value, str):
+        if "%" in value:
+            raise SpecValueError(f"{value!r}: IPv6 zone ids (%...) are not allowed in an address", _ADDRESS_HINT)
+        if not re.fullmatch(r"[0-9A-Fa-f.:]{2,39}", value):
+            raise SpecValueError(f"{value!r} is not an IPv4 or IPv6 address", _ADDRESS_HINT)
+        try:
+            addr = ipaddress.ip_address(value)
+        except ValueError as exc:
+            raise SpecValueError(f"{value!r} is not an IPv4 or IPv6 address ({exc})", _ADDRESS_HINT) from None
+        if addr.is_unspecified or addr.is_loopback or addr.is_multicast:
+            raise SpecValueError(f"{value!r} cannot be a next hop (unspecified, loopback or multicast)", _ADDRESS_HINT)
+        return addr
+    return value
+
+
+Address = Annotated[
+    ipaddress.IPv4Address | ipaddress.IPv6Address,
+    BeforeValidator(_parse_address),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": ADDRESS_PATTERN,
+            "patternErrorMessage": _ADDRESS_HINT,
+            "description": "An IPv4 or IPv6 unicast address, e.g. 198.51.100.1 or fe80::1.",
+        }
+    ),
+]
+
 Prefix = Annotated[
     ipaddress.IPv4Network | ipaddress.IPv6Network,
     BeforeValidator(_parse_prefix),

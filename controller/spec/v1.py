@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from controller.spec.rules import absent, equals, given, nonempty, rules, when
 from controller.spec.types import (
+    Address,
     Description,
     Dscp,
     EnvVarName,
@@ -412,7 +413,7 @@ class Interface(Strict):
     model_config = ConfigDict(
         json_schema_extra=rules(
             when(equals("role", "wan"), {"allOf": [given("bandwidth_kbps"), absent("vpn")]}),
-            when(equals("role", "lan"), absent("min_kbps", "max_kbps")),
+            when(equals("role", "lan"), absent("min_kbps", "max_kbps", "gateway")),
             {"properties": {"vpn": {"not": {"const": 512}}}},
         )
     )
@@ -430,6 +431,12 @@ class Interface(Strict):
         le=65530,
         description="SD-WAN service VPN of a LAN interface (Cisco SD-WAN; default 1). The edge's app-route policy "
         "covers the service VPNs of its LAN interfaces. 512 is the management VPN; WAN interfaces are in VPN 0.",
+    )
+    gateway: Address | None = Field(
+        default=None,
+        description="WAN: the next hop of this transport (IPv4 or IPv6, e.g. the ISP's router). A linux edge with "
+        "two or more WAN transports routes each transport's steered journeys through its own table "
+        "(default via gateway dev this interface, onlink), so there every WAN interface with a transport needs it.",
     )
     min_kbps: int | None = Field(
         default=None,
@@ -462,6 +469,8 @@ class Interface(Strict):
             raise ValueError("bandwidth_kbps cannot exceed port_speed_kbps")
         if self.role == "lan" and (self.min_kbps is not None or self.max_kbps is not None):
             raise ValueError("min_kbps and max_kbps bound the shaper of a wan interface; a lan interface has none")
+        if self.role == "lan" and self.gateway is not None:
+            raise ValueError("gateway is the next hop of a wan interface's transport; a lan interface has none")
         if self.bandwidth_kbps is not None:
             if self.min_kbps is not None and self.min_kbps > self.bandwidth_kbps:
                 raise ValueError("min_kbps cannot exceed bandwidth_kbps (the loop lowers the shaper from there)")

@@ -36,7 +36,6 @@ from controller.load.loader import load_policy
 from controller.model import Device, Policy
 from controller.parallel import can_fork
 from controller.render import get_renderer, platforms
-from controller.render.base import SDWAN_SLA
 from controller.validate.adjustments import check_adjustments
 from controller.validate.checks import run_checks
 
@@ -90,7 +89,7 @@ class Validated:
 
 def _is_sdwan_edge(device: Device) -> bool:
     renderer = get_renderer(device.platform)
-    return renderer is not None and SDWAN_SLA in renderer.capabilities_for(device.features)
+    return renderer is not None and renderer.sdwan_edge(device)
 
 
 def _reserved_pct(device: Device) -> float:
@@ -126,12 +125,11 @@ def compile_one(v: Validated, device: Device) -> tuple[DevicePlan | None, list[D
             f"platforms with a renderer: {', '.join(platforms())}",
         )
         return None, [problem]
-    caps = renderer.capabilities_for(device.features)
     plan = compile_device(
         device,
         v.policy,
         v.budgets,
-        sdwan=SDWAN_SLA in caps,
+        sdwan=renderer.sdwan_edge(device),
         context=v.context,
         network_control=renderer.network_control,
     )

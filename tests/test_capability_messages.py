@@ -43,8 +43,6 @@ MISSING: dict[str, dict[str, tuple[str, str]]] = {
     "linux": {
         base.AQM: (DEVICE, "a kernel without the fq_codel qdisc (device.features has no fq_codel); tc-fq_codel(8)"),
         base.FAIR_QUEUE: (DEVICE, "as AQM: flow fairness comes from fq_codel, which the device does not declare"),
-        base.SDWAN_SLA: (DEVICE, _NOT_SDWAN),
-        base.SDWAN_PATH: (DEVICE, _NOT_SDWAN),
         base.SERVICE_VPN: (DEVICE, _NO_VPN),
     },
     "cisco_iosxe": {

@@ -66,7 +66,8 @@ Rendered = dict[str, tuple[DevicePlan, DeviceTreatment]]
 
 
 def _retargeted(platform: str, example: Path = EXAMPLE_POLICIES) -> Build:
-    """Every device switched to ``platform``, its interfaces renamed eth0, eth1, ... (valid everywhere, Linux too).
+    """Every device switched to ``platform``, its interfaces renamed eth0, eth1, ... (valid everywhere, Linux too),
+    each WAN interface with a gateway (a Linux edge with two transports routes through them; others ignore it).
 
     Eight hardware queues hold six journey classes next to the default and the plan's network-control
     class, and the example's branches use seven: for the comparison, training-video shares the
@@ -83,7 +84,10 @@ def _retargeted(platform: str, example: Path = EXAMPLE_POLICIES) -> Build:
         dataclasses.replace(
             d,
             platform=platform,
-            interfaces=tuple(dataclasses.replace(i, name=f"eth{k}") for k, i in enumerate(d.interfaces)),
+            interfaces=tuple(
+                dataclasses.replace(i, name=f"eth{k}", gateway=f"198.18.200.{k + 1}" if i.role == "wan" else None)
+                for k, i in enumerate(d.interfaces)
+            ),
         )
         for d in policy.devices
     )

@@ -528,6 +528,7 @@ def compile_device(
                 trust_dscp=iface.trust_dscp,
                 allocations=allocations,
                 vpn=iface.vpn,
+                gateway=iface.gateway,
             )
         )
     slas: tuple[SlaClass, ...] = ()

@@ -128,6 +128,7 @@ class InterfacePlan:
     trust_dscp: bool
     allocations: tuple[Allocation, ...]
     vpn: int | None = None  # the service VPN / VRF of a LAN interface, when the inventory gives one
+    gateway: str | None = None  # a WAN interface's next hop, when the inventory gives one (linux SD-WAN edges)
 
     def allocation(self, class_name: str) -> Allocation | None:
         return next((a for a in self.allocations if a.class_name == class_name), None)

@@ -154,6 +154,13 @@ class Renderer(ABC):
             caps |= self.feature_capabilities.get(f, frozenset())
         return frozenset(caps)
 
+    def sdwan_edge(self, device: Device) -> bool:
+        """Whether ``device`` gets SLA classes and path preferences in its plan (default: its platform has SLA classes).
+
+        A platform that steers only devices with several WAN transports (linux) says so here.
+        """
+        return SDWAN_SLA in self.capabilities_for(device.features)
+
     def check(self, plan: DevicePlan, device: Device, policy: Policy) -> list[Diagnostic]:
         """Platform rules the generic capabilities and limits cannot state (default: none).
 

@@ -19,17 +19,47 @@ removed journey leaves no stale class) whatever root was there before, and
 never touches an ingress or clsact qdisc, which owns handle ``ffff:`` (a
 fixed ``ffff:`` root handle fails with "Cannot move an existing qdisc" on
 such interfaces).
+
+SD-WAN edge: a device with two or more WAN transports (each WAN interface
+giving its ``gateway``) steers each journey by its path preference. A
+``prerouting`` chain marks the journey's packets (the same match expressions
+as ``qoe_mark``, the first journey that claims a packet decides) with a mark of
+its own in the byte qoectl owns (:mod:`controller.linux_routing`), keeping the
+other bits; ``routing.batch`` / ``routing6.batch`` (``ip -4/-6 -batch``) hold a
+table per transport (``default via <gateway> dev <iface> onlink``) and, per
+journey, ``ip rule``s in plan order: its preferred transports' tables, then
+its backups' (a table without a usable route falls through to the next rule);
+a strict journey gets no backup but ``unreachable``, as Cisco SD-WAN's
+``strict`` drops rather than use another path. Packets are marked one by one,
+never pinned per flow with ``ct mark``: when ``qoectl loop`` moves a journey only
+its rules change, and the next packet of a running flow already takes the new
+path. Only packets that did not arrive on a WAN interface are marked, so
+replies from the WAN follow the main table. The SLA classes are stated in
+``routing.batch`` for the record; the router does not measure them:
+``qoectl loop`` measures each transport with its probes and moves journeys.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
+import math
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from controller.compile.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
+from controller import linux_routing as owned
+from controller.compile.plan import (
+    Allocation,
+    DevicePlan,
+    InterfacePlan,
+    MarkingRule,
+    PathPreference,
+    PlanMatch,
+    QosClass,
+    SlaClass,
+)
 from controller.errors import Diagnostic
 from controller.model import Device, Policy
 from controller.render import base
@@ -187,6 +217,107 @@ def _tree_rows(
     return tuple(rows), f"{CLASS_BASE + default.queue:x}"
 
 
+SAFE_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # names that reach a comment in routing.batch
+
+
+def _safe(name: str, what: str) -> str:
+    """``name`` if it is one config-safe word (the policy's Name type); a plan built in code gets no further."""
+    if not SAFE_WORD.match(name):
+        raise ValueError(f"{what} {name!r} cannot be written into a Linux config")
+    return name
+
+
+def transports(device_or_plan: tuple[str | None, ...]) -> list[str]:
+    """The distinct transports of a device's WAN interfaces, sorted by name (the order of their tables)."""
+    return sorted({t for t in device_or_plan if t})
+
+
+def _route(iface: InterfacePlan, table: int) -> dict[str, Any]:
+    assert iface.gateway is not None and iface.transport is not None
+    gateway = ipaddress.ip_address(iface.gateway)  # a plan built in code: nothing but an address reaches the file
+    return {
+        "transport": _safe(iface.transport, "transport"),
+        "iface": iface.name,
+        "gateway": str(gateway),
+        "family": f"ipv{gateway.version}",
+        "table": table,
+    }
+
+
+def _journey_rules(n: int, p: PathPreference, tables: Mapping[str, int]) -> dict[str, Any]:
+    """Mark ``n`` of one journey and its rules: the plan's order (preferred, then backup unless strict), as given."""
+    order = list(dict.fromkeys(t for t in p.preferred + (() if p.strict else p.backup) if t in tables))
+    if len(order) >= owned.RULES_PER_JOURNEY:
+        raise ValueError(f"journey {p.journey}: more than {owned.RULES_PER_JOURNEY - 1} transports")
+    rules = [{"priority": owned.rule_priority(n, i), "table": tables[t], "transport": t} for i, t in enumerate(order)]
+    if p.strict:
+        rules.append({"priority": owned.rule_priority(n, len(order)), "table": None, "transport": None})
+    return {
+        "journey": _safe(p.journey, "journey"),
+        "mark": f"0x{owned.mark(n):x}",
+        "order": order,
+        "strict": p.strict,
+        "rules": rules,
+    }
+
+
+@functools.lru_cache(maxsize=1024)
+def _path_marks(matches: tuple[PlanMatch, ...]) -> tuple[str, ...]:
+    """The distinct nft match expressions of one journey's classifiers (both families; memoised)."""
+    return tuple(dict.fromkeys(nft_match(m, fam) for m in matches for fam in families(m)))
+
+
+def _sla(s: SlaClass) -> str:
+    """One SLA class as ``name latency_ms 150 jitter_ms 9.9 ...`` (one-way budgets; only those it has)."""
+    values = (("latency_ms", s.latency_ms), ("jitter_ms", s.jitter_ms), ("loss_pct", s.loss_pct), ("mos", s.mos))
+    return " ".join([_safe(s.name, "SLA class"), *(f"{k} {v:g}" for k, v in values if v is not None)])
+
+
+def steering(plan: DevicePlan) -> dict[str, Any] | None:
+    """What the SD-WAN part of the files needs, or None when the device does not steer (fewer than 2 transports).
+
+    Tables: one per transport, by transport name; its route over the first WAN interface (by name) of that
+    transport that gives a gateway. Marks: journey ``n`` is the ``n``-th path preference; its ``qoe_path``
+    rules are written in the order of ``plan.markings`` (the order ``qoe_mark`` decides in).
+    """
+    names = transports(tuple(i.transport for i in plan.wan_interfaces))
+    if len(names) < 2 or not plan.path_preferences:
+        return None
+    tables = {t: owned.table(k) for k, t in enumerate(names)}
+    routes = []
+    for t in names:
+        iface = next((i for i in plan.wan_interfaces if i.transport == t and i.gateway), None)
+        if iface is not None:
+            routes.append(_route(iface, tables[t]))
+    journeys = [_journey_rules(n, p, tables) for n, p in enumerate(plan.path_preferences, start=1)]
+    by_name = {j["journey"]: (j, p) for j, p in zip(journeys, plan.path_preferences, strict=True)}
+    order = [r.journey for r in plan.markings if r.journey in by_name]
+    order += [name for name in by_name if name not in order]
+    marks = [
+        {"journey": name, "mark": by_name[name][0]["mark"], "match": match}
+        for name in order
+        for match in _path_marks(by_name[name][1].matches)
+    ]
+    return {
+        "tables": [{"transport": t, "table": tables[t]} for t in names],
+        "routes": routes,
+        "families": sorted({r["family"] for r in routes}),
+        "journeys": journeys,
+        "marks": marks,
+        "wan": [i.name for i in plan.wan_interfaces],
+        "slas": [_sla(s) for s in plan.sla_classes],
+        "mask": f"0x{owned.MARK_MASK:08x}",
+        "keep": f"0x{0xFFFFFFFF ^ owned.MARK_MASK:08x}",
+        "owned": {
+            "rules": f"{owned.RULE_FIRST}-{owned.RULE_LAST}",
+            "tables": f"{owned.TABLE_FIRST}-{owned.TABLE_LAST}",
+        },
+    }
+
+
+ROUTING_OUTPUTS = frozenset({"routing.batch", "routing6.batch"})
+
+
 class LinuxRenderer(Renderer):
     platform = "linux"
     capabilities = frozenset(
@@ -198,6 +329,8 @@ class LinuxRenderer(Renderer):
             base.SHAPING,
             base.PORT_RANGES,
             base.IPV6,
+            base.SDWAN_SLA,  # stated in routing.batch; measured and enforced by qoectl loop (see notes())
+            base.SDWAN_PATH,
         }
     )
     feature_capabilities: ClassVar[Mapping[str, frozenset[str]]] = {"fq_codel": frozenset({base.AQM, base.FAIR_QUEUE})}
@@ -208,17 +341,91 @@ class LinuxRenderer(Renderer):
     }
     # All three are qoectl's own bounds, not the kernel's: HTB takes 16-bit class minors, any number of
     # prio-0 classes and rates in kbit/s.
+    # The SLA thresholds are compared by qoectl loop with measured figures, not configured on the router: any value.
     limits = Limits(
         max_classes=64,
         max_strict_classes=4,
         min_bandwidth_pct=0.01,
+        sla_latency_ms=(0, math.inf),
+        sla_jitter_ms=(0, math.inf),
         qoectl_limits=frozenset({"max_classes", "max_strict_classes", "min_bandwidth_pct"}),
     )
-    outputs = (("nftables.nft", "nftables.nft.j2"), ("tc.batch", "tc.batch.j2"))
+    # routing.batch / routing6.batch only for a device that steers (see render_context).
+    outputs = (
+        ("nftables.nft", "nftables.nft.j2"),
+        ("tc.batch", "tc.batch.j2"),
+        ("routing.batch", "routing.batch.j2"),
+        ("routing6.batch", "routing6.batch.j2"),
+    )
     network_control = True  # HTB class for CS6/CS7 (and the router's own traffic, classified by its DSCP)
 
+    def sdwan_edge(self, device: Device) -> bool:
+        """A linux device steers journeys (gets SLA classes and path preferences) with two or more WAN transports."""
+        return len(transports(tuple(i.transport for i in device.wan_interfaces))) >= 2
+
     def check(self, plan: DevicePlan, device: Device, policy: Policy) -> list[Diagnostic]:
-        """Linux interface names: at most 15 characters (IFNAMSIZ 16), no '/', ':' or whitespace."""
+        """Linux interface names (at most 15 characters: IFNAMSIZ 16, no '/', ':' or whitespace); on an SD-WAN
+        edge a gateway on every WAN interface with a transport, and what fits the mark byte and the rule range."""
+        return self._check_names(device) + self._check_steering(plan, device)
+
+    def _check_steering(self, plan: DevicePlan, device: Device) -> list[Diagnostic]:
+        names = transports(tuple(i.transport for i in device.wan_interfaces))
+        if len(names) < 2:
+            return []
+        out = []
+        for k, iface in enumerate(device.interfaces):
+            if iface.role == "wan" and iface.transport and iface.gateway is None:
+                out.append(
+                    Diagnostic(
+                        device.origin.at("interfaces", k),
+                        device.origin.field("interfaces", k, "gateway"),
+                        f"device {device.name} (linux) steers journeys over {len(names)} transports "
+                        f"({', '.join(names)}): WAN interface {iface.name} (transport {iface.transport}) needs "
+                        "its next hop to route them",
+                        f"add 'gateway: <address of the {iface.transport} router on {iface.name}'s link>' to this "
+                        "interface, e.g. gateway: 198.51.100.1 (IPv4) or gateway: fe80::1 (IPv6)",
+                    )
+                )
+        too_many = [
+            (f"{len(names)} WAN transports", owned.MAX_TRANSPORTS, "transports")
+            if len(names) > owned.MAX_TRANSPORTS
+            else None,
+            (f"{len(plan.path_preferences)} steered journeys", owned.MAX_MARKS, "journeys")
+            if len(plan.path_preferences) > owned.MAX_MARKS
+            else None,
+        ]
+        for found in filter(None, too_many):
+            what, limit, unit = found
+            out.append(
+                Diagnostic(
+                    device.origin.at("platform"),
+                    device.origin.field("platform"),
+                    f"qoectl's linux renderer does not support more than {limit} {unit} on one SD-WAN edge yet: "
+                    f"device {device.name} has {what} (one mark byte, ten rules per journey)",
+                    "scope some journeys away from this device, or give it fewer WAN transports",
+                )
+            )
+        return out
+
+    def notes(self, plan: DevicePlan) -> tuple[str, ...]:
+        notes = super().notes(plan)
+        steer = steering(plan)
+        if steer is None:
+            return notes
+        notes += (
+            "linux SD-WAN edge: the router follows each journey's preferred transports (routing.batch); its SLA "
+            "classes are measured per transport and enforced by qoectl loop from probes, not by the router",
+        )
+        for t in steer["tables"]:
+            ifaces = [i.name for i in plan.wan_interfaces if i.transport == t["transport"] and i.gateway]
+            if len(ifaces) > 1:
+                notes += (
+                    f"transport {t['transport']} has {len(ifaces)} WAN interfaces ({', '.join(ifaces)}): its table "
+                    f"routes over {ifaces[0]} only",
+                )
+        return notes
+
+    def _check_names(self, device: Device) -> list[Diagnostic]:
         out = []
         for k, iface in enumerate(device.interfaces):
             if not LINUX_IFNAME.match(iface.name):
@@ -257,6 +464,15 @@ class LinuxRenderer(Renderer):
             "classify": classify,
             "trees": trees,
             "untrusted": untrusted,
+            "steering": steering(plan),
+        }
+
+    def render_context(self, ctx: dict[str, Any]) -> dict[str, str]:
+        """The nftables and tc files; the routing files only for a device that steers journeys."""
+        return {
+            name: self.template(tpl).render(ctx)
+            for name, tpl in self.outputs
+            if ctx["steering"] is not None or name not in ROUTING_OUTPUTS
         }
 
 

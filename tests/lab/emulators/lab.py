@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fakenos import FakeNOS
 
 from .base import DeviceState, LabNos, LabShell
+from .fortios import FortiosShell, FortiosState
 from .ios_like import EosShell, IosLikeState, IosXeShell
 from .junos import Commit, JunosShell, JunosState
 from .server import LabSshServer
@@ -25,7 +26,7 @@ from .viptela import CedgeShell, ViptelaState, VsmartShell
 
 log = logging.getLogger(__name__)
 
-PLATFORMS = ("cisco_iosxe", "arista_eos", "juniper_junos", "cisco_sdwan", "cisco_sdwan_controller")
+PLATFORMS = ("cisco_iosxe", "arista_eos", "juniper_junos", "cisco_sdwan", "cisco_sdwan_controller", "fortios_sdwan")
 
 #: netmiko ``device_type`` of each platform
 NETMIKO_DEVICE_TYPES = {
@@ -34,6 +35,7 @@ NETMIKO_DEVICE_TYPES = {
     "juniper_junos": "juniper_junos",
     "cisco_sdwan": "cisco_xe",  # a cEdge: IOS-XE in controller mode
     "cisco_sdwan_controller": "cisco_viptela",  # a vSmart in CLI mode
+    "fortios_sdwan": "fortinet",
 }
 
 #: stock FakeNOS plugin whose canned commands each platform keeps
@@ -43,6 +45,7 @@ _STOCK_PLUGIN = {
     "juniper_junos": "juniper_junos",
     "cisco_sdwan": "cisco_ios",
     "cisco_sdwan_controller": "cisco_ios",
+    "fortios_sdwan": "fortinet",
 }
 _SHELLS: dict[str, type[LabShell]] = {
     "cisco_iosxe": IosXeShell,
@@ -50,6 +53,7 @@ _SHELLS: dict[str, type[LabShell]] = {
     "juniper_junos": JunosShell,
     "cisco_sdwan": CedgeShell,
     "cisco_sdwan_controller": VsmartShell,
+    "fortios_sdwan": FortiosShell,
 }
 
 DEFAULT_PASSWORD = "qoectl-lab-pw"  # a throw-away lab credential
@@ -84,6 +88,8 @@ def known_hosts_line(port: int, key: paramiko.PKey) -> str:
 def _new_state(name: str, platform: str, username: str) -> DeviceState:
     if platform == "juniper_junos":
         return JunosState(name, username)
+    if platform == "fortios_sdwan":
+        return FortiosState(name, username)
     if platform in ("cisco_sdwan", "cisco_sdwan_controller"):
         return ViptelaState(name, username, platform)
     return IosLikeState(name, username, platform)

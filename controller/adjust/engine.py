@@ -33,7 +33,11 @@ The rules are docs/loop.md's. In short, per cycle:
    cycles raise it back by ``raise_step_pct`` of its nominal rate, back to
    ``bandwidth_kbps`` (entry removed), and above it up to ``max_kbps`` only
    while the shaper is the bottleneck.
-6. **relax**: after ``relax_after`` good cycles (doubled each time a change
+6. **path steering** (``controller.adjust.paths``), before the violations: a
+   journey out of target on an SD-WAN edge whose current transport misses its
+   SLA class moves to another transport it may use that meets it; back home
+   after ``path_hold`` cycles of the home transport meeting it.
+7. **relax**: after ``relax_after`` good cycles (doubled each time a change
    had to be made again soon after being relaxed) a strict-priority move is
    undone, a raised guarantee stepped back down, and squeezed journeys get
    their guarantee back when the link has room. Marking fixes stay.
@@ -101,6 +105,8 @@ ActionKind = Literal[
     "relax_guarantee",
     "unsqueeze",
     "relax_strict_priority",
+    "move_path",
+    "path_back",
 ]
 Value = float | str | None
 
@@ -121,10 +127,13 @@ class Limits:
     raise_step_pct: float = 5.0  # raise a shaper back by this share of its nominal rate per step
     max_backoff: int = 4  # relaxing waits at most relax_after x 2^max_backoff good cycles
     loaded: float = 0.9  # delivered / shaper rate at or above which the shaper is the bottleneck
+    path_hold: int = 5  # cycles the home transport meets the SLA before a journey moves back; none moves twice within
 
     def __post_init__(self) -> None:
-        if self.act_after < 1 or self.relax_after < 1 or self.max_changes < 0 or self.max_backoff < 0:
-            raise ValueError("act_after and relax_after must be at least 1, max_changes and max_backoff at least 0")
+        if self.act_after < 1 or self.relax_after < 1 or self.path_hold < 1:
+            raise ValueError("act_after, relax_after and path_hold must be at least 1")
+        if self.max_changes < 0 or self.max_backoff < 0:
+            raise ValueError("max_changes and max_backoff must be at least 0")
         if not (0 < self.max_step_pct <= 100 and 0 < self.raise_step_pct <= 100 and 0 < self.headroom <= 1):
             raise ValueError("max_step_pct and raise_step_pct are 0-100 %, headroom 0-1")
         if self.calm_ms > self.bloat_ms or self.min_interval_s < 0:
@@ -306,6 +315,9 @@ class _Cycle:
         self.backoff = dict(state.backoff)
         self.relaxed = dict(state.relaxed)
         self.direction = dict(state.direction)
+        self.path_good = dict(state.path_good)
+        self.path_moved = dict(state.path_moved)
+        self.steered: set[str] = set()  # journey@segment dealt with by path steering this cycle
         self.fixed = tuple(a for a in self.policy.adjustments if a.document != LOOP_DOCUMENT)
         self.fixed_keys = {a.key for a in self.fixed}
         self.mine: dict[tuple[str, ...], Adjustment] = {
@@ -511,8 +523,11 @@ class _Cycle:
     # ----------------------------------------------------------------- the passes
 
     def run(self) -> Decision:
+        from controller.adjust.paths import steer_paths  # it works on this class: imported once it exists
+
         self.streaks()
         self.reapply()
+        steer_paths(self)
         self.violations()
         self.capacity()
         self.relax()
@@ -575,7 +590,7 @@ class _Cycle:
                     measurements=_measures(m),
                 )
                 continue
-            if s.verdict != "fail":
+            if s.verdict != "fail" or s.key in self.steered:
                 continue
             n = self.bad.get(s.key, 0)
             m["bad_cycles"] = float(n)
@@ -1139,6 +1154,8 @@ class _Cycle:
             backoff=self.backoff,
             relaxed=self.relaxed,
             direction=self.direction,
+            path_good=self.path_good,
+            path_moved=self.path_moved,
         )
         return Decision(
             cycle=self.cycle,

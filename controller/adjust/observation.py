@@ -13,7 +13,11 @@ cycle from what it measured and read:
   backlog and drops of the root and of each class, the rate it delivered, and
   the downstream / ISP capacity when something knows it);
 * per device, whether it drifted from the compiled policy (:class:`DeviceDrift`,
-  from an apply dry run).
+  from an apply dry run);
+* per SD-WAN edge and transport, the transport's health as the edge measures it
+  (:class:`~controller.adjust.health.TransportHealth`: delay, jitter, loss between
+  its address and a peer's on that transport), which path steering compares with
+  each journey's SLA class.
 
 Helpers build the parts from qoectl's own results: :meth:`Observation.of`
 (an evaluation), :func:`figures_from_samples` (measurement samples) and
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controller.adjust.health import TransportHealth
 from controller.apply.result import FleetResult
 from controller.evaluate.baseline import nearest_rank
 from controller.evaluate.engine import Evaluation, SegmentResult, Verdict
@@ -141,6 +146,7 @@ class Observation:
     figures: tuple[JourneyFigures, ...] = ()
     queues: tuple[QueueState, ...] = ()
     drift: tuple[DeviceDrift, ...] = ()
+    transports: tuple[TransportHealth, ...] = ()
 
     @staticmethod
     def of(
@@ -149,6 +155,7 @@ class Observation:
         figures: Iterable[JourneyFigures] = (),
         queues: Iterable[QueueState] = (),
         drift: Iterable[DeviceDrift] = (),
+        transports: Iterable[TransportHealth] = (),
     ) -> Observation:
         """An observation from the verify engine's evaluation; MOS/Apdex taken from it where figures lack them."""
         qoe = {
@@ -161,7 +168,12 @@ class Observation:
             apdex = f.apdex if f.apdex is not None or model != "Apdex" else value
             merged.append(dataclasses.replace(f, mos=mos, apdex=apdex))
         return Observation(
-            time, tuple(SegmentStatus.of(r) for r in evaluation.results), tuple(merged), tuple(queues), tuple(drift)
+            time,
+            tuple(SegmentStatus.of(r) for r in evaluation.results),
+            tuple(merged),
+            tuple(queues),
+            tuple(drift),
+            tuple(transports),
         )
 
 

@@ -14,7 +14,11 @@ state holds only what the guardrails need:
 * ``backoff`` / ``relaxed``: per change, how often it had to be made again soon
   after being relaxed (each time, relaxing it waits twice as many good cycles),
   and the cycle it was last relaxed in;
-* ``direction``: per shaper, whether it last went up or down.
+* ``direction``: per shaper, whether it last went up or down;
+* ``path_good`` / ``path_moved``: per journey@device steered away from its home
+  transport, the consecutive cycles the home transport met the journey's SLA
+  class, and the cycle the journey's path last changed (path steering's hold
+  time and no-flap rule).
 
 It is a small JSON file in a folder qoectl owns (``.qoectl-loop/state.json``
 beside the run folders by default), never inside the policy repository:
@@ -52,6 +56,8 @@ class LoopState:
     backoff: Mapping[str, int] = field(default_factory=dict)
     relaxed: Mapping[str, int] = field(default_factory=dict)
     direction: Mapping[str, str] = field(default_factory=dict)
+    path_good: Mapping[str, int] = field(default_factory=dict)
+    path_moved: Mapping[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,7 +65,18 @@ class LoopState:
             "cycle": self.cycle,
             **{
                 name: dict(sorted(getattr(self, name).items()))
-                for name in ("bad", "good", "bloat", "calm", "last_change", "backoff", "relaxed", "direction")
+                for name in (
+                    "bad",
+                    "good",
+                    "bloat",
+                    "calm",
+                    "last_change",
+                    "backoff",
+                    "relaxed",
+                    "direction",
+                    "path_good",
+                    "path_moved",
+                )
             },
         }
 
@@ -68,7 +85,8 @@ class LoopState:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise StateError(f'{source}: not a qoectl loop state (expected "format": "{FORMAT}")')
         try:
-            ints = {k: {str(a): int(b) for a, b in data.get(k, {}).items()} for k in ("bad", "good", "bloat", "calm")}
+            names = ("bad", "good", "bloat", "calm", "path_good", "path_moved")
+            ints = {k: {str(a): int(b) for a, b in data.get(k, {}).items()} for k in names}
             return LoopState(
                 cycle=int(data.get("cycle", 0)),
                 last_change={str(a): float(b) for a, b in data.get("last_change", {}).items()},

@@ -97,12 +97,18 @@ class CycleResult:
     baseline: bl.Baseline
     apply_errors: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    paths: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # device -> journey -> transport measured on
+    transports: Mapping[str, Mapping[str, float | str]] = field(default_factory=dict)  # device/transport -> health
 
     def to_json(self) -> dict[str, Any]:
         out = self.decision.to_json(self.applied)
         out["duration_s"] = round(self.duration_s, 2)
         out["sources"] = list(self.sources)
         out["figures"] = {k: dict(v) for k, v in sorted(self.figures.items())}
+        if self.paths:
+            out["paths"] = {d: dict(sorted(j.items())) for d, j in sorted(self.paths.items())}
+        if self.transports:
+            out["transports"] = {k: dict(v) for k, v in sorted(self.transports.items())}
         if self.apply_errors:
             out["apply_errors"] = list(self.apply_errors)
         return out
@@ -170,6 +176,28 @@ def _figures(evaluation: Evaluation, samples: SampleSet, vocab: Vocabulary) -> d
     return out
 
 
+def paths_of(result: Build) -> dict[str, dict[str, str]]:
+    """Per SD-WAN edge, the transport each journey with a path preference leaves by (the first it prefers)."""
+    return {
+        plan.device: {p.journey: p.preferred[0] for p in plan.path_preferences if p.preferred}
+        for plan in result.plans
+        if plan.path_preferences
+    }
+
+
+def transport_figures(m: Measurement, result: Build) -> dict[str, dict[str, float | str]]:
+    """Per ``device/transport``: the health the edge measured and its verdict per SLA class (``sla:<class>``)."""
+    out: dict[str, dict[str, float | str]] = {}
+    for t in m.transports:
+        row: dict[str, float | str] = dict(t.health().measurements())
+        if t.result.error:
+            row["error"] = t.result.error
+        out[f"{t.source}/{t.transport}"] = row
+    for v in m.sla(result):
+        out.setdefault(f"{v.device}/{v.transport}", {})[f"sla:{v.sla_class}"] = v.verdict
+    return out
+
+
 def cycle(cfg: LoopConfig, n: int) -> CycleResult:
     """Run one cycle; ``n`` only names the run folders (the decision counts its own cycles in the state)."""
     started = time.monotonic()
@@ -205,7 +233,8 @@ def cycle(cfg: LoopConfig, n: int) -> CycleResult:
         dry = _apply(cfg, result, [d.name for d in result.policy.devices], True, cfg.run_root / f"{tag}-dry-run")
         drift = drift_from(dry)
     figures = tuple(figures_from_samples(samples, vocab))
-    obs = Observation.of(evaluation, time.time(), figures, queues, drift)
+    health = m.health() if m is not None else ()
+    obs = Observation.of(evaluation, time.time(), figures, queues, drift, health)
     # decide
     decision = decide(result, obs, load_state(cfg.state_path), cfg.limits)
     applied = False
@@ -239,4 +268,6 @@ def cycle(cfg: LoopConfig, n: int) -> CycleResult:
         bl.record(samples, vocab),
         errors,
         cfg.measured_by(),
+        paths_of(result),
+        transport_figures(m, result) if m is not None else {},
     )

@@ -1,5 +1,7 @@
 """The HTML report of a ``qoectl loop`` run: per journey its figures over the cycles, the actions marked, and
-for each change the before/after of the journeys it touched (:func:`controller.adjust.before_after`).
+for each change the before/after of the journeys it touched (:func:`controller.adjust.before_after`); on SD-WAN
+edges, each journey's path per cycle beside its figures and each transport's health
+(:mod:`controller.loop_paths_report`).
 
 Self-contained like ``qoectl verify --html`` (controller/evaluate/html.py): inline SVG, no scripts, every text
 escaped.
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from controller.adjust import before_after
 from controller.evaluate.html import CSS, PALETTE, _e
+from controller.loop_paths_report import journey_paths, transport_health
 from controller.model import Policy
 
 if TYPE_CHECKING:
@@ -85,8 +88,10 @@ def render(results: Sequence[CycleResult], policy: Policy, title: str = "qoectl 
             f"<td>{r.duration_s:.1f} s</td></tr>"
         )
     out.append("</table>")
+    out.append(transport_health(results))
     for j in journeys:
         out.append(f"<h2>{_e(j)}</h2>")
+        out.append(journey_paths(results, j))
         keys = sorted({k for r in results for k in r.figures if k.startswith(f"{j}@")})
         for metric, label in METRICS:
             series = {k: [r.figures.get(k, {}).get(metric) for r in results] for k in keys}

@@ -26,6 +26,14 @@ def _fail(message: str) -> None:
     raise SystemExit(1)
 
 
+def _subject(action: dict[str, object]) -> str:
+    """What an action changes: the device, the journey, or (a path move) the journey on the device."""
+    journey, device = action.get("journey"), action.get("device")
+    if action.get("kind") in ("move_path", "path_back"):
+        return f"{journey}@{device}"
+    return str(device or journey or "")
+
+
 def _line(n: int, data: dict[str, object], duration: float) -> str:
     verdicts = data.get("verdicts") or {}
     assert isinstance(verdicts, dict)
@@ -33,9 +41,7 @@ def _line(n: int, data: dict[str, object], duration: float) -> str:
     shown = "all pass" if not failing else "; ".join(f"{k} {verdicts[k]}" for k in failing)
     actions = data.get("actions") or []
     assert isinstance(actions, list)
-    acts = ", ".join(
-        f"{a['kind']} {a.get('device') or a.get('journey') or ''} {a['before']}->{a['after']}" for a in actions
-    )
+    acts = ", ".join(f"{a['kind']} {_subject(a)} {a['before']}->{a['after']}" for a in actions)
     return f"cycle {n}: {shown} | actions: {acts or 'none'} | applied: {data.get('applied')} | {duration:.1f} s"
 
 
@@ -102,6 +108,14 @@ def register(cli: click.Group) -> None:
     show_default=True,
     help="Shape to this share of the measured capacity.",
 )
+@click.option(
+    "--path-hold",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="Cycles a journey's home transport must meet its SLA class before it moves back (and the fewest "
+    "cycles between two path changes of a journey).",
+)
 def loop(
     path: Path,
     cycles: int,
@@ -127,6 +141,7 @@ def loop(
     min_interval_s: float,
     max_step_pct: float,
     headroom: float,
+    path_hold: int,
 ) -> None:
     """Measure, evaluate, decide, compile, apply, record: --cycles times.
 
@@ -167,6 +182,7 @@ def loop(
         min_interval_s=min_interval_s,
         max_step_pct=max_step_pct,
         headroom=headroom,
+        path_hold=path_hold,
     )
     environ = dict(os.environ)
     if lab is not None:

@@ -242,6 +242,7 @@ def test_gitlab_pipeline_end_to_end(linux_lab: LinuxLab, tmp_path: Path) -> None
         r.send_ef(5)
         assert class_packets(r, "1:10") >= sent + 5
 
+    after = {r.name: r.state() for r in routers}
     # verify: JUnit (one case per journey x segment, all in target) and the HTML report.
     cases = junit_cases(repo / "reports/verify-junit.xml")
     assert sorted(c.get("name") for c in cases) == [  # type: ignore[type-var]
@@ -256,6 +257,13 @@ def test_gitlab_pipeline_end_to_end(linux_lab: LinuxLab, tmp_path: Path) -> None
     logs = "".join(p.read_text(errors="replace") for p in (repo / ".gitlab-ci-local/output").glob("*.log"))
     assert key not in logs and key not in push.output
     assert not any(key in p.read_text(errors="replace") for p in (repo / "qoectl-runs").rglob("*") if p.is_file())
+
+    # 4. The schedule: verify, and the loop reads the same measurements; all in target, so nothing is proposed.
+    schedule = run_pipeline(repo, home, {**common, "CI_PIPELINE_SOURCE": "schedule"})
+    tables += ["# schedule", *schedule.table]
+    assert schedule.rc == 0 and schedule.results == {"verify": "PASS", "propose": "PASS"}, schedule.output
+    assert "no change to propose" in schedule.output and not list((repo / "proposals").glob("*.patch"))
+    assert {r.name: r.state() for r in routers} == after  # a scheduled pipeline touches no device
 
     stages = {
         name: job["stage"]

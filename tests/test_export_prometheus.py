@@ -57,7 +57,7 @@ spec:
     queries:
       one_way_delay_ms: 'avg by (site) (rtp_delay_ms{app="g729"})'
       jitter_ms: 'avg by (site) (rtp_jitter_ms{app="g729"})'
-      loss_pct: 'avg by (site) (rtp_loss_ratio{app="g729"}) * 100'
+      loss_pct: 'avg by (site) (rtp_loss_ratio{app="g729"}) * 100 # a ratio in the exporter'
 ---
 apiVersion: qoectl/v1
 kind: Journey

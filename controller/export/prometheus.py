@@ -129,7 +129,7 @@ def ratio_name(seconds: float) -> str:
 
 def sample_rule(journey: str, metric: str, query: str) -> dict[str, Any]:
     m = mt.BY_NAME[metric]
-    expr = f"({query.strip()}) >= {num(m.low)} <= {num(m.high)}"
+    expr = f"(\n{query.strip()}\n)\n>= {num(m.low)} <= {num(m.high)}"  # own lines: a # comment ends at its line
     return {"record": SAMPLE, "expr": expr, "labels": {"journey": journey, "metric": metric}}
 
 

@@ -13,51 +13,23 @@ on timing; the figures are printed (``pytest -s``).
 from __future__ import annotations
 
 import json
-import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
 from click.testing import CliRunner
 
 from controller.cli.main import cli
 from controller.lab import control
 from controller.lab.policy import retarget
-from tests.conftest import REPO
-from tests.lab.qoelab import PrivateLab, free_management_net, requires_lab, take_down
+from tests.lab.qoelab import PrivateLab, requires_lab
+from tests.lab.sdwanlab import SDWAN_POLICY, sdwan_lab
 
 pytestmark = requires_lab
 
-SDWAN_LAB = REPO / "examples" / "lab-sdwan" / "lab.yaml"
-SDWAN_POLICY = REPO / "examples" / "lab-sdwan" / "policies"
 HOLD = 3
 CROSS_KBPS = 14000  # 1.4 x the internet ISP's 10 Mbit/s: its FIFO (500 ms) fills, whatever the routers do
 VOICE_DELAY_BUDGET_MS = 150.0  # voice's SLA class (G.711, MOS 4.0): one-way 150 ms
-
-
-@contextmanager
-def sdwan_lab(tmp_path: Path) -> Iterator[PrivateLab]:
-    doc = yaml.safe_load(SDWAN_LAB.read_text(encoding="utf-8"))
-    name = f"s{secrets.token_hex(3)}"
-    net = free_management_net()
-    doc["metadata"]["name"] = name
-    for i, router in enumerate(doc["spec"]["routers"]):
-        router["management"] = f"{net.network_address + 4 * i}/30"
-    doc["spec"]["policy"] = str(SDWAN_POLICY)
-    folder = tmp_path / "labfile"
-    folder.mkdir()
-    path = folder / "lab.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    lab = PrivateLab(name, path, tmp_path / "state")
-    try:
-        control.up(lab.lab_file, lab.root)
-        yield lab
-    finally:
-        left = take_down(lab)
-        assert not left, f"lab {lab.name} left behind: {left}"
 
 
 def loop(lab: PrivateLab, policy: Path, tmp: Path, cycles: int, html: Path | None = None) -> list[dict[str, Any]]:

@@ -10,13 +10,24 @@ delay, mpls; bulk (low) the cheaper, public-internet; pinned (high) may only use
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.adjust import Decision, JourneyFigures, Limits, LoopState, Observation, SegmentStatus, decide
+from controller.adjust import (
+    Decision,
+    JourneyFigures,
+    Limits,
+    LoopState,
+    Observation,
+    SegmentStatus,
+    decide,
+    propose,
+)
 from controller.adjust.document import document_text
 from controller.adjust.health import TransportHealth, sla_verdict
 from controller.compile.plan import SlaClass
@@ -198,6 +209,21 @@ def test_a_journey_out_of_target_on_a_transport_that_meets_its_sla_is_not_moved(
     assert paths_of(d) == []
     d = run(compiled(tmp_path / "b"), [obs(1, PASS_ALL, BAD, GOOD)])[0]  # in target: the transport may be poor
     assert paths_of(d) == []
+
+
+def test_a_proposed_move_is_a_patch_whose_message_says_why(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    repo().write(work)
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "policy"]):
+        subprocess.run(["git", *args], cwd=work, check=True, env={**os.environ, **env})
+    d = run(build(work), [obs(1, FAIL_ALL, BAD, GOOD)])[0]
+    patch = propose(work, d, tmp_path / "proposals")
+    assert patch is not None
+    text = patch.read_text(encoding="utf-8")
+    assert "Subject: [PATCH] qoectl loop: steer the path of voice on br1-edge: mpls -> public-internet" in text
+    assert "+      transport: public-internet" in text and "mpls_delay_ms=400" in text
+    assert not (work / "adjustments").exists()
 
 
 def test_no_transport_meets_the_sla_no_move_and_the_hold_says_why(tmp_path: Path) -> None:

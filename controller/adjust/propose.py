@@ -68,6 +68,8 @@ def _describe(a: Action) -> str:
         "relax_guarantee": "step back the guarantee of",
         "unsqueeze": "give back the guarantee of",
         "relax_strict_priority": "move out of strict priority",
+        "move_path": "steer the path of",
+        "path_back": "steer back the path of",
     }[a.kind]
     if a.kind in ("lower_shaper", "raise_shaper", "reapply") or not a.journey:
         subject = " ".join(x for x in (a.device, a.interface) if x)

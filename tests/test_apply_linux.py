@@ -534,6 +534,73 @@ def with_wan_kbps(entry: dict, kbps: int) -> dict:
 POINTS = ("after-diff", "after-nft", "after-tc", "sshd-down-until-watchdog")
 
 
+class Faults:
+    """A fault at ``point`` of every router's push, by wrapping the driver's own steps (in this process).
+
+    ``after-diff``/``after-ip``/``after-nft``/``after-tc``: the router's SSH sessions are killed right after
+    that step (qoectl reconnects and restores); ``sshd-down-until-watchdog``: after the last step sshd is
+    stopped until the on-router watchdog has restored, then started again (qoectl verifies).
+    """
+
+    def __init__(self, point: str, routers: dict[str, SshRouter], monkeypatch: pytest.MonkeyPatch) -> None:
+        self.point = point
+        self.routers = routers
+        self.fired: set[str] = set()
+        self.workdirs: dict[str, str] = {}
+        self.watchdog_left_folder: dict[str, bool] = {}
+        self.threads: list[threading.Thread] = []
+        real_intended, real_must = LinuxDriver.intended, LinuxDriver._must
+
+        def intended(driver: LinuxDriver, s: Session, snap: Snapshot) -> str:
+            out = real_intended(driver, s, snap)
+            self.fault(driver, "after-diff")
+            return out
+
+        def must(driver: LinuxDriver, s: Session, script: str, what: str, kind: ErrorKind = "rejected") -> str:
+            out = real_must(driver, s, script, what, kind)
+            if what.startswith("ip -batch"):
+                self.fault(driver, "after-ip")
+            elif what == "nft -f nftables.nft":
+                self.fault(driver, "after-nft")
+            elif what == "tc -batch tc.batch":
+                self.fault(driver, "after-tc" if point != "sshd-down-until-watchdog" else point)
+            return out
+
+        monkeypatch.setattr(LinuxDriver, "intended", intended)
+        monkeypatch.setattr(LinuxDriver, "_must", must)
+
+    def _restart_after_watchdog(self, router: SshRouter, workdir: str) -> None:
+        wait_no_watchdog(router, 30)  # it restores confirm-timeout (5 s) after it started, then ends
+        self.watchdog_left_folder[router.name] = Path(workdir).exists()
+        start_sshd(router)
+
+    def fault(self, driver: LinuxDriver, where: str) -> None:
+        name = driver.device.name
+        if where != self.point or name in self.fired:
+            return
+        self.fired.add(name)
+        assert driver.workdir is not None
+        self.workdirs[name] = driver.workdir
+        if self.point == "sshd-down-until-watchdog":
+            stop_sshd(self.routers[name])
+            t = threading.Thread(target=self._restart_after_watchdog, args=(self.routers[name], driver.workdir))
+            self.threads.append(t)
+            t.start()
+        else:
+            kill_sessions(self.routers[name])
+
+    def apply(self, policy: Path, known: Path, tmp_path: Path) -> tuple[Result, dict]:
+        """``qoectl apply`` of ``policy`` with the fault armed; every router must have met it."""
+        try:
+            args = ("--workers", str(len(self.routers)), "--on-failure", "continue", "--confirm-timeout", "5")
+            res, data = apply_cli(policy, known, tmp_path, "run-v2", *args)
+        finally:
+            for t in self.threads:
+                t.join(timeout=60)
+        assert self.fired == set(self.routers), (self.fired, res.output)
+        return res, data
+
+
 @pytest.mark.parametrize("point", POINTS)
 def test_rollback_leaves_each_router_exactly_as_its_backup(
     point: str, linux_lab: LinuxLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -563,61 +630,12 @@ def test_rollback_leaves_each_router_exactly_as_its_backup(
     }
     assert "burst 1599b" in before["v1"]["state"]  # the classes whose burst a naive restore turns into 1598b
 
-    # Faults, by wrapping the driver's steps.
-    fired: set[str] = set()
-    workdirs: dict[str, str] = {}
-    watchdog_left_folder: dict[str, bool] = {}
-    threads: list[threading.Thread] = []
-
-    def restart_after_watchdog(router: SshRouter, workdir: str) -> None:
-        wait_no_watchdog(router, 30)  # it restores confirm-timeout (5 s) after it started, then ends
-        watchdog_left_folder[router.name] = Path(workdir).exists()
-        start_sshd(router)
-
-    def fault(driver: LinuxDriver, where: str) -> None:
-        name = driver.device.name
-        if where != point or name in fired:
-            return
-        fired.add(name)
-        assert driver.workdir is not None
-        workdirs[name] = driver.workdir
-        if point == "sshd-down-until-watchdog":
-            stop_sshd(routers[name])
-            t = threading.Thread(target=restart_after_watchdog, args=(routers[name], driver.workdir))
-            threads.append(t)
-            t.start()
-        else:
-            kill_sessions(routers[name])
-
-    real_intended, real_must = LinuxDriver.intended, LinuxDriver._must
-
-    def intended(self: LinuxDriver, s: Session, snap: Snapshot) -> str:
-        out = real_intended(self, s, snap)
-        fault(self, "after-diff")
-        return out
-
-    def must(self: LinuxDriver, s: Session, script: str, what: str, kind: ErrorKind = "rejected") -> str:
-        out = real_must(self, s, script, what, kind)
-        if what == "nft -f nftables.nft":
-            fault(self, "after-nft")
-        elif what == "tc -batch tc.batch":
-            fault(self, "after-tc" if point != "sshd-down-until-watchdog" else point)
-        return out
-
-    monkeypatch.setattr(LinuxDriver, "intended", intended)
-    monkeypatch.setattr(LinuxDriver, "_must", must)
-
+    faults = Faults(point, routers, monkeypatch)
     monitors = {name: Monitors(r, tmp_path) for name, r in routers.items()}
     v2 = lab_policy(tmp_path / "policy-v2", [with_wan_kbps(e, V2_KBPS) for e in entries])
-    try:
-        res, data = apply_cli(
-            v2, known, tmp_path, "run-v2", "--workers", "2", "--on-failure", "continue", "--confirm-timeout", "5"
-        )
-    finally:
-        for t in threads:
-            t.join(timeout=60)
+    res, data = faults.apply(v2, known, tmp_path)
     events = {name: m.stop() for name, m in monitors.items()}
-    assert fired == set(routers), (fired, res.output)
+    workdirs, watchdog_left_folder = faults.workdirs, faults.watchdog_left_folder
     assert res.exit_code == 1, res.output
     results = by_device(data)
     audit = [json.loads(line) for line in (tmp_path / "run-v2" / "audit.jsonl").read_text().splitlines()]
@@ -755,3 +773,160 @@ def test_a_restore_set_that_would_not_rebuild_the_backup_stops_the_apply(
     assert qoectl_state(r) == before
     assert wait_no_watchdog(r, 1) < 1
     assert work_folders and not [f for f in work_folders if Path(f).exists()]
+
+
+# -- Two transports: a Linux SD-WAN edge's ip rules and routing tables ---------------------------------------
+#
+# qoectl owns rule priorities 30000-32599 and tables 29101-29199 (controller/linux_routing.py). Each router here
+# also has routing of its own: a rule at 100 and one at 32700, table 100: they must never change.
+
+GATEWAYS = {"mpls": "198.18.250.1", "biz-internet": "198.18.251.1"}
+STRICT_JOURNEY = """\
+apiVersion: qoectl/v1
+kind: Journey
+metadata: {name: pinned-sync, owner: lab@example.com}
+spec:
+  traffic:
+    match:
+      - {protocol: tcp, destination_ports: [8873], destination_prefixes: [198.18.240.0/24]}
+  target: {bulk: {min_throughput_kbps: 500}}
+  priority: low
+  bandwidth: {share_pct: 2}
+  sdwan: {strict: true, preferred_transports: [mpls]}
+"""
+FOREIGN = (
+    "ip rule add pref 100 fwmark 0x4000/0x4000 lookup 100 && ip route add 198.18.252.0/24 dev wan1 table 100 && "
+    "ip rule add pref 32700 from 198.18.253.0/24 lookup 100"
+)
+OWNED_RULE = re.compile(r"^(3[0-1]\d{3}|32[0-5]\d\d):", re.MULTILINE)
+
+
+def sdwan_entry(router: SshRouter, key: Path, gateways: dict[str, str] = GATEWAYS, kbps: int = 20000) -> dict:
+    """A two-transport edge: wan0 on mpls, wan1 on biz-internet, each with its gateway (onlink)."""
+    entry = linux_device(router, key)
+    wans = [
+        {"name": f"wan{k}", "role": "wan", "transport": t, "bandwidth_kbps": kbps, "gateway": gateways[t]}
+        for k, t in enumerate(("mpls", "biz-internet"))
+    ]
+    return {**entry, "interfaces": [*wans, {"name": "lan0", "role": "lan", "trust_dscp": False}]}
+
+
+def sdwan_policy(dest: Path, entries: list[dict]) -> Path:
+    """The lab policy with a strict journey added (pinned to mpls: no backup, unreachable)."""
+    root = lab_policy(dest, entries)
+    (root / "journeys" / "pinned-sync.yaml").write_text(STRICT_JOURNEY)
+    return root
+
+
+def edge(linux_lab: LinuxLab, name: str) -> SshRouter:
+    router = linux_lab.router(name, wan_ifaces=("wan0", "wan1"))
+    router.sh(FOREIGN)
+    return router
+
+
+def routing_state(router: SshRouter) -> str:
+    """Every ip rule and every route of every table, both families (qoectl's and the router's own)."""
+    return router.sh("ip -4 rule; ip -6 rule; ip -4 route show table all; ip -6 route show table all")
+
+
+def foreign(router: SshRouter) -> str:
+    """The router's own routing: every rule outside qoectl's range, table 100."""
+    rules = [line for line in router.sh("ip -4 rule; ip -6 rule").splitlines() if not OWNED_RULE.match(line)]
+    return "\n".join([*rules, router.sh("ip route show table 100")])
+
+
+def edge_state(router: SshRouter) -> str:
+    return normalize_state(router.sh(state_script(("wan0", "wan1"))))
+
+
+def test_two_transport_edge_apply_reapply_drift_and_back_to_one(linux_lab: LinuxLab, tmp_path: Path) -> None:
+    r = edge(linux_lab, "edge")
+    known = linux_lab.known_hosts_file(tmp_path / "known_hosts")
+    policy = sdwan_policy(tmp_path / "policy", [sdwan_entry(r, linux_lab.client_key)])
+    own = foreign(r)
+
+    res, data = apply_cli(policy, known, tmp_path, "run-1")
+    assert res.exit_code == 0 and by_device(data)["edge"]["status"] == "changed", res.output
+    assert "ip -batch: the rules and routes that differ" in by_device(data)["edge"]["commands"]
+    routes = r.sh("ip route show table 29101; ip route show table 29102")
+    assert f"default via {GATEWAYS['biz-internet']} dev wan1 proto static onlink" in routes, routes
+    assert f"default via {GATEWAYS['mpls']} dev wan0 proto static onlink" in routes, routes
+    rules = r.sh("ip rule")
+    assert "unreachable" in rules and len(OWNED_RULE.findall(rules)) >= 5, rules
+    assert foreign(r) == own
+
+    # Again: nothing sent, not one rule or route event.
+    mon = r.ns.popen("ip", "monitor", "rule", "route", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(0.3)
+        res, data = apply_cli(policy, known, tmp_path, "run-2")
+        assert res.exit_code == 0 and by_device(data)["edge"]["status"] == "unchanged", res.output
+        assert by_device(data)["edge"]["commands_sent"] == 0
+        # Drift: one of qoectl's rules deleted by hand is put back, and nothing else of the routing is touched.
+        first = OWNED_RULE.findall(rules)[0]
+        r.sh(f"ip rule del pref {first}")
+        res, data = apply_cli(policy, known, tmp_path, "run-3")
+        assert res.exit_code == 0 and by_device(data)["edge"]["status"] == "changed", res.output
+        assert f"+{first}:" in by_device(data)["edge"]["diff"]
+        time.sleep(0.3)
+    finally:
+        mon.terminate()
+        out, _ = mon.communicate(timeout=10)
+    events = [line for line in out.decode().splitlines() if line.strip()]
+    assert [e.split(":")[0].removeprefix("Deleted ") for e in events] == [first, first], events
+    assert r.sh("ip rule") == rules and foreign(r) == own
+
+    # Down to one transport: qoectl's rules and tables go, the router's own stay.
+    one = sdwan_entry(r, linux_lab.client_key)
+    one["interfaces"] = [i for i in one["interfaces"] if i["name"] != "wan1"]
+    res, data = apply_cli(lab_policy(tmp_path / "policy-one", [one]), known, tmp_path, "run-4")
+    assert res.exit_code == 0 and by_device(data)["edge"]["status"] == "changed", res.output
+    assert not OWNED_RULE.findall(r.sh("ip rule")) and not r.sh("ip route show table 29101; ip route show table 29102")
+    assert foreign(r) == own
+
+
+SD_POINTS = ("after-diff", "after-ip", "after-nft", "after-tc", "sshd-down-until-watchdog")
+
+
+@pytest.mark.parametrize("point", SD_POINTS)
+def test_two_transport_rollback_restores_rules_and_tables_exactly(
+    point: str, linux_lab: LinuxLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """{no qoectl routing, v1 routing} x drop point: rolled back, every rule and route as before, byte for byte."""
+    fresh, v1 = edge(linux_lab, "sdfresh"), edge(linux_lab, "sdv1")
+    routers = {r.name: r for r in (fresh, v1)}
+    known = linux_lab.known_hosts_file(tmp_path / "known_hosts")
+    entries = [sdwan_entry(r, linux_lab.client_key) for r in (fresh, v1)]
+    res, data = apply_cli(sdwan_policy(tmp_path / "policy-v1", [entries[1]]), known, tmp_path, "run-v1")
+    assert res.exit_code == 0 and by_device(data)["sdv1"]["status"] == "changed", res.output
+    wait_no_watchdog(v1, 5)
+    before = {name: (edge_state(r), routing_state(r), ruleset(r), r.state()) for name, r in routers.items()}
+    assert not OWNED_RULE.findall(routing_state(fresh)) and OWNED_RULE.findall(routing_state(v1))
+
+    # v2: other gateways (routes change) and a faster link (the tc tree changes).
+    moved = {"mpls": "198.18.250.9", "biz-internet": "198.18.251.9"}
+    v2 = sdwan_policy(
+        tmp_path / "policy-v2", [sdwan_entry(r, linux_lab.client_key, moved, V2_KBPS) for r in (fresh, v1)]
+    )
+    faults = Faults(point, routers, monkeypatch)
+    res, data = faults.apply(v2, known, tmp_path)
+    assert res.exit_code == 1, res.output
+    for name, r in routers.items():
+        d = by_device(data)[name]
+        assert (d["status"], d["left_in"], d["error_kind"]) == ("rolled_back", "original", "session_lost"), d
+        backup = tmp_path / "run-v2" / "backups" / name
+        assert (backup / "qoectl-state.txt").read_text() == before[name][0] == edge_state(r)
+        assert routing_state(r) == before[name][1], name  # every rule and route, qoectl's and the router's own
+        assert ruleset(r) == before[name][2] and r.state() == before[name][3]
+        assert wait_no_watchdog(r, 3) < 3, f"watchdog still running on {name}"
+        assert not Path(faults.workdirs[name]).exists()
+        if point == "after-diff":
+            assert d["commands"] == [] and "nothing to restore" in d["rollback"], d
+        elif point == "after-ip":
+            assert "ip -batch: the rules and routes that differ" in d["commands"], d["commands"]
+            assert "ip rules and routes" in d["rollback"] and "nftables" not in d["rollback"], d["rollback"]
+        elif point in ("after-nft", "after-tc"):
+            assert "ip rules and routes" in d["rollback"] and "nftables table" in d["rollback"], d["rollback"]
+        else:
+            assert faults.watchdog_left_folder[name] is False
+            assert "watchdog restored" in d["rollback"], d["rollback"]

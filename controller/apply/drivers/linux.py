@@ -60,6 +60,7 @@ from collections.abc import Mapping
 from itertools import pairwise
 
 from controller.apply.connection import Session
+from controller.apply.drivers import _linux_routing as routing
 from controller.apply.drivers.base import Driver, DriverContext, Snapshot, ensure_newline
 from controller.apply.errors import ApplyError
 from controller.apply.result import ErrorKind
@@ -73,7 +74,8 @@ ERROR_RE = re.compile(
     r"Could not process rule|We have an error talking to the kernel|Cannot find device)",
     re.MULTILINE,
 )
-TOOLS = ("nft", "tc", "ip", "unshare", "setsid", "base64", "tar", "gzip", "sha256sum", "mktemp")
+TOOLS = ("nft", "tc", "ip", "unshare", "setsid", "base64", "tar", "gzip", "sha256sum", "mktemp", "awk")
+ROUTING_FILES = {"4": "routing.batch", "6": "routing6.batch"}  # SD-WAN edges only (ip -4/-6 -batch)
 DEFAULT_HANDLE = "0:"
 RESTORABLE_QDISCS = frozenset({"htb", "pfifo", "bfifo", "fq_codel"})
 
@@ -166,15 +168,22 @@ def burst_bytes(printed: str, rate: int, tick: float) -> int:
     raise Unsupported(f"a burst of {printed} at {rate * 8}bit/s that tc cannot set again exactly")
 
 
-def state_script(ifaces: tuple[str, ...]) -> str:
-    """One shell line printing everything qoectl owns, in sections (used live and in the throwaway netns)."""
+def state_parts(ifaces: tuple[str, ...]) -> list[str]:
+    """Shell lines printing everything qoectl owns, in sections: the nft table and tc of ``ifaces``, then its ip
+    rules and routes per family. Sent one by one on the live router (a terminal wraps a long line)."""
     devs = " ".join(shlex.quote(i) for i in ifaces)
-    return (
+    return [
         "echo '### nft table inet qoectl'; nft list table inet qoectl 2>/dev/null || echo '(absent)'; "
         f'for d in {devs}; do echo "### tc qdisc $d"; tc -d qdisc show dev "$d"; '
         'echo "### tc class $d"; tc -d class show dev "$d"; '
-        'echo "### tc filter $d"; tc filter show dev "$d"; done'
-    )
+        'echo "### tc filter $d"; tc filter show dev "$d"; done',
+        *routing.state_parts(),
+    ]
+
+
+def state_script(ifaces: tuple[str, ...]) -> str:
+    """All of :func:`state_parts` in one shell line (the throwaway namespace's state.sh, tests)."""
+    return "; ".join(state_parts(ifaces))
 
 
 def _drop_counters(line: str) -> str:
@@ -204,6 +213,8 @@ def normalize_state(raw: str) -> str:
         out.append(head)
         if head.startswith("### tc"):
             out += sorted(_drop_counters(line) for line in lines)
+        elif head.startswith("### ip route"):
+            out += sorted(routing.normalize_route(line) for line in lines)
         else:
             out += lines
     return "\n".join(out) + "\n"
@@ -370,7 +381,7 @@ def _throwaway_script(ifaces: tuple[str, ...], purpose: str, run: str) -> str:
     ``unshare -n`` gives a namespace that disappears when the script ends; each WAN interface gets a
     veth stand-in with its MTU and queue length. ``$D`` in ``run`` is the script's folder.
     """
-    setup = []
+    setup = ['setup="ip link set lo up &&"']  # as on the router: an onlink route needs lo up
     for i, dev in enumerate(ifaces):
         q = shlex.quote(dev)
         setup.append(
@@ -384,7 +395,6 @@ def _throwaway_script(ifaces: tuple[str, ...], purpose: str, run: str) -> str:
             f"# qoectl: {purpose}, built in a throwaway network namespace",
             "# (unshare -n) that disappears when this script ends. The live router is not touched.",
             'D=$(cd "$(dirname "$0")" && pwd)',
-            'setup=""',
             *setup,
             f'exec unshare -n sh -c "$setup {run}"',
             "",
@@ -392,17 +402,20 @@ def _throwaway_script(ifaces: tuple[str, ...], purpose: str, run: str) -> str:
     )
 
 
-def _intended_script(ifaces: tuple[str, ...]) -> str:
+def _intended_script(ifaces: tuple[str, ...], families: tuple[str, ...]) -> str:
+    ip = "".join(f" && ip -{f} -batch $D/{ROUTING_FILES[f]}" for f in families)
     return _throwaway_script(
         ifaces,
         "the state the rendered files produce",
-        "nft -f $D/nftables.nft && tc -batch $D/tc.batch && sh $D/state.sh",
+        f"nft -f $D/nftables.nft && tc -batch $D/tc.batch{ip} && sh $D/state.sh",
     )
 
 
 def _restore_check_script(ifaces: tuple[str, ...]) -> str:
     return _throwaway_script(
-        ifaces, "the tc state the restore set rebuilds", "tc -force -batch $D/restore.tc; sh $D/state.sh"
+        ifaces,
+        "the tc, ip rule and route state the restore set rebuilds",
+        "tc -force -batch $D/restore.tc; sh $D/restore-ip.sh; sh $D/state.sh",
     )
 
 
@@ -427,12 +440,15 @@ def tc_view(state: str) -> list[str]:
 # (by qoectl or by the watchdog) only puts back the parts the push may have changed.
 TOUCHED_NFT = "touched.nft"
 TOUCHED_TC = "touched.tc"
+TOUCHED_IP = "touched.ip"
 
 RESTORE_SH = f"""#!/bin/sh
-# qoectl: put back what the change touched (table inet qoectl, the WAN qdiscs), as saved before it.
-# {TOUCHED_NFT} / {TOUCHED_TC} are written right before nft -f / tc -batch run: no marker, nothing to undo.
+# qoectl: put back what the change touched (its ip rules and tables, table inet qoectl, the WAN qdiscs), as
+# saved before it. {TOUCHED_IP} / {TOUCHED_NFT} / {TOUCHED_TC} are written right before ip -batch / nft -f /
+# tc -batch run: no marker, nothing to undo.
 D=$(cd "$(dirname "$0")" && pwd)
 rc=0
+if [ -e "$D/{TOUCHED_IP}" ]; then sh "$D/restore-ip.sh" && echo "qoectl-restored ip" || rc=1; fi
 if [ -e "$D/{TOUCHED_NFT}" ]; then nft -f "$D/restore.nft" && echo "qoectl-restored nft" || rc=1; fi
 if [ -e "$D/{TOUCHED_TC}" ]; then tc -force -batch "$D/restore.tc" && echo "qoectl-restored tc" || rc=1; fi
 exit $rc
@@ -488,8 +504,13 @@ class LinuxDriver(Driver):
         missing = [n for n in ("nftables.nft", "tc.batch") if n not in self.files]
         if missing:
             raise ApplyError("precondition", f"{device.name}: rendered files missing: {', '.join(missing)}")
-        self.ifaces = tuple(dict.fromkeys(re.findall(r"\bdev\s+(\S+)", self.files["tc.batch"])))
+        # WAN interfaces: those tc.batch shapes and those the routing files route over.
+        routed = [self.files[n] for n in ROUTING_FILES.values() if n in self.files]
+        devs = [d for text in (self.files["tc.batch"], *routed) for d in re.findall(r"\bdev\s+(\S+)", text)]
+        self.ifaces = tuple(dict.fromkeys(devs))
+        self.families = tuple(f for f, n in ROUTING_FILES.items() if n in self.files)
         self.workdir: str | None = None
+        self._want: str | None = None  # the intended state (read by intended(), diffed by push())
         self._restore_uploaded = False
         self._psched: str | None = None  # the router's /proc/net/psched (read by the preflight)
         self._watchdog_at: float | None = None  # time.monotonic() when the watchdog was started
@@ -538,7 +559,7 @@ class LinuxDriver(Driver):
 
     # -- the driver interface -------------------------------------------------------------------
     def snapshot(self, s: Session) -> Snapshot:
-        _, raw = self._sh(s, state_script(self.ifaces))
+        raw = "\n".join(self._sh(s, part)[1] for part in state_parts(self.ifaces))
         if "Cannot find device" in raw:
             missing = [i for i in self.ifaces if f'Cannot find device "{i}"' in raw]
             raise ApplyError("precondition", f"{s.where}: WAN interface(s) not on the router: {', '.join(missing)}")
@@ -572,8 +593,9 @@ class LinuxDriver(Driver):
             {
                 "nftables.nft": self.files["nftables.nft"],
                 "tc.batch": self.files["tc.batch"],
+                **{ROUTING_FILES[f]: self.files[ROUTING_FILES[f]] for f in self.families},
                 "state.sh": "#!/bin/sh\n" + state_script(self.ifaces) + "\n",
-                "intended.sh": _intended_script(self.ifaces),
+                "intended.sh": _intended_script(self.ifaces, self.families),
             },
         )
         rc, raw = self._sh(s, f"sh {self.workdir}/intended.sh")
@@ -582,7 +604,8 @@ class LinuxDriver(Driver):
                 "precondition",
                 f"{s.where}: the rendered config does not load on this router: {_first_error(raw)}",
             )
-        return normalize_state(raw)
+        self._want = normalize_state(raw)
+        return self._want
 
     def _no_rollback(self, s: Session, why: str) -> ApplyError:
         return ApplyError("precondition", f"{s.where}: cannot guarantee a rollback, so nothing was sent: {why}")
@@ -600,27 +623,44 @@ class LinuxDriver(Driver):
             {
                 "restore.nft": nft_restore(before.state),
                 "restore.tc": restore_tc,
+                "restore-ip.sh": routing.restore_script(),
+                **{f"restore{f}.ip": text for f, text in routing.restore_batches(before.state).items()},
                 "restore.sh": RESTORE_SH,
                 "watchdog.sh": WATCHDOG_SH,
                 "state.sh": "#!/bin/sh\n" + state_script(self.ifaces) + "\n",
-                "restore-check.sh": _restore_check_script(self.ifaces),
+                # Stand-ins for the WAN interfaces and for any other the saved routes go through.
+                "restore-check.sh": _restore_check_script(
+                    tuple(dict.fromkeys((*self.ifaces, *routing.devices(before.state))))
+                ),
             },
         )
         self._restore_uploaded = True
-        # Prove the rollback before changing anything: in a throwaway namespace the restore batch must
-        # print the saved tc state again, line for line.
+        # Prove the rollback before changing anything: in a throwaway namespace the restore set must
+        # print the saved tc state, ip rules and routes again, line for line.
         _, raw = self._sh(s, f"sh {d}/restore-check.sh")
         if "### tc" not in raw:
             raise self._no_rollback(s, f"checking the restore set failed: {_first_error(raw)}")
-        rebuilt, saved = tc_view(normalize_state(raw)), tc_view(before.state)
-        if rebuilt != saved:
-            first = next((b for a, b in zip(rebuilt, saved, strict=False) if a != b), "(a missing line)")
-            raise self._no_rollback(s, f"the saved tc state does not rebuild exactly (at: {first})")
+        rebuilt_state = normalize_state(raw)
+        for what, view in (("tc state", tc_view), ("ip rules and routes", routing.view)):
+            rebuilt, saved = view(rebuilt_state), view(before.state)
+            if rebuilt != saved:
+                first = next((b for a, b in zip(rebuilt, saved, strict=False) if a != b), "(a missing line)")
+                raise self._no_rollback(s, f"the saved {what} does not rebuild exactly (at: {first})")
         sent: list[str] = []
         self._watchdog_at = time.monotonic()
         self._must(s, f"setsid -f sh {d}/watchdog.sh {int(self.ctx.confirm_s)} </dev/null >/dev/null 2>&1", "watchdog")
         sent.append(f"watchdog: restore what the push touched unless confirmed within {self.ctx.confirm_s}s")
+        # Routing first: a journey's new rules exist before nftables gives its packets a new mark.
+        ip_batches = routing.push_batches(before.state, self._want or "")
+        if ip_batches:
+            self._upload(s, {f"push{f}.ip": text for f, text in ip_batches.items()})
+        run_ip = " && ".join(f"ip -{f} -batch {d}/push{f}.ip" for f in ip_batches)
         steps = (
+            *(
+                [(f"touch {d}/{TOUCHED_IP} && {run_ip}", "ip -batch: the rules and routes that differ")]
+                if run_ip
+                else []
+            ),
             (f"touch {d}/{TOUCHED_NFT} && nft -f {d}/nftables.nft", "nft -f nftables.nft"),
             (f"touch {d}/{TOUCHED_TC} && tc -batch {d}/tc.batch", "tc -batch tc.batch"),
         )
@@ -672,10 +712,11 @@ class LinuxDriver(Driver):
         rc, out = self._sh(s, f"sh {d}/restore.sh")
         if rc != 0:
             raise ApplyError("rollback", f"{s.where}: restore reported an error: {_first_error(out)}")
-        parts = set(re.findall(r"qoectl-restored (nft|tc)", out))
+        parts = set(re.findall(r"qoectl-restored (ip|nft|tc)", out))
         done = [
             text
             for part, text in (
+                ("ip", "the saved ip rules and routes (qoectl's ranges)"),
                 ("nft", "the saved nftables table (nft -f)"),
                 ("tc", "the saved tc qdiscs/classes (tc -batch)"),
             )

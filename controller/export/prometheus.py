@@ -19,7 +19,9 @@ Per journey one rule group, evaluated in order every ``interval`` (the step
    period, counted at the window's resolution so a look-back holds the same
    ``ceil(look-back / window)`` windows as verify's;
 6. Sloth's metadata (objective, error budget, period, burn rates) and the
-   targets;
+   targets; the period's ratio and burn rate in a second group
+   (``qoectl-journey-<name>-period``) evaluated once a window, since a period
+   holds thousands of windows and no alert reads it;
 7. the multi-window burn-rate alerts of :data:`controller.evaluate.slo.ALERTS`:
    one ``QoectlErrorBudgetBurn`` rule per severity, firing when the long and
    the short look-back both burn at least ``burn_factor(period, share,
@@ -217,24 +219,43 @@ def meta_rules(sli: JourneySli) -> list[dict[str, Any]]:
     s = sli.journey.verify
     budget = 1.0 - s.objective_pct / 100.0
     labels = {"journey": sli.name, **sloth_labels(sli.name)}
-    short, period = ratio_name(lookbacks()[0]), ratio_name(s.period_s)
     ids = sloth_labels(sli.name)
+    short = sel(ratio_name(lookbacks()[0]), **ids)
     rules: list[dict[str, Any]] = [
         {"record": "slo:objective:ratio", "expr": f"vector({num(s.objective_pct / 100.0)})", "labels": labels},
         {"record": "slo:error_budget:ratio", "expr": f"vector({num(budget)})", "labels": labels},
         {"record": "slo:time_period:days", "expr": f"vector({num(s.period_s / 86400.0)})", "labels": labels},
-        {"record": "slo:current_burn_rate:ratio", "expr": f"{sel(short, **ids)} / {num(budget)}", "labels": ids},
-        {"record": "slo:period_burn_rate:ratio", "expr": f"{sel(period, **ids)} / {num(budget)}", "labels": ids},
+        {"record": "slo:current_burn_rate:ratio", "expr": f"{short} / {num(budget)}", "labels": ids},
+    ]
+    for check in sli.checks:
+        target_labels = {"journey": sli.name, "metric": check.name, "op": check.op}
+        rules.append({"record": TARGET, "expr": f"vector({num(check.target)})", "labels": target_labels})
+    return rules
+
+
+def period_group(sli: JourneySli, interval_s: float) -> dict[str, Any]:
+    """The period's ratio and budget, for dashboards: evaluated once a window (a period holds thousands)."""
+    s = sli.journey.verify
+    budget = 1.0 - s.objective_pct / 100.0
+    ids = sloth_labels(sli.name)
+    rules = [] if s.period_s in lookbacks() else [ratio_rule(sli.name, s.period_s, s.window_s)]
+    rules += [
+        {
+            "record": "slo:period_burn_rate:ratio",
+            "expr": f"{sel(ratio_name(s.period_s), **ids)} / {num(budget)}",
+            "labels": ids,
+        },
         {
             "record": "slo:period_error_budget_remaining:ratio",
             "expr": f"1 - {sel('slo:period_burn_rate:ratio', **ids)}",
             "labels": ids,
         },
     ]
-    for check in sli.checks:
-        target_labels = {"journey": sli.name, "metric": check.name, "op": check.op}
-        rules.append({"record": TARGET, "expr": f"vector({num(check.target)})", "labels": target_labels})
-    return rules
+    return {
+        "name": f"qoectl-journey-{sli.name}-period",
+        "interval": duration(max(interval_s, s.window_s)),
+        "rules": rules,
+    }
 
 
 def _burning(journey: str, long_s: float, short_s: float, threshold: float, budget: float) -> str:
@@ -299,8 +320,7 @@ def journey_group(sli: JourneySli, interval: str) -> dict[str, Any]:
         rules += [r_factor_rule(name, sli.codec), mos_rule(name)]
     rules += [check_rule(name, c) for c in sli.checks]
     rules.append(error_rule(name, len(sli.checks)))
-    spans = sorted({*lookbacks(), sli.journey.verify.period_s})
-    rules += [ratio_rule(name, span, win) for span in spans]
+    rules += [ratio_rule(name, span, win) for span in lookbacks()]
     rules += meta_rules(sli)
     rules += alert_rules(sli)
     return {"name": f"qoectl-journey-{name}", "interval": interval, "rules": rules}
@@ -359,7 +379,9 @@ def rule_file(build: Build, interval_s: float = 60.0) -> RuleFile:
     """The rules of every journey Prometheus can judge, and notes on the others; deterministic."""
     slis, notes = plan(build)
     interval = duration(interval_s)
-    groups = [sites_group(build.policy, interval)] + [journey_group(s, interval) for s in slis]
+    groups = [sites_group(build.policy, interval)]
+    for sli in slis:
+        groups += [journey_group(sli, interval), period_group(sli, interval_s)]
     return RuleFile(tuple(groups), tuple(s.name for s in slis), notes)
 
 

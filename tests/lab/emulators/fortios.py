@@ -151,7 +151,7 @@ REFS: dict[tuple[Path, str], Path] = {
 }
 QUOTED = names(
     "name comment class-name srcintf dstintf srcaddr dstaddr service src dst interface egress-shaping-profile "
-    "mos-threshold alias hostname server"
+    "mos-threshold alias hostname server vdom"
 )
 UUID_TABLES = frozenset({("firewall address",), ("firewall shaping-policy",)})
 

@@ -76,3 +76,32 @@ def test_hook_passes_a_good_commit_and_fails_a_bad_one_at_its_line(
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "Failed" in bad.stdout
     assert f"policies/journeys/journeys.yaml:{line}:5: spec.bandwidth.share_percent: unknown field" in bad.stdout
+
+
+def test_the_scaffolds_own_config_runs_both_hooks(repo: Path, pre_commit_home: Path) -> None:
+    """The .pre-commit-config.yaml that qoectl init writes (language: system: the qoectl on PATH), as on commit."""
+    env = {
+        **os.environ,
+        **GIT_ENV,
+        "PRE_COMMIT_HOME": str(pre_commit_home),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+    }
+
+    def run() -> subprocess.CompletedProcess[str]:
+        cmd = [PRE_COMMIT, "run", "--color", "never"]
+        return subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+
+    sites = repo / "policies/inventory/sites.yaml"
+    sites.write_text(sites.read_text().replace("loss_pct: 0.1", "loss_pct: 0.2"))
+    git(repo, "add", str(sites))
+    good = run()
+    assert good.returncode == 0 and good.stdout.count("Passed") == 2, good.stdout + good.stderr
+    sites.write_text(sites.read_text().replace("base_delay_ms:", "base_delay_msec:"))
+    line, col = next(
+        (n, s.index("base_delay_msec") + 1) for n, s in enumerate(sites.read_text().splitlines(), 1) if "msec" in s
+    )
+    git(repo, "add", str(sites))
+    bad = run()
+    assert bad.returncode == 1 and bad.stdout.count("Failed") == 2, bad.stdout + bad.stderr
+    where = f"policies/inventory/sites.yaml:{line}:{col}: spec.transports[0].base_delay_msec: unknown field"
+    assert bad.stdout.count(where) == 2, bad.stdout  # both hooks say where

@@ -13,6 +13,7 @@ err = make_console(stderr=True)
 
 def register(cli: click.Group) -> None:
     cli.add_command(init)
+    cli.add_command(schema_check)
 
 
 @click.command()
@@ -42,3 +43,20 @@ def init(directory: Path, force: bool) -> None:
         markup=False,
         soft_wrap=True,
     )
+
+
+@click.command("schema-check")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+def schema_check(files: tuple[Path, ...]) -> None:
+    """Check YAML FILES against the qoectl/v1 schema (the pre-commit hook; files without apiVersion qoectl/... are
+    skipped). Every document of a file is checked; problems as file:line:col; exit 1 on any."""
+    from controller.scaffold.hooks import schema_problems
+
+    problems = schema_problems([f for f in files if f.suffix in (".yaml", ".yml")])
+    for d in problems:
+        err.print(d.format(), style="red", markup=False, soft_wrap=True)
+    if problems:
+        err.print(
+            f"{len(problems)} schema problem(s) in {len({d.location.file for d in problems})} file(s)", style="red"
+        )
+        raise SystemExit(1)

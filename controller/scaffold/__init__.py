@@ -26,7 +26,7 @@ repos:
     hooks:
       - id: qoectl-schema-check
         name: qoectl schema check (staged YAML files)
-        entry: python -m controller.scaffold.hooks
+        entry: qoectl schema-check
         language: system
         files: \\.ya?ml$
       - id: qoectl-validate

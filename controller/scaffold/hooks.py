@@ -1,4 +1,4 @@
-"""``python -m controller.scaffold.hooks FILE...``: the ``qoectl-schema-check`` pre-commit hook.
+"""``qoectl schema-check FILE...``: the ``qoectl-schema-check`` pre-commit hook.
 
 Checks only the YAML files given (pre-commit passes the staged ones) against the ``qoectl/v1`` schema,
 the same models ``qoectl validate`` and the generated JSON Schema come from, every document of a
@@ -9,7 +9,6 @@ first document has no ``apiVersion: qoectl/...`` (CI files, pre-commit settings)
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,19 +39,3 @@ def schema_problems(files: Sequence[Path]) -> list[Diagnostic]:
         problems += read_problems
         problems += check_schema(docs)[1]
     return problems
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    files = [Path(a) for a in (sys.argv[1:] if argv is None else argv) if a.endswith((".yaml", ".yml"))]
-    problems = schema_problems(files)
-    for d in problems:
-        print(d.format(), file=sys.stderr)
-    if problems:
-        print(
-            f"{len(problems)} schema problem(s) in {len({d.location.file for d in problems})} file(s)", file=sys.stderr
-        )
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

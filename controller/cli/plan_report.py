@@ -152,9 +152,9 @@ def markdown_plan(
     """The change summary of a plan as GitHub/GitLab Markdown: devices, +/- lines, notes, changed budgets."""
     changed = [c for c in changes if c.status != "unchanged"]
     head = f"{len(changed):,} of {len(changes):,} devices change" if changed else "no changes"
-    lines = [f"### qoectl plan: {head}", ""]
+    lines = [f"### qoectl plan: {head}"]
     if changed:
-        lines += ["| device | platform | status | +lines | -lines | notes |", "|---|---|---|---:|---:|---:|"]
+        lines += ["", "| device | platform | status | +lines | -lines | notes |", "|---|---|---|---:|---:|---:|"]
         for c in changed[:DEVICE_ROWS]:
             count = len(notes.get(c.device, ()))
             lines.append(

@@ -648,7 +648,7 @@ class FortiosDriver(Driver):
         backup = parse(before.backup["sections.conf"])
         now_text = self.read(s)
         if now_text == before.extra["sections"]:
-            return "nothing had taken effect (an unfinished config block is discarded by FortiOS)"
+            return "nothing had taken effect (FortiOS discards an entry not ended with next)"
         now = parse(now_text)
         own = self.own
         # What qoectl owns now (entries the push created are removed) against what it owned before

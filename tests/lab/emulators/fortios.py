@@ -10,9 +10,11 @@ name an existing entry of another table, checked on ``set``/``edit`` and on ``de
 
 Semantics kept from a real FortiGate:
 
-* a top-level ``config`` block is staged and takes effect at its ``end``; ``abort`` (at any
-  depth) discards it and returns to the top prompt; a session that drops inside a block
-  loses it; other sessions see only ended blocks;
+* what a session types is staged and takes effect as the FortiOS CLI reference says: a table
+  entry when it is ended with ``next`` (an entry nested in an entry being edited, with that
+  entry), ``delete`` and ``move`` at once, an object's own settings (``config system sdwan``
+  > ``set status``) at its ``end``; ``abort`` ("exit both the edit and/or config commands
+  without saving") or a dropped session discards what was not saved yet;
 * ``show <path>`` prints the non-default settings in the device's own attribute order
   (string values quoted), ``show full-configuration <path>`` the defaults too; new entries
   are appended to their table, ``move K before|after K2`` reorders; addresses and shaping
@@ -346,7 +348,7 @@ end
 
 
 class Editor:
-    """One session's position in the config tree and its staged top-level block."""
+    """One session's position in the config tree and its copy of the top-level block it edits."""
 
     def __init__(self, state: FortiosState) -> None:
         self.state = state
@@ -502,6 +504,7 @@ class Editor:
         if used:
             return IN_USE.format(used)
         del frame.node.entries[args[0]]
+        self.save(frame)
         return ""
 
     def move(self, frame: Frame, args: list[str]) -> str:
@@ -519,17 +522,30 @@ class Editor:
         order.insert(at, (key, moved))
         entries.clear()
         entries.update(order)
+        self.save(frame)
         return ""
 
     def next(self, frame: Frame, args: list[str]) -> str:
         if frame.key is None:
             return PARSE_ERROR.format("next")
         self.frames.pop()
+        self.save(self.frames[-1])
         return ""
+
+    def save(self, table: Frame) -> None:
+        """An entry ended with ``next`` (a deletion, a move) in a table no open entry encloses takes effect now."""
+        if any(f.key is not None for f in self.frames[: self.frames.index(table)]) or table.node.entries is None:
+            return  # inside an entry being edited: saved with that entry
+        node = self.state.config[table.path[0]]
+        for depth, name in enumerate(table.path[1:], start=2):
+            node = node.blocks.setdefault(name, new_block(table.path[:depth]))
+        # This session's copy of the table is the saved table plus what was just ended (no other entry is open).
+        node.entries = copy.deepcopy(table.node.entries)
 
     def end(self, frame: Frame, args: list[str]) -> str:
         if frame.key is not None:  # "end" inside an entry: FortiOS takes it as next + end
             self.frames.pop()
+            self.save(self.frames[-1])
         self.frames.pop()
         if not self.frames and self.work is not None:
             self.state.config[self.top] = self.work

@@ -9,7 +9,9 @@ position ``0 < w <= 24``, ``0 <= x < 24``, ``h > 0``, ``y >= 0``; a variable
 ``type``, ``name`` and ``hide``). Panel queries may name only series the
 exported rule file records; and a real Prometheus server (Debian
 ``prometheus``), scraping a live endpoint and evaluating the exported rules,
-answers every one of them with data.
+answers every one of them with data, and fires for a segment losing 5 % of
+its voice packets the alerts ``qoectl verify --prometheus`` reports from the
+same server, and none for the segment in target.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from click.testing import CliRunner
 
 from controller.cli.main import cli
 from controller.export.grafana import Dashboard, dashboard
-from controller.export.prometheus import rule_file
+from controller.export.prometheus import ERROR, MEASURE, rule_file
 from controller.measure import metrics as mt
-from controller.pipeline import build
+from controller.pipeline import Build, build
 from tests.test_measure_prometheus import Prometheus
 from tests.verify_support import POLICY, policy_build
 
@@ -198,7 +200,7 @@ def test_cli_dashboard_is_deterministic(tmp_path: Path) -> None:
 
 
 def exporter_body() -> bytes:
-    """A live endpoint with every source series of the test policy's journeys with rules."""
+    """A live endpoint with every source series of the test policy's journeys with rules; voice at hq loses 5 %."""
     values = {
         ("voice", "one_way_delay_ms"): 20,
         ("voice", "jitter_ms"): 2,
@@ -214,8 +216,50 @@ def exporter_body() -> bytes:
         for (journey, m), value in sorted(values.items()):
             if m == metric:
                 for site in ("hq", "branch-1"):
-                    lines.append(f'{mt.OPENMETRICS_PREFIX}{metric}{{journey="{journey}",site="{site}"}} {value}')
+                    v = 5 if (journey, metric, site) == ("voice", "loss_pct", "hq") else value
+                    lines.append(f'{mt.OPENMETRICS_PREFIX}{metric}{{journey="{journey}",site="{site}"}} {v}')
     return ("\n".join(lines) + "\n").encode()
+
+
+VOICE_QUERIES = """\
+    queries:
+      one_way_delay_ms: 'qoectl_one_way_delay_ms{journey="voice"}'
+      jitter_ms: 'qoectl_jitter_ms{journey="voice"}'
+      loss_pct: 'qoectl_loss_pct{journey="voice"}'
+"""
+
+
+def live_policy(folder: Path) -> Build:
+    """The test policy with 1-minute windows (look-backs have data after the first boundary) and voice queries."""
+    text = POLICY.replace("window: 5m", "window: 1m").replace("window: 10m", "window: 1m")
+    text = text.replace("  bandwidth: {share_pct: 5}\n", "  bandwidth: {share_pct: 5}\n  verify: {window: 1m}\n")
+    text = text.replace(
+        "    window: 1m\n    objective_pct: 99\n", "    window: 1m\n    objective_pct: 99\n" + VOICE_QUERIES
+    )
+    assert text.count("window: 1m") == 4 and VOICE_QUERIES in text
+    folder.mkdir()
+    (folder / "policy.yaml").write_text(text, encoding="utf-8")
+    b = build(folder)
+    assert b.ok
+    return b
+
+
+def firing(url: str) -> set[tuple[str, str]]:
+    alerts = instant(url, 'ALERTS{alertname="QoectlErrorBudgetBurn",alertstate="firing",journey="voice"}')
+    return {(a["metric"]["site"], a["metric"]["severity"]) for a in alerts}
+
+
+def verify_firing(folder: Path, url: str) -> set[tuple[str, str]]:
+    args = ["verify", str(folder), "--prometheus", url, "--since", "10m", "--step", "1s", "--journey", "voice"]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    data = json.loads(result.stdout)
+    assert not data["diagnostics"], data["diagnostics"]
+    return {
+        (row["segment"]["site"], a["severity"])
+        for row in data["results"]
+        for a in row["burn_rate_alerts"]
+        if a["firing"]
+    }
 
 
 def handler(body: bytes) -> type[http.server.BaseHTTPRequestHandler]:
@@ -246,16 +290,8 @@ def instant(url: str, expr: str) -> list[dict[str, Any]]:
     shutil.which("prometheus") is None or shutil.which("promtool") is None,
     reason="needs the Debian package 'prometheus' (prometheus and promtool on PATH)",
 )
-def test_a_real_prometheus_answers_every_panel_with_the_rules_loaded(tmp_path: Path) -> None:
-    # 1-minute windows: the window-resolution look-backs have data after the first window boundary
-    short = POLICY.replace("window: 5m", "window: 1m").replace("window: 10m", "window: 1m")
-    short = short.replace("  bandwidth: {share_pct: 5}\n", "  bandwidth: {share_pct: 5}\n  verify: {window: 1m}\n")
-    assert short.count("window: 1m") == 4
-    folder = tmp_path / "p"
-    folder.mkdir()
-    (folder / "policy.yaml").write_text(short, encoding="utf-8")
-    b = build(folder)
-    assert b.ok
+def test_a_real_prometheus_answers_every_panel_and_alerts_as_verify_does(tmp_path: Path) -> None:
+    b = live_policy(tmp_path / "p")
     rules = tmp_path / "rules.yml"
     rules.write_text(rule_file(b, 1.0).text(), encoding="utf-8")
     board = dashboard(b)
@@ -271,18 +307,19 @@ def test_a_real_prometheus_answers_every_panel_with_the_rules_loaded(tmp_path: P
         server.proc.send_signal(signal.SIGHUP)  # reload with the exported rules, the server we started
         missing = list(board.exprs())
         deadline = time.monotonic() + 150
-        while missing and time.monotonic() < deadline:
+        while (missing or not firing(server.url)) and time.monotonic() < deadline:
             missing = [e for e in missing if not instant(server.url, e)]
             time.sleep(1)
         assert not missing, f"no data within 150 s for: {missing}"
-        # the panels show what verify would: every segment in target, no burn
-        mos = instant(server.url, 'qoectl:journey_measure:window{journey="voice",metric="mos"}')
-        assert {s["metric"]["site"] for s in mos} == {"hq", "branch-1"}
-        assert all(float(s["value"][1]) > 4.3 for s in mos)
-        errors = instant(server.url, "qoectl:journey_window:error")
-        assert errors and all(s["value"][1] == "0" for s in errors)
-        assert {s["metric"].get("context") for s in errors} == {"campus", "branch"}
-        assert instant(server.url, 'ALERTS{alertname="QoectlErrorBudgetBurn"}') == []
+        mos = {s["metric"]["site"]: float(s["value"][1]) for s in instant(server.url, f"{MEASURE}{{metric='mos'}}")}
+        assert set(mos) == {"hq", "branch-1"} and mos["hq"] < 4.0 < 4.3 < mos["branch-1"]
+        errors = {(s["metric"]["journey"], s["metric"]["site"]): s["value"][1] for s in instant(server.url, ERROR)}
+        assert errors[("voice", "hq")] == "1" and errors[("voice", "branch-1")] == "0"
+        assert {s["metric"].get("context") for s in instant(server.url, ERROR)} == {"campus", "branch"}
+        # the same server, read by qoectl verify: the same alerts fire, for the same segments
+        prometheus_says = firing(server.url)
+        assert prometheus_says == {("hq", "page"), ("hq", "ticket")}
+        assert verify_firing(tmp_path / "p", server.url) == prometheus_says
     finally:
         server.stop()
         exporter.shutdown()

@@ -321,25 +321,32 @@ def test_bundled_example_as_is_agrees_across_devices(example_build: Build) -> No
         assert len(set(where.values())) == 1, f"{journey}: {where}"
 
 
-def test_same_preferred_transport_on_both_sdwan_platforms(rendered: dict[str, Rendered]) -> None:
-    """Cisco SD-WAN and FortiOS send each journey over the same transport while every path is healthy.
+def test_same_preferred_transport_on_every_sdwan_platform(rendered: dict[str, Rendered]) -> None:
+    """Cisco SD-WAN, FortiOS and a Linux edge send each journey over the same transport while every path is
+    healthy; FortiOS and Linux also fall back through the same transports in the same order.
 
     Read back from each platform's text: Cisco's app-route actions (TLOC colours are the transport names),
-    FortiOS's SD-WAN rules (member interfaces, mapped to transports from the inventory). Journeys with an
-    SLA target and journeys without one (bulk, scavenger) must both be compared, and every journey must have
-    a preference the device acts on.
+    FortiOS's SD-WAN rules (member interfaces, mapped to transports from the inventory), Linux's path marks,
+    ip rules and per-transport tables (devices, mapped the same way). Journeys with an SLA target and journeys
+    without one (bulk, scavenger) must both be compared, and every journey must have a preference the device
+    acts on. A Linux device with one transport steers nothing (and states nothing).
     """
-    assert set(PATH_PARSERS) == {"cisco_sdwan", "fortios_sdwan"}
-    compared = {"with an SLA target": 0, "without an SLA target": 0}
+    assert set(PATH_PARSERS) == {"cisco_sdwan", "fortios_sdwan", "linux"}
+    compared = {"with an SLA target": 0, "without an SLA target": 0, "on a linux edge": 0}
     problems = []
     for device, (cisco_plan, _) in rendered["cisco_sdwan"].items():
         forti_plan, _ = rendered["fortios_sdwan"][device]
+        linux_plan, _ = rendered["linux"][device]
         cisco = PATH_PARSERS["cisco_sdwan"](render_plan(cisco_plan))
         forti = PATH_PARSERS["fortios_sdwan"](render_plan(forti_plan))
+        linux = PATH_PARSERS["linux"](render_plan(linux_plan))
         transport_of = {i.name: str(i.transport) for i in forti_plan.wan_interfaces if i.transport}
+        assert transport_of == {i.name: str(i.transport) for i in linux_plan.wan_interfaces if i.transport}
         targeted = {journey_key(j) for s in cisco_plan.sla_classes for j in s.journeys}
         expected = {journey_key(p.journey) for p in cisco_plan.path_preferences}
         assert set(cisco) == set(forti) == expected, f"{device}: cisco {sorted(cisco)}, fortios {sorted(forti)}"
+        steers = len(set(transport_of.values())) >= 2
+        assert set(linux) == (expected if steers else set()), f"{device}: linux {sorted(linux)}"
         for journey, choice in sorted(cisco.items()):
             fortios = frozenset(transport_of[i] for i in forti[journey].preferred)
             kind = "with an SLA target" if journey in targeted else "without an SLA target"
@@ -349,6 +356,19 @@ def test_same_preferred_transport_on_both_sdwan_platforms(rendered: dict[str, Re
                     f"{device} {journey} ({kind}): cisco_sdwan prefers {sorted(choice.preferred) or 'nothing'}, "
                     f"fortios_sdwan {sorted(fortios) or 'nothing'}"
                 )
+            if not steers:
+                continue
+            compared["on a linux edge"] += 1
+            on_linux = linux[journey]
+            preferred = frozenset(transport_of[i] for i in on_linux.preferred)
+            if preferred != choice.preferred:
+                problems.append(
+                    f"{device} {journey}: linux prefers {sorted(preferred)}, cisco {sorted(choice.preferred)}"
+                )
+            forti_order = tuple(dict.fromkeys(transport_of[i] for i in forti[journey].order or ()))
+            linux_order = tuple(transport_of[i] for i in on_linux.order or ())
+            if linux_order != forti_order:
+                problems.append(f"{device} {journey}: linux falls back {linux_order}, fortios_sdwan {forti_order}")
     assert not problems, "preferred transports differ:\n" + "\n".join(problems)
     assert all(compared.values()), f"not every kind of journey was compared: {compared}"
 

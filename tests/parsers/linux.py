@@ -237,3 +237,104 @@ def control(files: dict[str, str]) -> ControlTreatment:
         host_queue=None,
         host={d: _walk(plain, "ip", "", d) for d in range(64)},  # own traffic: no ingress interface
     )
+
+
+# -- SD-WAN path selection: the qoe_path marks, the ip rules and the per-transport tables ---------------------
+#
+# A journey's packets get ``meta mark set meta mark & KEEP | VALUE`` in chain ``qoe_path`` (jumped to from a
+# ``prerouting`` hook chain for packets not arriving on the interfaces it excludes). ``ip rule``s match
+# ``fwmark VALUE/MASK`` in priority order: ``lookup T`` uses table T if it has a route (else the next rule),
+# ``unreachable`` drops. So a journey rides the device of the first matching rule's table that has a default
+# route, and falls back to the next ones in order; after the last, an ``unreachable`` rule (strict) drops,
+# otherwise the main table decides.
+
+PATH_MARK = re.compile(r"meta mark set meta mark & (0x[0-9a-f]+) \| (0x[0-9a-f]+) return comment \"path ([^\"]+)\"$")
+PREROUTING = re.compile(r"type filter hook prerouting priority (\S+);")
+JUMP_PATH = re.compile(r"^iifname != \{ ([^}]*) \} jump qoe_path$")
+ROUTE_DEFAULT = re.compile(r"^route add default via (\S+) dev (\S+) table (\d+)\b")
+IP_RULE = re.compile(r"^rule add priority (\d+) fwmark (0x[0-9a-f]+)/(0x[0-9a-f]+) (?:lookup (\d+)|(unreachable))$")
+MARK_BITS = 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class Path:
+    """Where a Linux edge sends one journey of one address family.
+
+    ``order``: the WAN devices in the order the rules try them (the first carries the journey while its
+    route is there); ``strict``: after them the journey is dropped, not routed by the main table.
+    ``mark``/``mask``: the mark bits the journey gets and which of the packet's mark bits qoectl writes.
+    """
+
+    order: tuple[str, ...]
+    strict: bool
+    mark: int
+    mask: int
+
+
+def _path_marks(nft: str) -> tuple[dict[str, tuple[int, int]], frozenset[str]]:
+    """journey key -> (mark value, bits written) from qoe_path; and the ingresses the prerouting hook skips."""
+    chains = _chains(nft)
+    hook = chains.get("prerouting", [])
+    if not hook or not PREROUTING.search(hook[0]):
+        raise ParseError("no prerouting hook chain")
+    jumps = [JUMP_PATH.match(line) for line in hook[1:]]
+    if len(jumps) != 1 or jumps[0] is None:
+        raise ParseError(f"prerouting must jump to qoe_path once, for non-WAN ingresses: {hook[1:]}")
+    skipped = frozenset(w.strip().strip('"') for w in jumps[0].group(1).split(","))
+    marks: dict[str, tuple[int, int]] = {}
+    for line in chains.get("qoe_path", []):
+        m = PATH_MARK.search(line)
+        if not m:
+            raise ParseError(f"qoe_path rule that does not set a path mark: {line}")
+        keep, value, journey = int(m.group(1), 16), int(m.group(2), 16), journey_key(m.group(3))
+        written = MARK_BITS ^ keep | value  # the bits the rule may change
+        if value & ~written or (keep | written) != MARK_BITS:
+            raise ParseError(f"path mark of {journey} is not a value within the bits it writes: {line}")
+        if marks.setdefault(journey, (value, written)) != (value, written):
+            raise ParseError(f"journey {journey} gets two path marks")
+    return marks, skipped
+
+
+def paths(files: dict[str, str], family: str = "4") -> dict[str, Path]:
+    """journey key -> :class:`Path` for IPv4 (``routing.batch``) or IPv6 (``routing6.batch``); {} without steering."""
+    name = "routing.batch" if family == "4" else "routing6.batch"
+    if name not in files:
+        if "chain qoe_path" in files["nftables.nft"]:
+            raise ParseError(f"journeys are marked for paths but there is no {name}")
+        return {}
+    marks, _ = _path_marks(files["nftables.nft"])
+    tables: dict[int, str] = {}
+    rules: list[tuple[int, int, int, int | None]] = []  # priority, value, mask, table (None: unreachable)
+    for line in files[name].splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if r := ROUTE_DEFAULT.match(line):
+            if tables.setdefault(int(r.group(3)), r.group(2)) != r.group(2):
+                raise ParseError(f"table {r.group(3)} has two default routes")
+        elif m := IP_RULE.match(line):
+            table = int(m.group(4)) if m.group(4) else None
+            rules.append((int(m.group(1)), int(m.group(2), 16), int(m.group(3), 16), table))
+        else:
+            raise ParseError(f"{name}: unexpected line {line!r}")
+    rules.sort(key=lambda r: r[0])  # stable: rules of one priority in the order they were added
+    out: dict[str, Path] = {}
+    for journey, (value, written) in marks.items():
+        order: list[str] = []
+        strict = False
+        for _, rule_value, mask, table in rules:
+            if mask & ~written:
+                raise ParseError(f"a rule tests mark bits {mask:#x} the journeys' marks do not own ({written:#x})")
+            if value & mask != rule_value:
+                continue
+            if table is None:
+                strict = True
+                break
+            if table in tables and tables[table] not in order:
+                order.append(tables[table])
+        out[journey] = Path(tuple(order), strict, value, written)
+    return out
+
+
+def path_ingresses_skipped(files: dict[str, str]) -> frozenset[str]:
+    """The ingresses whose packets are never marked for a path (the WAN interfaces)."""
+    return _path_marks(files["nftables.nft"])[1]

@@ -1,7 +1,7 @@
 """SD-WAN path preference, read back from the rendered text: where each journey goes while every path is healthy.
 
 Independent of the renderers like the other parsers (it reads only text; it
-reuses the Cisco and FortiOS *readers* of ``tests/parsers``). One function per
+reuses the Cisco, FortiOS and Linux *readers* of ``tests/parsers``). One function per
 SD-WAN platform in :data:`PATH_PARSERS`, each ``files -> journey -> PathChoice``.
 
 What the Cisco SD-WAN app-route actions mean on the edge: ``sla-class NAME
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from tests.parsers import ParseError, journey_key
 from tests.parsers import cisco_sdwan as cisco
 from tests.parsers import fortios_sdwan as fortios
+from tests.parsers import linux as linux_parser
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,9 @@ class PathChoice:
 
     preferred: frozenset[str]
     sla: dict[str, float] | None
+    # Every path in the order the device falls back through them while the earlier ones are down (FortiOS:
+    # priority-members; Linux: its ip rules), None where the text states no order (Cisco spreads the journey).
+    order: tuple[str, ...] | None = None
 
 
 DevicePaths = dict[str, PathChoice]
@@ -132,11 +136,26 @@ def fortios_sdwan(files: dict[str, str]) -> DevicePaths:
             sla = {v: float(str(target.get(k))) for k, v in FORTIOS_SLA_FIELDS.items() if target.get(k) is not None}
         elif rule.get("mode") != "manual":
             raise ParseError(f"SD-WAN rule {rid}: mode {rule.get('mode')} is not read")
-        choice = PathChoice(frozenset({members[order[0]]}) if order else frozenset(), sla)
+        choice = PathChoice(
+            frozenset({members[order[0]]}) if order else frozenset(), sla, tuple(members[k] for k in order)
+        )
         if out.setdefault(journey_key(journey), choice) != choice:
             raise ParseError(f"journey {journey} is steered two ways")
     return out
 
 
+def linux(files: dict[str, str]) -> DevicePaths:
+    """Journey -> the WAN devices its IPv4 ip rules try, in order (tests/parsers/linux.py reads the marks and rules).
+
+    The first device whose table has a route carries the journey. No SLA is measured by the router (``qoectl
+    loop`` measures the transports and moves journeys), so ``sla`` is None. A strict journey's order ends in
+    ``unreachable``; others fall through to the main table after the last.
+    """
+    return {
+        journey: PathChoice(frozenset(p.order[:1]), None, p.order)
+        for journey, p in linux_parser.paths(files, "4").items()
+    }
+
+
 # SD-WAN platforms: journey -> where the edge sends it (path preference).
-PATH_PARSERS: dict[str, PathParser] = {"cisco_sdwan": cisco_sdwan, "fortios_sdwan": fortios_sdwan}
+PATH_PARSERS: dict[str, PathParser] = {"cisco_sdwan": cisco_sdwan, "fortios_sdwan": fortios_sdwan, "linux": linux}

@@ -87,7 +87,6 @@ default:
 .device-access:
   environment:
     name: production
-  resource_group: production
   before_script:
     - eval "$QOECTL_INSTALL"
     - {key_from_file}
@@ -130,6 +129,7 @@ plan:
 canary:
   extends: .device-access
   stage: canary
+  resource_group: production-canary
   rules:
     - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"
       when: manual
@@ -145,6 +145,7 @@ apply:
   stage: apply
   needs: [canary]
   parallel: {shards}
+  resource_group: production-shard-$CI_NODE_INDEX  # shards run at once; the same shard of two pipelines never
   rules:
     - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE == "push"
   script:
@@ -282,7 +283,7 @@ jobs:
     needs: validate
     runs-on: ubuntu-latest
     environment: production
-    concurrency: production
+    concurrency: production-canary
     steps:
       - uses: actions/checkout@v4
       - uses: actions/setup-python@v5
@@ -305,6 +306,7 @@ jobs:
     needs: canary
     runs-on: ubuntu-latest
     environment: production
+    concurrency: production-shard-${{{{ matrix.shard }}}}
     strategy:
       fail-fast: true
       matrix:

@@ -35,6 +35,7 @@ from .ios_like import (
     Stmt,
     expand_words,
     free,
+    merge_config,
     parse_config,
     render_config,
     split_pipe,
@@ -367,8 +368,10 @@ class ViptelaState(IosLikeState):
         return self.name
 
     def set_running_config(self, text: str) -> None:
+        merged: list[Node] = []
+        merge_config(merged, parse_config(text, self.grammar))  # a block given twice is one block, as in ConfD
         with self.lock:
-            self.running = parse_config(text, self.grammar)
+            self.running = merged
             self.startup = [n.clone() for n in self.running]
 
     def startup_config(self) -> str:

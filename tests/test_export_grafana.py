@@ -36,7 +36,7 @@ from controller.export.grafana import Dashboard, dashboard
 from controller.export.prometheus import ERROR, MEASURE, rule_file
 from controller.measure import metrics as mt
 from controller.pipeline import Build, build
-from tests.test_measure_prometheus import Prometheus
+from tests.test_measure_prometheus import Prometheus, _Exporter
 from tests.verify_support import POLICY, policy_build
 
 REPO = Path(__file__).resolve().parent.parent
@@ -262,17 +262,11 @@ def verify_firing(folder: Path, url: str) -> set[tuple[str, str]]:
     }
 
 
-def handler(body: bytes) -> type[http.server.BaseHTTPRequestHandler]:
-    class Exporter(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+def handler(payload: bytes) -> type[http.server.BaseHTTPRequestHandler]:
+    """The live endpoint of tests/test_measure_prometheus.py, serving ``payload``."""
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
+    class Exporter(_Exporter):
+        body = payload
 
     return Exporter
 

@@ -377,11 +377,20 @@ class CiscoSdwanRenderer(Renderer):
         return out + _site_conflicts(device, policy)
 
     def notes(self, plan: DevicePlan) -> tuple[str, ...]:
+        where = (
+            "centralized-policy.cfg is for the SD-WAN controller, not the edge: qoectl apply merges it with the other "
+            "edges' and pushes it to the inventory's sdwan_controllers in CLI mode; with none (or mode: manager) it "
+            "writes the merged file for SD-WAN Manager to its run folder (sdwan-manager/centralized-policy.cfg)",
+        )
         if plan.sdwan_site_id is not None:
-            return super().notes(plan)
-        return super().notes(plan) + (
-            f"the app-route policy is not applied to a site (no apply-policy): site {plan.site} has no "
-            "sdwan_site_id in the inventory; give it one, or activate the policy for the site in SD-WAN Manager",
+            return super().notes(plan) + where
+        return (
+            super().notes(plan)
+            + where
+            + (
+                f"the app-route policy is not applied to a site (no apply-policy): site {plan.site} has no "
+                "sdwan_site_id in the inventory; give it one, or activate the policy for the site in SD-WAN Manager",
+            )
         )
 
     def context(self, plan: DevicePlan) -> dict[str, Any]:

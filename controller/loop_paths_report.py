@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     from controller.loop import CycleResult
 
 
+FIGURES = (
+    ("one_way_delay_p99_ms", "delay p99 ", ".3g", " ms"),
+    ("loss_pct", "loss ", ".3g", " %"),
+    ("E-model MOS", "MOS ", ".2f", ""),
+    ("Apdex", "Apdex ", ".2f", ""),
+)
+
+
 def _colours(results: Sequence[CycleResult]) -> dict[str, str]:
     names = sorted({t for r in results for j in r.paths.values() for t in j.values()})
     return {t: PALETTE[(i + 1) % len(PALETTE)] for i, t in enumerate(names)}
@@ -33,7 +41,7 @@ def journey_paths(results: Sequence[CycleResult], journey: str) -> str:
     colour = _colours(results)
     keys = sorted({k for r in results for k in r.figures if k.startswith(f"{journey}@")})
     head = "".join(f"<th>path on {_e(d)}</th>" for d in devices)
-    head += "".join(f"<th>{_e(k)}: delay p99 / loss / QoE</th>" for k in keys)
+    head += "".join(f"<th>{_e(k)}</th>" for k in keys)
     out = [f"<table class='paths'><tr><th>cycle</th>{head}<th>path changes</th></tr>"]
     before: dict[str, str] = {}
     for i, r in enumerate(results, 1):
@@ -47,12 +55,9 @@ def journey_paths(results: Sequence[CycleResult], journey: str) -> str:
                 before[d] = t
         for k in keys:
             f = r.figures.get(k, {})
-            qoe = next((v for n, v in f.items() if n in ("E-model MOS", "Apdex")), None)
             verdict = r.decision.verdicts.get(k, "unknown")
-            cells.append(
-                f"<td class='{_e(verdict)}'>{_figure(f, 'one_way_delay_p99_ms', '.1f')} ms / "
-                f"{_figure(f, 'loss_pct', '.2f')} % / {'-' if qoe is None else f'{qoe:.2f}'}</td>"
-            )
+            shown = [f"{label}{format(f[name], fmt)}{unit}" for name, label, fmt, unit in FIGURES if name in f]
+            cells.append(f"<td class='{_e(verdict)}'>{_e(verdict)}{': ' if shown else ''}{', '.join(shown)}</td>")
         acts = [
             f"{_e(a.kind)} {_e(a.device or '')}: {_e(a.before)} -> {_e(a.after)}"
             for a in r.decision.actions
@@ -79,8 +84,8 @@ def transport_health(results: Sequence[CycleResult]) -> str:
                 continue
             nums = {n: v for n, v in h.items() if isinstance(v, float | int)}
             text = (
-                f"{_figure(nums, 'delay_ms', '.1f')} ms, jitter {_figure(nums, 'jitter_ms', '.1f')} ms, "
-                f"loss {_figure(nums, 'loss_pct', '.2f')} %"
+                f"{_figure(nums, 'delay_ms', '.3g')} ms, jitter {_figure(nums, 'jitter_ms', '.3g')} ms, "
+                f"loss {_figure(nums, 'loss_pct', '.3g')} %"
             )
             slas = " ".join(
                 f"<span class='{_e(str(v))}'>{_e(n.removeprefix('sla:'))}</span>"

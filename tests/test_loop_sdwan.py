@@ -90,6 +90,10 @@ def test_the_loop_moves_voice_off_a_degraded_transport_and_back_once_it_recovers
             assert d["verdicts"][f"{a['journey']}@branch"] == "fail", d
             assert d["transports"]["branch-rtr/internet"][f"sla:{a['journey']}"] == "fail", d
             assert d["transports"]["branch-rtr/mpls"][f"sla:{a['journey']}"] == "pass", d
+        for d in degraded:  # the other direction (hub -> branch) is not congested: voice stays on internet there
+            assert d["paths"]["hub-rtr"]["voice"] == "internet" and d["verdicts"]["voice@hub"] == "pass", d
+            assert d["transports"]["hub-rtr/internet"]["sla:voice"] == "pass", d
+        assert all(a["device"] == "branch-rtr" for _, a in moves)
         after = [d for d in degraded if d["cycle"] > moved_at]
         assert after, "moved in the last degraded cycle: no cycle left to see voice in target"
         for d in after:

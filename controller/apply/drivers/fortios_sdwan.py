@@ -84,6 +84,7 @@ BY_NAME = {  # numbered tables whose entries qoectl matches by a name setting
     ("system sdwan", "service"): "name",
 }
 RENUMBERED = frozenset({("firewall shaping-policy",), ("system sdwan", "service")})  # nothing refers to their ids
+ORDERED: tuple[tuple[str, ...], ...] = (("firewall shaping-policy",), ("system sdwan", "service"))  # first match wins
 # The order deletions go in, inside "system sdwan" (a rule refers to health checks, they to members).
 SDWAN_DELETE_ORDER = ("service", "health-check", "members")
 
@@ -496,25 +497,62 @@ def moves(current: list[str], target: list[str]) -> list[str]:
 
 
 def order_commands(now: Mapping[str, Block], backup: Mapping[str, Block]) -> list[str]:
-    """Put every entry back in its place (a re-created entry is appended at the end of its table)."""
+    """Put rules and shaping policies back in their place (a re-created entry is appended to its table).
+
+    Only these tables take ``move`` (it exists "only in tables where the order of entries makes a
+    difference", Fortinet KB 197353); elsewhere a re-created entry stays at the end, see :func:`unordered`.
+    """
     out: list[str] = []
-    for name in SECTIONS:
-        b, n = backup.get(name), now.get(name)
+    for path in ORDERED:
+        b, n = _table_at(backup, path), _table_at(now, path)
         if b is None or n is None:
             continue
-        if _is_table(b):
-            body = [f"    {m}" for m in moves(list(n.entries or {}), list(b.entries or {}))]
-        else:
-            body = []
-            for sub, table in b.blocks.items():
-                cur = n.blocks.get(sub)
-                if _is_table(table) and cur is not None:
-                    mv = moves(list(cur.entries or {}), list(table.entries or {}))
-                    if mv:
-                        body += [f"    config {sub}", *(f"        {m}" for m in mv), "    end"]
-        if body:
-            out += [f"config {name}", *body, "end"]
+        mv = moves(list(n.entries or {}), list(b.entries or {}))
+        if mv and len(path) == 1:
+            out += [f"config {path[0]}", *(f"    {m}" for m in mv), "end"]
+        elif mv:
+            out += [f"config {path[0]}", f"    config {path[1]}", *(f"        {m}" for m in mv), "    end", "end"]
     return out
+
+
+@dataclass
+class _Line:
+    text: str
+    children: list[_Line] = field(default_factory=list)
+
+
+def unordered(text: str) -> str:
+    """``show`` text with the entries of tables whose order means nothing sorted (all but :data:`ORDERED`).
+
+    FortiOS lists every table in creation order, but only rules and shaping policies can be moved:
+    an address a rollback re-creates is listed last, with the same uuid and settings. This is the
+    text two snapshots must share to be "the same device"; everything else is compared byte for byte.
+    """
+    roots: list[_Line] = []
+    stack: list[tuple[int, _Line]] = []
+    for raw in text.splitlines():
+        if raw.strip() in ("next", "end"):
+            continue  # implied by the indentation
+        indent = len(raw) - len(raw.lstrip(" "))
+        node = _Line(raw)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        (stack[-1][1].children if stack else roots).append(node)
+        stack.append((indent, node))
+
+    def render(nodes: list[_Line], path: Path) -> list[str]:
+        out: list[str] = []
+        for n in nodes:
+            words = n.text.split()
+            sub = (*path, " ".join(words[1:])) if words[:1] == ["config"] else path
+            kids = n.children
+            entries = [k for k in kids if k.text.strip().startswith("edit ")]
+            if entries and sub not in ORDERED:
+                kids = sorted(entries, key=lambda k: k.text) + [k for k in kids if k not in entries]
+            out += [n.text, *render(kids, sub)]
+        return out
+
+    return "\n".join(render(roots, ())) + "\n"
 
 
 # -- the driver ---------------------------------------------------------------------------------------
@@ -660,7 +698,14 @@ class FortiosDriver(Driver):
         reorder = order_commands(now, backup)
         if reorder:
             self._send(s, reorder)
-        return f"restored the owned entries from the backup ({len(restore)} lines, {len(reorder)} to reorder)"
+        how = f"restored the owned entries from the backup ({len(restore)} lines, {len(reorder)} to reorder)"
+        if restore and self.read(s) != before.extra["sections"]:
+            how += "; re-created entries are listed last in tables FortiOS cannot reorder (same settings and uuid)"
+        return how
+
+    def same(self, before: Snapshot, after: Snapshot) -> bool:
+        """Every section as in the backup, byte for byte, but the place of entries in unordered tables."""
+        return unordered(before.extra["sections"]) == unordered(after.extra["sections"])
 
 
 DRIVER = FortiosDriver

@@ -17,8 +17,9 @@ Semantics kept from a real FortiGate:
   without saving") or a dropped session discards what was not saved yet;
 * ``show <path>`` prints the non-default settings in the device's own attribute order
   (string values quoted), ``show full-configuration <path>`` the defaults too; new entries
-  are appended to their table, ``move K before|after K2`` reorders; addresses and shaping
-  policies get a ``uuid`` unless one is set;
+  are appended to their table; ``move K before|after K2`` exists only in the tables whose order
+  means something (shaping policies, SD-WAN rules); addresses and shaping policies get a
+  ``uuid`` unless one is set;
 * errors as FortiOS prints them: ``command parse error before 'x'`` + ``Command fail.
   Return code -61`` (unknown command, setting or value), ``entry not found in datasource`` +
   ``value parse error before 'x'`` + ``Return code -3`` (a reference to nothing),
@@ -156,6 +157,10 @@ QUOTED = names(
     "mos-threshold alias hostname server vdom"
 )
 UUID_TABLES = frozenset({("firewall address",), ("firewall shaping-policy",)})
+#: tables whose order means something and so take ``move`` (Fortinet KB "Using the CLI to change the order of
+#: the IPv4, traffic shaping, local-in and SD-WAN policy list": "only available in tables where the order of
+#: entries makes a difference"); every table prints its entries in the order they were created
+ORDERED = frozenset({("firewall shaping-policy",), ("system sdwan", "service")})
 
 #: the order ``show`` prints settings and nested blocks in (others follow, alphabetically)
 ORDER = {
@@ -509,8 +514,10 @@ class Editor:
 
     def move(self, frame: Frame, args: list[str]) -> str:
         entries = frame.node.entries
-        if entries is None or len(args) != 3 or args[1] not in ("before", "after"):
+        if entries is None or frame.key is not None or frame.path not in ORDERED:
             return PARSE_ERROR.format("move")
+        if len(args) != 3 or args[1] not in ("before", "after"):
+            return PARSE_ERROR.format(args[1] if len(args) > 1 else "move")
         key, where, other = args
         if key not in entries or other not in entries:
             return NOT_FOUND.format(key if key not in entries else other)

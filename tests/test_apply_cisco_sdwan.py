@@ -339,3 +339,33 @@ def test_credentials_host_keys_and_unreachable_controller(sdwan, tmp_path: Path)
     r = results["vsmart1"]
     assert (r["status"], r["error_kind"], r["left_in"]) == ("failed", "connect", "original"), r
     assert vs_known == known.read_text()
+
+
+def test_merge_joins_sites_and_refuses_conflicting_shared_objects() -> None:
+    """Shared objects must be identical on every edge; site objects differ by name; containers are merged."""
+    from controller.apply.errors import UsageError
+    from controller.apply.sdwan import merge
+
+    def edge(site: int, latency: int) -> str:
+        return (
+            f"policy\n sla-class QOECTL-SLA-VOICE\n  latency {latency}\n !\n app-route-policy QOECTL-AAR-SITE-{site}\n"
+            f"  vpn-list QOECTL-VPN1\n   sequence 10\n    match\n     dscp 46\n    !\n   !\n  !\n !\n lists\n"
+            f"  site-list QOECTL-SITE-{site}\n   site-id {site}\n  !\n  vpn-list QOECTL-VPN1\n   vpn 1\n  !\n !\n!\n"
+            f"apply-policy\n site-list QOECTL-SITE-{site}\n  app-route-policy QOECTL-AAR-SITE-{site}\n !\n!\n"
+        )
+
+    text = merge({"a": edge(1, 300), "b": edge(2, 300)})
+    assert text.count("sla-class QOECTL-SLA-VOICE\n") == 1 and text.count("\npolicy\n") == 1
+    assert (
+        text.count("\napply-policy\n") == 1 and "site-list QOECTL-SITE-2\n  app-route-policy QOECTL-AAR-SITE-2" in text
+    )
+    with pytest.raises(UsageError, match=r"edges a and b need different 'policy sla-class QOECTL-SLA-VOICE'"):
+        merge({"a": edge(1, 300), "b": edge(2, 250)})
+
+
+def test_plan_notes_where_the_centralized_policy_goes() -> None:
+    from controller.pipeline import build
+
+    result = build(Path(__file__).resolve().parents[1] / "policies")
+    plan = result.plan("br3-edge1")
+    assert plan is not None and any("sdwan_controllers" in n and "SD-WAN Manager" in n for n in plan.notes)

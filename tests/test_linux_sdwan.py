@@ -201,3 +201,32 @@ def test_a_plan_built_in_code_cannot_inject_a_line(tmp_path: Path, field: str) -
         plan = dataclasses.replace(plan, interfaces=ifaces)
     with pytest.raises(ValueError):
         linux.RENDERER.render(plan)
+
+
+# -- apply: a routing file beyond what qoectl owns is refused before any connection -------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "rule add priority 100 fwmark 0x100/0xff00 lookup 29101",  # below the range: e.g. before local routes
+        "rule add priority 30100 fwmark 0x100/0xff00 lookup 254",  # qoectl's rule sending to main
+        "rule add priority 30100 fwmark 0x100/0xffff lookup 29101",  # tests other software's mark bits
+        "route add default via 198.18.7.1 dev wan0 table 254",  # the main table
+        "route flush table all",
+    ],
+)
+def test_the_driver_refuses_routing_beyond_its_ranges(tmp_path: Path, line: str) -> None:
+    from controller.apply.connection import Timeouts
+    from controller.apply.drivers.base import DriverContext
+    from controller.apply.drivers.linux import LinuxDriver
+    from controller.apply.errors import ApplyError
+
+    b = built(repo_with(edge({"mpls": "198.18.7.1", "internet": "198.18.8.1"}), BOTH), tmp_path)
+    files = render_plan(the_plan(b))
+    dev = next(d for d in b.policy.devices if d.name == "hq-rtr1")
+    ctx = DriverContext(run_id="t", timeouts=Timeouts())
+    LinuxDriver(dev, files, ctx)  # as rendered: accepted
+    with pytest.raises(ApplyError, match="beyond what qoectl owns") as caught:
+        LinuxDriver(dev, {**files, "routing.batch": files["routing.batch"] + line + "\n"}, ctx)
+    assert caught.value.kind == "precondition"

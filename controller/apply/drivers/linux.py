@@ -59,6 +59,7 @@ import time
 from collections.abc import Mapping
 from itertools import pairwise
 
+from controller import linux_routing as owned
 from controller.apply.connection import Session
 from controller.apply.drivers import _linux_routing as routing
 from controller.apply.drivers.base import Driver, DriverContext, Snapshot, ensure_newline
@@ -509,6 +510,15 @@ class LinuxDriver(Driver):
         devs = [d for text in (self.files["tc.batch"], *routed) for d in re.findall(r"\bdev\s+(\S+)", text)]
         self.ifaces = tuple(dict.fromkeys(devs))
         self.families = tuple(f for f, n in ROUTING_FILES.items() if n in self.files)
+        for f in self.families:
+            bad = routing.outside(self.files[ROUTING_FILES[f]])
+            if bad is not None:
+                raise ApplyError(
+                    "precondition",
+                    f"{device.name}: {ROUTING_FILES[f]} goes beyond what qoectl owns (rule priorities "
+                    f"{owned.RULE_FIRST}-{owned.RULE_LAST}, tables {owned.TABLE_FIRST}-{owned.TABLE_LAST}, "
+                    f"mark bits {owned.MARK_MASK:#x}): {bad!r}",
+                )
         self.workdir: str | None = None
         self._want: str | None = None  # the intended state (read by intended(), diffed by push())
         self._restore_uploaded = False

@@ -7,6 +7,7 @@ own counters where packets went and that the cross traffic queues in the ISP, no
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import time
@@ -152,6 +153,16 @@ def test_transports_are_probed_over_their_own_isp_and_degrade_queues_only_that_o
         stopped = CliRunner().invoke(cli, ["lab", "--state-dir", str(lab.root), "degrade", "internet", "--off"])
         assert stopped.exit_code == 0, stopped.output
         assert not _alive(sender.pid) and lab.state().degraded == {}
+        args = ["lab", "--state-dir", str(lab.root), "measure", "--duration", "1", "--json"]
+        measured = CliRunner().invoke(cli, args)
+        assert measured.exit_code == 0, measured.output
+        data = json.loads(measured.stdout)
+        assert {(t["source"], t["transport"]) for t in data["transports"]} == {
+            (r, t) for r in ("branch-rtr", "hub-rtr") for t in ("internet", "mpls")
+        }
+        assert {(v["device"], v["transport"], v["sla_class"]) for v in data["sla"]} == {
+            (r, t, c) for r in ("branch-rtr", "hub-rtr") for t in ("internet", "mpls") for c in ("voice", "web")
+        } - {("hub-rtr", t, "web") for t in ("internet", "mpls")}  # web is a branch journey
         control.degrade(lab.root, "internet", 5000)
         again = next(p for p in lab.state().processes if p.name == "degrade-internet")
         unknown = CliRunner().invoke(

@@ -57,7 +57,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time as _time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -278,6 +278,7 @@ class _Undo:
     entries: dict[tuple[str, ...], Adjustment | None]
     last_change: dict[str, float | None]
     touched: set[str]
+    restore: Callable[[], None] | None = None  # puts back what else the change's rule recorded
 
 
 def _measures(values: Mapping[str, float | None]) -> tuple[tuple[str, float], ...]:
@@ -368,7 +369,11 @@ class _Cycle:
         return Adjustment(change, text, measurements, self.stamp, LOOP_DOCUMENT)
 
     def commit(
-        self, actions: list[Action], entries: Mapping[tuple[str, ...], Adjustment | None], devices: Iterable[str]
+        self,
+        actions: list[Action],
+        entries: Mapping[tuple[str, ...], Adjustment | None],
+        devices: Iterable[str],
+        restore: Callable[[], None] | None = None,
     ) -> None:
         names = set(devices)
         self.undo.append(
@@ -377,6 +382,7 @@ class _Cycle:
                 {k: self.mine.get(k) for k in entries},
                 {d: self.last_change.get(d) for d in names},
                 set(self.touched),
+                restore,
             )
         )
         for key, value in entries.items():
@@ -404,6 +410,8 @@ class _Cycle:
             else:
                 self.last_change[d] = t
         self.touched = u.touched
+        if u.restore is not None:
+            u.restore()
         return dropped
 
     def tightened(self, key: tuple[str, ...]) -> None:

@@ -203,6 +203,11 @@ def _commit(c: _Cycle, device: Device, moves: list[_Move]) -> None:
         return
     actions = []
     entries: dict[tuple[str, ...], Adjustment | None] = {}
+    saved = (dict(c.path_moved), dict(c.path_good), dict(c.bad), set(c.steered))
+
+    def restore() -> None:  # the moves dropped (the policy with them would not validate): as if never made
+        c.path_moved, c.path_good, c.bad, c.steered = (dict(saved[0]), dict(saved[1]), dict(saved[2]), set(saved[3]))
+
     for mv in moves:
         kind: ActionKind = "path_back" if mv.back else "move_path"
         actions.append(Action(kind, mv.journey, device.name, mv.reason, mv.before, mv.after, None, mv.measurements))
@@ -214,4 +219,4 @@ def _commit(c: _Cycle, device: Device, moves: list[_Move]) -> None:
         c.path_good.pop(name, None)
         c.bad[mv.segment] = 0
         c.steered.add(mv.segment)
-    c.commit(actions, entries, [device.name])
+    c.commit(actions, entries, [device.name], restore)

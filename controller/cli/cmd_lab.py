@@ -283,8 +283,9 @@ def measure(
         cycle = run_cycle(state, built, duration_s, journeys=journeys)
     if out_file is not None:
         cycle.write_samples(out_file)
+    sla = cycle.sla(built)
     if as_json:
-        _emit(cycle.to_json())
+        _emit({**cycle.to_json(), "sla": [v.to_json() for v in sla]})
         return
     for p in cycle.probes:
         if p.error:
@@ -309,9 +310,28 @@ def measure(
             f"(max {i.max_backlog_bytes} B = {i.max_queue_delay_ms:.0f} ms), {i.drops} dropped",
             markup=False,
         )
+    for t in cycle.transports:
+        r = t.result
+        health = (
+            f"error: {r.error}"
+            if r.error
+            else f"mean {_num(r.delay_mean_ms)} ms, jitter {_num(r.jitter_ms)} ms, loss {_num(r.loss_pct)} %"
+        )
+        verdicts = " ".join(
+            f"{v.sla_class}:{v.verdict}" for v in sla if v.device == t.source and v.transport == t.transport
+        )
+        out.print(
+            f"transport  {t.transport:<12} {t.source} -> {t.destination} ({t.destination_address}): {health}"
+            + (f" | SLA {verdicts}" if verdicts else ""),
+            markup=False,
+        )
     took = cycle.ended - cycle.started
     where = f"; samples in {out_file}" if out_file else ""
     out.print(f"{len(cycle.samples)} samples in {took:.1f} s{where}", markup=False)
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
 
 
 @lab.command("policy")

@@ -15,14 +15,14 @@ lab() { "$BIN/qoectl" lab --state-dir "$LABDIR" "$@"; }
 loop() { "$BIN/qoectl" loop "$WORK/policy" --lab-dir "$LABDIR" --run-dir "$WORK/runs" --lock-dir "$WORK/locks" \
     --state "$WORK/state" $LIMITS "$@"; }
 
-echo "== C: path steering: voice, web and bulk on internet (mpls idle); the policy applied in cycle 1"
+echo "== E: path steering: voice, web and bulk on internet (mpls idle); the policy applied in cycle 1"
 lab up examples/lab-sdwan/lab.yaml >/dev/null
 lab policy --out "$WORK/policy" >/dev/null
 loop --cycles 2
-echo "== C: 14 Mbit/s of cross traffic in the internet ISP (10 Mbit/s, 500 ms FIFO): the loop moves what needs it"
+echo "== E: 14 Mbit/s of cross traffic in the internet ISP (10 Mbit/s, 500 ms FIFO): the loop moves what needs it"
 lab degrade internet --cross-traffic-kbps 14000
 sleep 2
 loop --cycles 2
-echo "== C: the cross traffic stops: back to internet once it has met the SLA classes for 3 cycles, then steady"
+echo "== E: the cross traffic stops: back to internet once it has met the SLA classes for 3 cycles, then steady"
 lab degrade internet --off
 loop --cycles 5 --html reports/loop-sdwan.html

@@ -2,10 +2,10 @@
 # `make demo` as root: the closed loop on the bundled lab, scenarios A and B end to end (docs/loop.md).
 #   A: no QoS on the routers, bulk overloading the WAN at 2x -> `qoectl loop` from no policy.
 #   B: the inventory shapes at 10 Mbit/s, the ISP's line carries 8 -> the loop lowers the shaper.
-#   C: two transports, one congested from its ISP -> the loop steers journeys to the other and back
+#   E: two transports, one congested from its ISP -> the loop steers journeys to the other and back
 #      (examples/lab-sdwan/steering-demo.sh).
 # The lab is taken down whatever happens (trap). Reports: reports/loop.html (A), reports/loop-capacity.html (B),
-# reports/loop-sdwan.html (C).
+# reports/loop-sdwan.html (E).
 set -eu
 BIN=${BIN:-.venv/bin}
 WORK=$(mktemp -d /tmp/qoectl-loop-demo.XXXXXX)

@@ -317,6 +317,32 @@ def test_a_foreign_entry_on_a_rendered_number_stops_before_anything_is_sent(fgt:
     assert fgt.sections() == before and not fgt.config_lines()
 
 
+def test_an_existing_member_keeps_its_number_and_the_rules_follow(fgt: Fgt) -> None:
+    """port1 is already SD-WAN member 7 (someone set it up before qoectl): qoectl uses member 7 for it."""
+    fgt.dev.set_running_config(
+        'config system sdwan\n    config members\n        edit 7\n            set interface "port1"\n'
+        "        next\n    end\nend\n"
+    )
+    _, r = fgt.apply()
+    assert r["status"] == "changed", r
+    sdwan = parser.read(fgt.sections()).tables["system sdwan"][""]
+    members = {k: e.get("interface") for k, e in sdwan.tables["members"].items() if k}
+    assert members["7"] == "port1" and "port1" not in [i for k, i in members.items() if k != "7"], members
+    rendered = parser.read(fgt.rendered()).tables["system sdwan"][""]
+    seq = {k: e.get("interface") for k, e in rendered.tables["members"].items() if k}
+    to_device = {k: next(d for d, i in members.items() if i == iface) for k, iface in seq.items()}
+    rules = {e.get("name"): e for k, e in sdwan.tables["service"].items() if k}
+    for k, want in rendered.tables["service"].items():
+        if k:
+            expected = [to_device[m] for m in want.settings["priority-members"]]
+            assert rules[want.get("name")].settings["priority-members"] == expected
+    checks = {k: e for k, e in sdwan.tables["health-check"].items() if k.startswith("QOECTL-")}
+    assert all("7" in c.settings["members"] for c in checks.values()), checks
+    assert meaning(fgt.sections()) == meaning(fgt.rendered())
+    _, r = fgt.apply()
+    assert r["status"] == "unchanged", r
+
+
 # -- the fault matrix ---------------------------------------------------------------------------------
 
 

@@ -83,7 +83,10 @@ BY_NAME = {  # numbered tables whose entries qoectl matches by a name setting
     ("firewall shaping-policy",): "name",
     ("system sdwan", "service"): "name",
 }
-RENUMBERED = frozenset({("firewall shaping-policy",), ("system sdwan", "service")})  # nothing refers to their ids
+MEMBERS = ("system sdwan", "members")
+# Numbered tables whose entries qoectl matches on the device by a setting, whatever their number.
+MATCH_BY = {("firewall shaping-policy",): "name", ("system sdwan", "service"): "name", MEMBERS: "interface"}
+MEMBER_REFS = ((("system sdwan", "health-check"), "members"), (("system sdwan", "service"), "priority-members"))
 ORDERED: tuple[tuple[str, ...], ...] = (("firewall shaping-policy",), ("system sdwan", "service"))  # first match wins
 # The order deletions go in, inside "system sdwan" (a rule refers to health checks, they to members).
 SDWAN_DELETE_ORDER = ("service", "health-check", "members")
@@ -230,7 +233,7 @@ class Ownership:
     def owns_entry(self, path: Path, key: str, entry: Block) -> bool:
         if path in BY_NAME:
             return entry.get(BY_NAME[path]).startswith(PREFIX)
-        if path == ("system sdwan", "members"):
+        if path == MEMBERS:
             return entry.get("interface") in self.members
         return key.startswith(PREFIX)
 
@@ -300,18 +303,22 @@ def _table_at(tops: Mapping[str, Block], path: Path) -> Block | None:
 
 
 def number(have: Mapping[str, Block], want: dict[str, Block], own: Ownership, device: str) -> list[str]:
-    """Give rendered numbered entries the device's numbers (matched by name); returns conflicts found.
+    """Give rendered numbered entries the device's numbers; returns the conflicts found.
 
-    Changes ``want`` in place (it is the driver's own parsed copy of the rendered file).
+    SD-WAN rules and shaping policies are matched by name, members by interface: an owned entry
+    keeps its number, a new one takes the rendered number if it is free, else the next free one;
+    references to renumbered members (health checks' ``members``, rules' ``priority-members``) follow.
+    Traffic classes keep the rendered numbers (profiles and policies refer to them): a foreign entry
+    on one is a conflict. Changes ``want`` in place (the driver's own parsed copy of the rendered file).
     """
     problems: list[str] = []
+    members: dict[str, str] = {}
     for path, table in list(tables(want)):
-        numbered = path in BY_NAME or path == ("system sdwan", "members")
-        if table.entries is None or not numbered:
+        if table.entries is None or (path not in BY_NAME and path not in MATCH_BY):
             continue
         dev = _table_at(have, path)
         dev_entries = (dev.entries or {}) if dev is not None else {}
-        if path not in RENUMBERED:
+        if path not in MATCH_BY:
             for key in table.entries:
                 other = dev_entries.get(key)
                 if other is not None and not own.owns_entry(path, key, other):
@@ -320,17 +327,25 @@ def number(have: Mapping[str, Block], want: dict[str, Block], own: Ownership, de
                         f"({_describe(other)}); qoectl renders its own there and will not overwrite it"
                     )
             continue
-        attr = BY_NAME[path]
-        by_name = {e.get(attr): k for k, e in dev_entries.items() if own.owns_entry(path, k, e)}
+        attr = MATCH_BY[path]
+        matched = {e.get(attr): k for k, e in dev_entries.items() if own.owns_entry(path, k, e)}
         taken = set(dev_entries)
         renumbered: dict[str, Block] = {}
         for key, entry in table.entries.items():
-            new = by_name.get(entry.get(attr))
+            new = matched.get(entry.get(attr))
             if new is None:
                 free = key not in taken and key not in renumbered
                 new = key if free else str(max(int(k) for k in taken | set(renumbered) | {"0"}) + 1)
             renumbered[new] = entry
+            if path == MEMBERS:
+                members[key] = new
         table.entries = renumbered
+    for path, attr in MEMBER_REFS:
+        referrers = _table_at(want, path)
+        for entry in (referrers.entries or {}).values() if referrers is not None else ():
+            if attr in entry.settings:
+                seqs = tuple(members.get(w, w) for w in entry.settings[attr].words)
+                entry.settings[attr] = Value(seqs, " ".join(seqs))
     return problems
 
 

@@ -181,6 +181,7 @@ def _device(i: int, profile: Profile, site: int, rng: random.Random) -> dict[str
             "role": "wan",
             "transport": transport,
             "bandwidth_kbps": rate,
+            "gateway": f"198.18.{100 + n}.1",  # the transport's next hop (a linux edge with two routes by it)
         }
         if shaping and rate < port:
             iface["port_speed_kbps"] = port

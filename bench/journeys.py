@@ -150,6 +150,9 @@ def _umbrellas() -> list[dict[str, Any]]:
     ]
 
 
+GATEWAYS = ("198.18.100.1", "198.18.101.1")  # each transport's next hop (a linux edge with two routes by it)
+
+
 def _inventory() -> dict[str, Any]:
     contexts = ("branch", "branch", "campus", "datacenter")
     sites = [{"name": f"site-{s:02d}", "context": contexts[s % len(contexts)]} for s in range(SITES)]
@@ -167,8 +170,10 @@ def _inventory() -> dict[str, Any]:
                     "tags": ["wan-edge"] if d == 0 else ["wan-edge", "core"],
                     "credentials": {"username_env": "QOECTL_USER", "key_file": "~/.ssh/qoectl_ed25519"},
                     "interfaces": [
-                        {"name": wan[0], "role": "wan", "transport": "mpls", "bandwidth_kbps": 1_000_000},
-                        {"name": wan[1], "role": "wan", "transport": "biz-internet", "bandwidth_kbps": 1_000_000},
+                        *(
+                            {"name": w, "role": "wan", "transport": t, "bandwidth_kbps": 1_000_000, "gateway": gw}
+                            for w, t, gw in zip(wan, ("mpls", "biz-internet"), GATEWAYS, strict=True)
+                        ),
                         {"name": "lan0" if linux else "GigabitEthernet0/1/0", "role": "lan", "trust_dscp": False},
                     ],
                 }

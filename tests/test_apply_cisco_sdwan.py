@@ -183,6 +183,12 @@ def test_apply_merges_pushes_and_sends_nothing_the_second_time(sdwan, tmp_path: 
     assert res.exit_code == 0, res.output
     assert {d["status"] for d in data["devices"]} == {"unchanged"} and all(not d["commands"] for d in data["devices"])
     assert all(not config_lines_since(d, marks[n]) for n, d in lab.devices.items())  # nothing sent
+    # the controller alone, by name
+    vs.set_running_config(vs.running_config().replace("latency 300", "latency 299"))
+    res, data = apply_cli(policy, known, tmp_path, "run-3", "--limit", "vsmart1")
+    assert res.exit_code == 0, res.output
+    assert [(d["device"], d["status"]) for d in data["devices"]] == [("vsmart1", "changed")]
+    assert "latency 299" not in vs.running_config() and "latency 300" in vs.running_config()
     assert_no_secret(res, tmp_path)
 
 

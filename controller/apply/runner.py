@@ -16,7 +16,7 @@ from controller.apply.audit import RunFolder, new_run_id, who
 from controller.apply.engine import ApplyOptions, apply_fleet, targets_for
 from controller.apply.lock import default_lock_dir, device_locks
 from controller.apply.result import DeviceResult, FleetResult
-from controller.apply.sdwan import EXPORT, controller_plan
+from controller.apply.sdwan import EXPORT, controller_device, controller_plan
 from controller.apply.secrets import redact
 from controller.apply.selection import Shard, select, shard
 from controller.apply.sources import Rendered, read_rendered
@@ -55,10 +55,16 @@ def run(
     """Select, lock, apply, and write ``result.json``; raises UsageError/LockedError before any SSH.
 
     A run with Cisco SD-WAN edges also applies the merged centralized policy to the inventory's controllers
-    in CLI mode, after the edges (:mod:`controller.apply.sdwan`), or writes it for SD-WAN Manager.
+    in CLI mode, after the edges (:mod:`controller.apply.sdwan`), or writes it for SD-WAN Manager; a
+    controller named in ``limit`` is applied on its own too.
     """
-    chosen = selected(devices, limit, part)
-    targets = targets_for(chosen, rendered)
+    named = {c.name for c in controllers}
+    chosen = (
+        selected([*devices, *(controller_device(c) for c in controllers)], limit, part)
+        if limit
+        else selected(devices, limit, part)
+    )
+    targets = targets_for([d for d in chosen if d.name not in named], rendered)
     sdwan = controller_plan(controllers, rendered, chosen)
     controller_files = {d.name: (d.platform, files) for d, files in sdwan.devices}
     targets += [

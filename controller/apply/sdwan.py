@@ -96,11 +96,24 @@ def controller_plan(
     rendered: Mapping[str, tuple[str, Mapping[str, str]]],
     selected: Sequence[Device],
 ) -> ControllerPlan:
-    """Where the centralized policy goes in a run that applies ``selected`` (nothing without an SD-WAN edge)."""
+    """Where the centralized policy goes in a run that applies ``selected``.
+
+    Every controller when an SD-WAN edge is selected; a controller selected itself (by ``--limit``) alone;
+    nothing otherwise.
+    """
     edges = tuple(d.name for d in selected if d.platform == EDGE)
-    if not edges or driver_for(CONTROLLER) is None:
+    picked = {d.name for d in selected if d.platform == CONTROLLER}
+    if edges:
+        picked = {c.name for c in controllers}
+    if not picked or driver_for(CONTROLLER) is None:
         return ControllerPlan((), (), (), None)
+    controllers = [c for c in controllers if c.name in picked]
     files = {name: entry[1][FILE] for name, entry in rendered.items() if entry[0] == EDGE and FILE in entry[1]}
+    if not files:
+        raise UsageError(
+            f"SD-WAN controller(s) {', '.join(sorted(picked))}: no cisco_sdwan edge has a rendered "
+            f"{FILE} to merge (re-run qoectl plan, or drop --out)"
+        )
     clash = sorted({c.name for c in controllers} & set(rendered))
     if clash:
         raise UsageError(f"SD-WAN controller {clash[0]} has the name of a device; give it its own name")

@@ -87,8 +87,10 @@ def _summary(data: dict[str, Any]) -> None:
         mgmt = r["management"]
         out.print(f"  router  {name:<14} ssh {mgmt['host']}:{mgmt['port']:<12} {r['namespace']}", markup=False)
     for name, w in data["wans"].items():
+        cross = data.get("degraded", {}).get(name)
+        extra = f", cross traffic {cross} kbit/s" if cross else ""
         out.print(
-            f"  wan     {name:<14} {w['capacity_kbps']} kbit/s, FIFO {w['buffer_ms']} ms   {w['namespace']}",
+            f"  wan     {name:<14} {w['capacity_kbps']} kbit/s, FIFO {w['buffer_ms']} ms{extra}   {w['namespace']}",
             markup=False,
         )
     out.print(f"  load    bulk {data['load']['bulk']:g} x capacity", markup=False)

@@ -22,6 +22,7 @@ from controller.lab.config import SINK_RANGE, LabFileError, load_lab, parse_lab
 from controller.lab.measure import HEALTH_DSCP, measure
 from controller.lab.netns import run
 from controller.lab.policy import retarget
+from controller.lab.state import new_state
 from controller.pipeline import build
 from tests.lab.qoelab import requires_lab
 from tests.lab.sdwanlab import SDWAN_LAB, SDWAN_POLICY, sdwan_lab
@@ -51,6 +52,22 @@ def test_the_sdwan_lab_gives_each_router_two_transports_and_one_default() -> Non
 def test_the_single_wan_lab_has_no_transport_probes() -> None:
     cfg = load_lab(SDWAN_LAB.parent.parent / "lab" / "lab.yaml")
     assert not cfg.multi_wan and cfg.transport_probes(3784, HEALTH_DSCP) == ()
+
+
+def test_lab_policy_aims_each_wan_interface_of_an_edge_at_its_isp(tmp_path: Path) -> None:
+    cfg = load_lab(SDWAN_LAB)
+    moved = SDWAN_LAB.read_text(encoding="utf-8").replace("198.18.31.", "198.18.41.")  # mpls on other prefixes
+    state = new_state(tmp_path, parse_lab(moved, "lab.yaml", SDWAN_LAB.parent), moved, SDWAN_LAB.parent)
+    assert state.config.wan("mpls").links[0].isp_address == "198.18.41.2" != cfg.wan("mpls").links[0].isp_address
+    result = build(retarget(SDWAN_POLICY, state, tmp_path / "policy"))
+    assert result.ok, [d.format() for d in result.errors]
+    gateways = {(d.name, i.name): i.gateway for d in result.policy.devices for i in d.interfaces if i.role == "wan"}
+    assert gateways == {
+        ("branch-rtr", "inet0"): "198.18.30.2",
+        ("branch-rtr", "mpls0"): "198.18.41.2",
+        ("hub-rtr", "inet0"): "198.18.30.6",
+        ("hub-rtr", "mpls0"): "198.18.41.6",
+    }
 
 
 BROKEN = """apiVersion: qoectl/v1

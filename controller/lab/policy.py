@@ -22,10 +22,19 @@ def retarget(policy: Path, state: LabState, dest: Path) -> Path:
     """Copy ``policy`` to ``dest``; every inventory device named like a lab router reaches that router.
 
     The device gets the router's management address, port 22, ``username_env: QOECTL_LAB_USER`` and the
-    lab's key file; everything else (journeys, interfaces, bandwidths) is copied as it is. Inventory
-    files are rewritten without their comments; other files are copied byte for byte.
+    lab's key file; a router on two WANs or more (an SD-WAN edge) also gets, on each WAN interface named
+    like one of its lab links, that link's ISP address as ``gateway``. Everything else (journeys,
+    interfaces, bandwidths) is copied as it is. Inventory files are rewritten without their comments;
+    other files are copied byte for byte.
     """
-    routers = {r.name: r for r in state.config.routers}
+    cfg = state.config
+    routers = {r.name: r for r in cfg.routers}
+    gateways = {
+        (link.router, link.interface): link.isp_address
+        for w in cfg.wans
+        for link in w.links
+        if len(cfg.wans_of(link.router)) > 1
+    }
     shutil.copytree(policy, dest, dirs_exist_ok=False)
     for path in sorted(dest.rglob("*")):
         if path.suffix not in (".yaml", ".yml") or not path.is_file():
@@ -39,6 +48,10 @@ def retarget(policy: Path, state: LabState, dest: Path) -> Path:
                     router = routers.get(device.get("name"))
                     if router is not None:
                         _aim(device, router.address, str(state.files.key))
+                        for iface in device.get("interfaces") or []:
+                            gateway = gateways.get((router.name, iface.get("name")))
+                            if gateway is not None and iface.get("role") == "wan":
+                                iface["gateway"] = gateway
         path.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
     return dest
 

@@ -105,7 +105,7 @@ def controller_plan(
     picked = {d.name for d in selected if d.platform == CONTROLLER}
     if edges:
         picked = {c.name for c in controllers}
-    if not picked or driver_for(CONTROLLER) is None:
+    if not (edges or picked) or driver_for(CONTROLLER) is None:
         return ControllerPlan((), (), (), None)
     controllers = [c for c in controllers if c.name in picked]
     files = {name: entry[1][FILE] for name, entry in rendered.items() if entry[0] == EDGE and FILE in entry[1]}

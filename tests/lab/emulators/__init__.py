@@ -7,7 +7,8 @@ Public API (kept stable for the apply engine's tests)::
 
     @dataclass
     class EmulatedDevice:
-        name: str; platform: str   # "cisco_iosxe" | "arista_eos" | "juniper_junos"
+        name: str; platform: str   # "cisco_iosxe" | "arista_eos" | "juniper_junos" | "cisco_sdwan" (cEdge)
+                                   # | "cisco_sdwan_controller" (vSmart) | ... (PLATFORMS)
         host: str                  # "127.0.0.1"
         port: int                  # its own free port
         username: str; password: str
@@ -26,6 +27,7 @@ Public API (kept stable for the apply engine's tests)::
         def set_seconds_per_minute(self, seconds) -> None          # Junos commit confirmed clock
         def flash_files(self) -> dict[str, str]        # IOS-XE/EOS archives on flash:
         def config_sessions(self) -> dict[str, str]    # EOS pending configure sessions
+        def set_vmanaged(self, managed: bool) -> None  # Cisco SD-WAN: vManaged: true, CLI commits refused
         def rotate_host_key(self, kind=None) -> str    # new host key, returns the new known_hosts line
         def stop(self) -> None                         # stop this device only (lab.stop() stops all)
         command_log: list[str]; logins: int; auth_failures: int

@@ -74,15 +74,18 @@ class PrivateLab:
         return retarget(BUNDLED_POLICY, self.state(), dest)
 
 
-def lab_copy(tmp_path: Path, **spec_changes: object) -> PrivateLab:
-    """The bundled lab file with a unique name and management /24 (and ``spec_changes`` to ``spec``)."""
-    doc = yaml.safe_load(BUNDLED_LAB.read_text(encoding="utf-8"))
+def lab_copy(
+    tmp_path: Path, *, lab_file: Path = BUNDLED_LAB, policy: Path = BUNDLED_POLICY, **spec_changes: object
+) -> PrivateLab:
+    """The bundled lab file (or ``lab_file``, its policy ``policy``) with a unique name and management /24
+    (and ``spec_changes`` to ``spec``)."""
+    doc = yaml.safe_load(lab_file.read_text(encoding="utf-8"))
     name = f"t{secrets.token_hex(3)}"
     net = free_management_net()
     doc["metadata"]["name"] = name
     for i, router in enumerate(doc["spec"]["routers"]):
         router["management"] = f"{net.network_address + 4 * i}/30"
-    doc["spec"]["policy"] = str(BUNDLED_POLICY)
+    doc["spec"]["policy"] = str(policy)
     doc["spec"].update(spec_changes)
     folder = tmp_path / "labfile"
     folder.mkdir()
@@ -105,8 +108,10 @@ def take_down(lab: PrivateLab) -> list[str]:
 
 
 @contextmanager
-def running_lab(tmp_path: Path, **spec_changes: object) -> Iterator[PrivateLab]:
-    lab = lab_copy(tmp_path, **spec_changes)
+def running_lab(
+    tmp_path: Path, *, lab_file: Path = BUNDLED_LAB, policy: Path = BUNDLED_POLICY, **spec_changes: object
+) -> Iterator[PrivateLab]:
+    lab = lab_copy(tmp_path, lab_file=lab_file, policy=policy, **spec_changes)
     try:
         control.up(lab.lab_file, lab.root)
         yield lab

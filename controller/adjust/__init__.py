@@ -19,6 +19,7 @@ The API, per cycle::
         figures=figures_from_samples(samples, vocab),      # + device/interface where the lab knows them
         queues=[QueueState(...), ...],                     # the lab's per-router queue state
         drift=drift_from(dry_run_result),                  # an apply dry run: who drifted
+        transports=[TransportHealth(...), ...],            # SD-WAN edges: each transport's delay/jitter/loss
     )
     state = load_state(state_path)                         # .qoectl-loop/state.json (never in the policy repo)
     decision = decide(build, observation, state, Limits()) # actions, holds, new entries, next state
@@ -46,7 +47,9 @@ reason, before, after, measurements), ``holds`` (what was left alone and why),
 ``adjustments`` (the loop document's entries after the cycle), ``build`` (the
 policy compiled and validated with them), ``devices`` (what to apply),
 ``state`` and ``verdicts``; ``to_json(applied)`` is the cycle's JSON line.
-For the loop's report, :func:`before_after` gives, per change, the before and
+On SD-WAN edges the observation's ``transports`` drive path steering
+(:mod:`controller.adjust.paths`: ``move_path`` / ``path_back`` actions and
+``path`` entries). For the loop's report, :func:`before_after` gives, per change, the before and
 after (:mod:`controller.evaluate.baseline`) of the journeys it touched.
 """
 
@@ -55,6 +58,7 @@ from __future__ import annotations
 from controller.adjust.audit import record
 from controller.adjust.document import LOOP_DOCUMENT, document_text, loop_file, write_adjustments
 from controller.adjust.engine import Action, Decision, DecisionError, Hold, Limits, decide, touched, touched_by
+from controller.adjust.health import TransportHealth, sla_verdict
 from controller.adjust.observation import (
     ClassQueue,
     DeviceDrift,
@@ -88,6 +92,7 @@ __all__ = [
     "QueueState",
     "SegmentStatus",
     "StateError",
+    "TransportHealth",
     "before_after",
     "commit_message",
     "decide",
@@ -100,6 +105,7 @@ __all__ = [
     "propose",
     "record",
     "save_state",
+    "sla_verdict",
     "touched",
     "touched_by",
     "write_adjustments",

@@ -128,6 +128,7 @@ def _alive(pid: int) -> bool:
 
 
 @requires_lab
+@pytest.mark.root
 def test_transports_are_probed_over_their_own_isp_and_degrade_queues_only_that_one(tmp_path: Path) -> None:
     with sdwan_lab(tmp_path) as lab:
         policy = build(retarget(SDWAN_POLICY, lab.state(), tmp_path / "policy"))

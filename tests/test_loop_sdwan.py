@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from controller.cli.main import cli
@@ -25,7 +26,7 @@ from controller.lab.policy import retarget
 from tests.lab.qoelab import PrivateLab, requires_lab
 from tests.lab.sdwanlab import SDWAN_POLICY, sdwan_lab
 
-pytestmark = requires_lab
+pytestmark = [requires_lab, pytest.mark.root]
 
 HOLD = 3
 CROSS_KBPS = 14000  # 1.4 x the internet ISP's 10 Mbit/s: its FIFO (500 ms) fills, whatever the routers do

@@ -33,7 +33,7 @@ demo: install
 		--junit reports/verify-junit.xml --html reports/verify.html; rc=$$?; echo "verify exit code: $$rc"
 	@echo "Rendered configs are in out/<device>/; verify reports in reports/"
 	@if [ "$$(id -u)" -eq 0 ]; then \
-		echo "== qoectl loop on the bundled lab (scenarios A and B, docs/loop.md)"; \
+		echo "== qoectl loop on the bundled labs (scenarios A and B, then E: path steering; docs/loop.md)"; \
 		BIN=$(BIN) sh examples/lab/loop-demo.sh; \
 	else \
 		echo "== qoectl loop demo skipped: it builds a lab of network namespaces and needs root (sudo make demo)"; \

@@ -780,7 +780,7 @@ def test_a_restore_set_that_would_not_rebuild_the_backup_stops_the_apply(
 # qoectl owns rule priorities 30000-32599 and tables 29101-29199 (controller/linux_routing.py). Each router here
 # also has routing of its own: a rule at 100 and one at 32700, table 100: they must never change.
 
-GATEWAYS = {"mpls": "198.18.250.1", "biz-internet": "198.18.251.1"}
+GATEWAYS = {"mpls": "198.18.250.1", "biz-internet": "fe80::1"}  # IPv4 and IPv6 (link-local): both families
 STRICT_JOURNEY = """\
 apiVersion: qoectl/v1
 kind: Journey
@@ -848,10 +848,10 @@ def test_two_transport_edge_apply_reapply_drift_and_back_to_one(linux_lab: Linux
     res, data = apply_cli(policy, known, tmp_path, "run-1")
     assert res.exit_code == 0 and by_device(data)["edge"]["status"] == "changed", res.output
     assert "ip -batch: the rules and routes that differ" in by_device(data)["edge"]["commands"]
-    routes = r.sh("ip route show table 29101; ip route show table 29102")
-    assert f"default via {GATEWAYS['biz-internet']} dev wan1 proto static onlink" in routes, routes
+    routes = r.sh("ip -6 route show table 29101; ip -4 route show table 29102")
+    assert f"default via {GATEWAYS['biz-internet']} dev wan1 proto static metric 1024 onlink" in routes, routes
     assert f"default via {GATEWAYS['mpls']} dev wan0 proto static onlink" in routes, routes
-    rules = r.sh("ip rule")
+    rules = r.sh("ip -4 rule; ip -6 rule")
     assert "unreachable" in rules and len(OWNED_RULE.findall(rules)) >= 5, rules
     assert foreign(r) == own
 
@@ -874,14 +874,15 @@ def test_two_transport_edge_apply_reapply_drift_and_back_to_one(linux_lab: Linux
         out, _ = mon.communicate(timeout=10)
     events = [line for line in out.decode().splitlines() if line.strip()]
     assert [e.split(":")[0].removeprefix("Deleted ") for e in events] == [first, first], events
-    assert r.sh("ip rule") == rules and foreign(r) == own
+    assert r.sh("ip -4 rule; ip -6 rule") == rules and foreign(r) == own
 
     # Down to one transport: qoectl's rules and tables go, the router's own stay.
     one = sdwan_entry(r, linux_lab.client_key)
     one["interfaces"] = [i for i in one["interfaces"] if i["name"] != "wan1"]
     res, data = apply_cli(lab_policy(tmp_path / "policy-one", [one]), known, tmp_path, "run-4")
     assert res.exit_code == 0 and by_device(data)["edge"]["status"] == "changed", res.output
-    assert not OWNED_RULE.findall(r.sh("ip rule")) and not r.sh("ip route show table 29101; ip route show table 29102")
+    assert not OWNED_RULE.findall(r.sh("ip -4 rule; ip -6 rule"))
+    assert not r.sh("ip -4 route show table all; ip -6 route show table all").count(" table 291")
     assert foreign(r) == own
 
 
@@ -904,7 +905,7 @@ def test_two_transport_rollback_restores_rules_and_tables_exactly(
     assert not OWNED_RULE.findall(routing_state(fresh)) and OWNED_RULE.findall(routing_state(v1))
 
     # v2: other gateways (routes change) and a faster link (the tc tree changes).
-    moved = {"mpls": "198.18.250.9", "biz-internet": "198.18.251.9"}
+    moved = {"mpls": "198.18.250.9", "biz-internet": "fe80::9"}
     v2 = sdwan_policy(
         tmp_path / "policy-v2", [sdwan_entry(r, linux_lab.client_key, moved, V2_KBPS) for r in (fresh, v1)]
     )

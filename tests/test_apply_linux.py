@@ -153,6 +153,8 @@ def test_apply_dry_run_then_apply_then_nothing_sent(
     assert by_device(data)["r1"]["status"] == "unchanged"
     assert by_device(data)["r2"]["status"] == "changed"
     assert "+qdisc htb 1: root" in by_device(data)["r2"]["diff"]
+    assert "tc -batch tc.batch" in by_device(data)["r2"]["commands"]  # only the part that differs is sent
+    assert "nft -f nftables.nft" not in by_device(data)["r2"]["commands"]
     assert "class htb 1:10" in r2.tc_classes()
 
     # No temporary folder is left on the routers (they share this machine's /tmp).
@@ -531,6 +533,12 @@ def with_wan_kbps(entry: dict, kbps: int) -> dict:
     return {**entry, "interfaces": ifaces}
 
 
+def trusting(entry: dict) -> dict:
+    """The same router with its LAN trusted: the nft table changes (no bleaching rules)."""
+    ifaces = [{**i, "trust_dscp": True} if i["role"] == "lan" else i for i in entry["interfaces"]]
+    return {**entry, "interfaces": ifaces}
+
+
 POINTS = ("after-diff", "after-nft", "after-tc", "sshd-down-until-watchdog")
 
 
@@ -632,7 +640,8 @@ def test_rollback_leaves_each_router_exactly_as_its_backup(
 
     faults = Faults(point, routers, monkeypatch)
     monitors = {name: Monitors(r, tmp_path) for name, r in routers.items()}
-    v2 = lab_policy(tmp_path / "policy-v2", [with_wan_kbps(e, V2_KBPS) for e in entries])
+    # v2: a faster WAN link (the tc tree changes) and a trusted LAN (the nft table changes).
+    v2 = lab_policy(tmp_path / "policy-v2", [trusting(with_wan_kbps(e, V2_KBPS)) for e in entries])
     res, data = faults.apply(v2, known, tmp_path)
     events = {name: m.stop() for name, m in monitors.items()}
     workdirs, watchdog_left_folder = faults.workdirs, faults.watchdog_left_folder
@@ -868,6 +877,7 @@ def test_two_transport_edge_apply_reapply_drift_and_back_to_one(linux_lab: Linux
         res, data = apply_cli(policy, known, tmp_path, "run-3")
         assert res.exit_code == 0 and by_device(data)["edge"]["status"] == "changed", res.output
         assert f"+{first}:" in by_device(data)["edge"]["diff"]
+        assert by_device(data)["edge"]["commands"][1:] == ["ip -batch: the rules and routes that differ"]
         time.sleep(0.3)
     finally:
         mon.terminate()
@@ -904,10 +914,10 @@ def test_two_transport_rollback_restores_rules_and_tables_exactly(
     before = {name: (edge_state(r), routing_state(r), ruleset(r), r.state()) for name, r in routers.items()}
     assert not OWNED_RULE.findall(routing_state(fresh)) and OWNED_RULE.findall(routing_state(v1))
 
-    # v2: other gateways (routes change) and a faster link (the tc tree changes).
+    # v2: other gateways (routes change), a faster link (the tc tree changes), a trusted LAN (nft changes).
     moved = {"mpls": "198.18.250.9", "biz-internet": "fe80::9"}
     v2 = sdwan_policy(
-        tmp_path / "policy-v2", [sdwan_entry(r, linux_lab.client_key, moved, V2_KBPS) for r in (fresh, v1)]
+        tmp_path / "policy-v2", [trusting(sdwan_entry(r, linux_lab.client_key, moved, V2_KBPS)) for r in (fresh, v1)]
     )
     faults = Faults(point, routers, monkeypatch)
     res, data = faults.apply(v2, known, tmp_path)

@@ -358,6 +358,11 @@ def tc_restore_batch(state: str, ifaces: tuple[str, ...], tick: float = DEFAULT_
     return "\n".join(lines) + "\n"
 
 
+def _part(state: str, prefix: str) -> list[tuple[str, list[str]]]:
+    """The sections of a normalized state whose head starts with ``prefix`` (``nft``, ``tc ``), in order."""
+    return [(head, lines) for head, lines in _sections(state).items() if head.startswith(prefix)]
+
+
 def _level(words: list[str]) -> int:
     if "level" in words:
         try:
@@ -660,20 +665,21 @@ class LinuxDriver(Driver):
         self._watchdog_at = time.monotonic()
         self._must(s, f"setsid -f sh {d}/watchdog.sh {int(self.ctx.confirm_s)} </dev/null >/dev/null 2>&1", "watchdog")
         sent.append(f"watchdog: restore what the push touched unless confirmed within {self.ctx.confirm_s}s")
-        # Routing first: a journey's new rules exist before nftables gives its packets a new mark.
-        ip_batches = routing.push_batches(before.state, self._want or "")
+        # Only the parts that differ, routing first: a journey's new rules exist before nftables gives its
+        # packets a new mark. A part left alone keeps its state (rule handles, HTB counters and queues): moving
+        # a journey to another transport changes its ip rules and nothing else.
+        want = self._want
+        ip_batches = routing.push_batches(before.state, want or "")
         if ip_batches:
             self._upload(s, {f"push{f}.ip": text for f, text in ip_batches.items()})
         run_ip = " && ".join(f"ip -{f} -batch {d}/push{f}.ip" for f in ip_batches)
-        steps = (
-            *(
-                [(f"touch {d}/{TOUCHED_IP} && {run_ip}", "ip -batch: the rules and routes that differ")]
-                if run_ip
-                else []
-            ),
-            (f"touch {d}/{TOUCHED_NFT} && nft -f {d}/nftables.nft", "nft -f nftables.nft"),
-            (f"touch {d}/{TOUCHED_TC} && tc -batch {d}/tc.batch", "tc -batch tc.batch"),
-        )
+        steps: list[tuple[str, str]] = []
+        if run_ip:
+            steps.append((f"touch {d}/{TOUCHED_IP} && {run_ip}", "ip -batch: the rules and routes that differ"))
+        if want is None or _part(before.state, "nft") != _part(want, "nft"):
+            steps.append((f"touch {d}/{TOUCHED_NFT} && nft -f {d}/nftables.nft", "nft -f nftables.nft"))
+        if want is None or _part(before.state, "tc ") != _part(want, "tc "):
+            steps.append((f"touch {d}/{TOUCHED_TC} && tc -batch {d}/tc.batch", "tc -batch tc.batch"))
         for cmd, what in steps:
             sent.append(what)
             try:

@@ -409,19 +409,19 @@ class LinuxRenderer(Renderer):
 
     def notes(self, plan: DevicePlan) -> tuple[str, ...]:
         notes = super().notes(plan)
-        steer = steering(plan)
-        if steer is None:
+        names = transports(tuple(i.transport for i in plan.wan_interfaces))
+        if len(names) < 2 or not plan.path_preferences:  # as steering(): nothing steered, nothing to say
             return notes
         notes += (
             "linux SD-WAN edge: the router follows each journey's preferred transports (routing.batch); its SLA "
             "classes are measured per transport and enforced by qoectl loop from probes, not by the router",
         )
-        for t in steer["tables"]:
-            ifaces = [i.name for i in plan.wan_interfaces if i.transport == t["transport"] and i.gateway]
+        for t in names:
+            ifaces = [i.name for i in plan.wan_interfaces if i.transport == t and i.gateway]
             if len(ifaces) > 1:
                 notes += (
-                    f"transport {t['transport']} has {len(ifaces)} WAN interfaces ({', '.join(ifaces)}): its table "
-                    f"routes over {ifaces[0]} only",
+                    f"transport {t} has {len(ifaces)} WAN interfaces ({', '.join(ifaces)}): its table routes over "
+                    f"{ifaces[0]} only",
                 )
         return notes
 

@@ -444,6 +444,9 @@ class LinuxRenderer(Renderer):
         for rule in plan.markings:
             if rule.journey == journey:
                 tokens += [classid(c) for c in plan.classes if c.name == rule.class_name]
+        steer = steering(plan)
+        if steer is not None:  # its path mark: the qoe_path rule and its ip rules
+            tokens += [j["mark"] for j in steer["journeys"] if j["journey"] == journey]
         return tokens
 
     def context(self, plan: DevicePlan) -> dict[str, Any]:

@@ -489,9 +489,9 @@ def wait_no_watchdog(router: SshRouter, timeout: float) -> float:
     return time.monotonic() - start
 
 
-def qoectl_state(router: SshRouter) -> str:
+def qoectl_state(router: SshRouter, wans: tuple[str, ...] = ("wan0",)) -> str:
     """What qoectl reads and compares ("unchanged", rollback verified), read here without SSH."""
-    return normalize_state(router.sh(state_script(("wan0",))))
+    return normalize_state(router.sh(state_script(wans)))
 
 
 def ruleset(router: SshRouter) -> str:
@@ -807,6 +807,7 @@ FOREIGN = (
     "ip rule add pref 100 fwmark 0x4000/0x4000 lookup 100 && ip route add 198.18.252.0/24 dev wan1 table 100 && "
     "ip rule add pref 32700 from 198.18.253.0/24 lookup 100"
 )
+EDGE_WANS = ("wan0", "wan1")  # the WAN interfaces of a two-transport edge
 OWNED_RULE = re.compile(r"^(3[0-1]\d{3}|32[0-5]\d\d):", re.MULTILINE)
 
 
@@ -842,10 +843,6 @@ def foreign(router: SshRouter) -> str:
     """The router's own routing: every rule outside qoectl's range, table 100."""
     rules = [line for line in router.sh("ip -4 rule; ip -6 rule").splitlines() if not OWNED_RULE.match(line)]
     return "\n".join([*rules, router.sh("ip route show table 100")])
-
-
-def edge_state(router: SshRouter) -> str:
-    return normalize_state(router.sh(state_script(("wan0", "wan1"))))
 
 
 def test_two_transport_edge_apply_reapply_drift_and_back_to_one(linux_lab: LinuxLab, tmp_path: Path) -> None:
@@ -911,7 +908,7 @@ def test_two_transport_rollback_restores_rules_and_tables_exactly(
     res, data = apply_cli(sdwan_policy(tmp_path / "policy-v1", [entries[1]]), known, tmp_path, "run-v1")
     assert res.exit_code == 0 and by_device(data)["sdv1"]["status"] == "changed", res.output
     wait_no_watchdog(v1, 5)
-    before = {name: (edge_state(r), routing_state(r), ruleset(r), r.state()) for name, r in routers.items()}
+    before = {n: (qoectl_state(r, EDGE_WANS), routing_state(r), ruleset(r), r.state()) for n, r in routers.items()}
     assert not OWNED_RULE.findall(routing_state(fresh)) and OWNED_RULE.findall(routing_state(v1))
 
     # v2: other gateways (routes change), a faster link (the tc tree changes), a trusted LAN (nft changes).
@@ -926,7 +923,7 @@ def test_two_transport_rollback_restores_rules_and_tables_exactly(
         d = by_device(data)[name]
         assert (d["status"], d["left_in"], d["error_kind"]) == ("rolled_back", "original", "session_lost"), d
         backup = tmp_path / "run-v2" / "backups" / name
-        assert (backup / "qoectl-state.txt").read_text() == before[name][0] == edge_state(r)
+        assert (backup / "qoectl-state.txt").read_text() == before[name][0] == qoectl_state(r, EDGE_WANS)
         assert routing_state(r) == before[name][1], name  # every rule and route, qoectl's and the router's own
         assert ruleset(r) == before[name][2] and r.state() == before[name][3]
         assert wait_no_watchdog(r, 3) < 3, f"watchdog still running on {name}"

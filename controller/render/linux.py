@@ -227,9 +227,9 @@ def _safe(name: str, what: str) -> str:
     return name
 
 
-def transports(device_or_plan: tuple[str | None, ...]) -> list[str]:
-    """The distinct transports of a device's WAN interfaces, sorted by name (the order of their tables)."""
-    return sorted({t for t in device_or_plan if t})
+def transports(carried: tuple[str | None, ...]) -> list[str]:
+    """The distinct transports the WAN interfaces carry, sorted by name (the order of their tables)."""
+    return sorted({t for t in carried if t})
 
 
 def _route(iface: InterfacePlan, table: int) -> dict[str, Any]:
@@ -299,7 +299,7 @@ def steering(plan: DevicePlan) -> dict[str, Any] | None:
         for match in _path_marks(by_name[name][1].matches)
     ]
     return {
-        "tables": [{"transport": t, "table": tables[t]} for t in names],
+        "tables": [{"transport": _safe(t, "transport"), "table": tables[t]} for t in names],
         "routes": routes,
         "families": sorted({r["family"] for r in routes}),
         "journeys": journeys,

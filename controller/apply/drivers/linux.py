@@ -626,6 +626,9 @@ class LinuxDriver(Driver):
         return ApplyError("precondition", f"{s.where}: cannot guarantee a rollback, so nothing was sent: {why}")
 
     def push(self, s: Session, before: Snapshot) -> tuple[str, ...]:
+        want = self._want
+        if want is None:  # the engine always asks intended() first; without it there is nothing to diff against
+            raise ApplyError("precondition", f"{s.where}: the intended state was not read, so nothing was sent")
         if self._psched is None:
             self._preflight(s)
         try:
@@ -668,17 +671,16 @@ class LinuxDriver(Driver):
         # Only the parts that differ, routing first: a journey's new rules exist before nftables gives its
         # packets a new mark. A part left alone keeps its state (rule handles, HTB counters and queues): moving
         # a journey to another transport changes its ip rules and nothing else.
-        want = self._want
-        ip_batches = routing.push_batches(before.state, want or "")
+        ip_batches = routing.push_batches(before.state, want)
         if ip_batches:
             self._upload(s, {f"push{f}.ip": text for f, text in ip_batches.items()})
         run_ip = " && ".join(f"ip -{f} -batch {d}/push{f}.ip" for f in ip_batches)
         steps: list[tuple[str, str]] = []
         if run_ip:
             steps.append((f"touch {d}/{TOUCHED_IP} && {run_ip}", "ip -batch: the rules and routes that differ"))
-        if want is None or _part(before.state, "nft") != _part(want, "nft"):
+        if _part(before.state, "nft") != _part(want, "nft"):
             steps.append((f"touch {d}/{TOUCHED_NFT} && nft -f {d}/nftables.nft", "nft -f nftables.nft"))
-        if want is None or _part(before.state, "tc ") != _part(want, "tc "):
+        if _part(before.state, "tc ") != _part(want, "tc "):
             steps.append((f"touch {d}/{TOUCHED_TC} && tc -batch {d}/tc.batch", "tc -batch tc.batch"))
         for cmd, what in steps:
             sent.append(what)

@@ -8,16 +8,16 @@ for byte, with the foreign policy objects present before the run untouched.
 
 from __future__ import annotations
 
-import json
 import re
+from functools import partial
 from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
 
-from controller.cli.main import cli
-from tests.lab.emulators import DeviceLab, EmulatedDevice
+from tests import apply_support
+from tests.apply_support import by_device, config_lines_since
+from tests.lab.emulators import DeviceLab
 from tests.lab.emulators.fixtures import emulated_devices  # noqa: F401 - the fixture
 from tests.lab.sshd import lab_policy
 
@@ -25,6 +25,8 @@ PASSWORD = "Sdwan-pw-41c9e2-never-print"
 ENV = {"QOECTL_TEST_USER": "qoectl", "QOECTL_TEST_PASSWORD": PASSWORD}
 CREDS = {"username_env": "QOECTL_TEST_USER", "password_env": "QOECTL_TEST_PASSWORD"}
 SPECS = [("sd-edge1", "cisco_sdwan"), ("sd-edge2", "cisco_sdwan"), ("vsmart1", "cisco_sdwan_controller")]
+apply_cli = partial(apply_support.apply_cli, env=ENV)
+assert_no_secret = partial(apply_support.assert_no_secret, PASSWORD)
 
 # Policy objects someone else configured: qoectl must never touch them.
 FOREIGN_EDGE = """\
@@ -109,26 +111,6 @@ def vsmart_entry(lab: DeviceLab, mode: str = "cli") -> dict[str, object]:
     return {"name": "vsmart1", "host": "127.0.0.1", "port": lab["vsmart1"].port, "credentials": CREDS, "mode": mode}
 
 
-def apply_cli(
-    policy: Path, known: Path, tmp: Path, run: str, *extra: str, env: dict[str, str] = ENV
-) -> tuple[Result, dict]:
-    args = [
-        "apply", str(policy), "--known-hosts", str(known), "--lock-dir", str(tmp / "locks"),
-        "--run-dir", str(tmp / run),
-        "--connect-timeout", "5", "--command-timeout", "20", "--json", *extra,
-    ]  # fmt: skip
-    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
-    return result, json.loads(result.stdout)
-
-
-def by_device(data: dict) -> dict[str, dict]:
-    return {d["device"]: d for d in data["devices"]}
-
-
-def config_lines_since(device: EmulatedDevice, start: int) -> list[str]:
-    return [line for line in device.command_log[start:] if " config: " in line]
-
-
 @pytest.fixture(name="sdwan")
 def sdwan_fixture(emulated_devices, tmp_path: Path) -> tuple[DeviceLab, Path, Path]:  # noqa: F811
     lab = emulated_devices(SPECS, password=PASSWORD)
@@ -137,13 +119,6 @@ def sdwan_fixture(emulated_devices, tmp_path: Path) -> tuple[DeviceLab, Path, Pa
     lab["vsmart1"].set_running_config(lab["vsmart1"].running_config().replace("\nend", "\n" + FOREIGN_VSMART + "end"))
     policy = write_policy(tmp_path, lab, vsmart_entry(lab))
     return lab, policy, lab.known_hosts_file(tmp_path / "known_hosts")
-
-
-def assert_no_secret(result: Result, folder: Path) -> None:
-    assert PASSWORD not in result.output
-    for path in folder.rglob("*"):
-        if path.is_file():
-            assert PASSWORD not in path.read_text(errors="replace"), path
 
 
 def states(lab: DeviceLab) -> dict[str, str]:

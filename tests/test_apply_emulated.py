@@ -8,53 +8,23 @@ These tests need no root.
 
 from __future__ import annotations
 
-import json
 import re
+from functools import partial
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from controller.cli.main import cli
-from tests.lab.emulators import DeviceLab, EmulatedDevice
+from tests import apply_support
+from tests.apply_support import by_device, config_lines_since
+from tests.lab.emulators import DeviceLab
 from tests.lab.emulators.fixtures import emulated_devices  # noqa: F401 - the fixture
 from tests.lab.sshd import emulated_device_entry, lab_policy
 
 PASSWORD = "Emu-pw-7f3a9c-never-print"
 ENV = {"QOECTL_TEST_USER": "qoectl", "QOECTL_TEST_PASSWORD": PASSWORD}
 SPECS = [("edge-ios", "cisco_iosxe"), ("edge-eos", "arista_eos"), ("edge-junos", "juniper_junos")]
-
-
-def apply_cli(
-    policy: Path, known: Path, tmp: Path, run: str, *extra: str, env: dict[str, str] = ENV
-) -> tuple[Result, dict]:
-    args = [
-        "apply",
-        str(policy),
-        "--known-hosts",
-        str(known),
-        "--lock-dir",
-        str(tmp / "locks"),
-        "--run-dir",
-        str(tmp / run),
-        "--connect-timeout",
-        "5",
-        "--command-timeout",
-        "20",
-        "--json",
-        *extra,
-    ]
-    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
-    return result, json.loads(result.stdout)
-
-
-def by_device(data: dict) -> dict[str, dict]:
-    return {d["device"]: d for d in data["devices"]}
-
-
-def config_lines_since(device: EmulatedDevice, start: int) -> list[str]:
-    """Configuration-mode lines the device received after command-log index ``start``."""
-    return [line for line in device.command_log[start:] if " config: " in line]
+apply_cli = partial(apply_support.apply_cli, env=ENV)
+assert_no_secret = partial(apply_support.assert_no_secret, PASSWORD)
 
 
 def setup(emulated_devices, tmp_path: Path) -> tuple[DeviceLab, Path, Path]:  # noqa: F811
@@ -64,13 +34,6 @@ def setup(emulated_devices, tmp_path: Path) -> tuple[DeviceLab, Path, Path]:  # 
     )
     known = lab.known_hosts_file(tmp_path / "known_hosts")
     return lab, policy, known
-
-
-def assert_no_secret(result: Result, folder: Path) -> None:
-    assert PASSWORD not in result.output
-    for path in folder.rglob("*"):
-        if path.is_file():
-            assert PASSWORD not in path.read_text(errors="replace"), path
 
 
 def test_apply_three_platforms_then_nothing_sent(emulated_devices, tmp_path: Path) -> None:  # noqa: F811

@@ -10,8 +10,8 @@ health checks, shaping policies and profiles untouched. No root needed.
 
 from __future__ import annotations
 
-import json
 import re
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,8 @@ from click.testing import CliRunner, Result
 
 from controller.apply.drivers.fortios_sdwan import SECTIONS
 from controller.cli.main import cli
+from tests import apply_support
+from tests.apply_support import apply_cli
 from tests.lab.emulators import DeviceLab, EmulatedDevice
 from tests.lab.emulators.fixtures import emulated_devices  # noqa: F401 - the fixture
 from tests.lab.sshd import lab_policy
@@ -27,6 +29,7 @@ from tests.parsers import fortios_sdwan as parser
 PASSWORD = "Fgt-pw-4b9e1d-never-print"
 ENV = {"QOECTL_TEST_USER": "qoectl", "QOECTL_TEST_PASSWORD": PASSWORD}
 NAME = "br-fgt"
+assert_no_secret = partial(apply_support.assert_no_secret, PASSWORD)
 
 # Someone else's config on the same FortiGate: a member, a health check and a rule of their own (rule 1,
 # the number qoectl renders for its first rule), a traffic class, an unattached shaping profile, a shaping
@@ -137,24 +140,7 @@ class Fgt:
 
     def apply(self, *extra: str, env: dict[str, str] = ENV, known: Path | None = None) -> tuple[Result, dict]:
         self.runs += 1
-        args = [
-            "apply",
-            str(self.policy),
-            "--known-hosts",
-            str(known or self.known),
-            "--lock-dir",
-            str(self.tmp / "locks"),
-            "--run-dir",
-            str(self.tmp / f"run-{self.runs}"),
-            "--connect-timeout",
-            "5",
-            "--command-timeout",
-            "20",
-            "--json",
-            *extra,
-        ]
-        result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
-        data = json.loads(result.stdout)
+        result, data = apply_cli(self.policy, known or self.known, self.tmp, f"run-{self.runs}", *extra, env=env)
         return result, data["devices"][0]
 
     def console(self, mode: str) -> None:
@@ -239,13 +225,6 @@ def meaning(text: str) -> dict:
         if rid and (m := re.fullmatch(r"QOECTL-(.+)-\d+", rule.get("name") or ""))
     ]
     return parser.parse({"fortios.conf": "\n".join(headers) + "\n" + text})
-
-
-def assert_no_secret(result: Result, folder: Path) -> None:
-    assert PASSWORD not in result.output
-    for path in folder.rglob("*"):
-        if path.is_file():
-            assert PASSWORD not in path.read_text(errors="replace"), path
 
 
 # -- apply, re-apply, minimal change ------------------------------------------------------------------

@@ -30,7 +30,7 @@ from controller.cli.main import cli
 from controller.export.prometheus import ALERT, escape_template, groups_of, rule_file
 from controller.pipeline import Build, build
 from controller.qoe import emodel
-from tests.verify_support import POLICY, T0, policy_build, write_csv
+from tests.verify_support import POLICY, T0, journey_yaml, policy_build, write_csv
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -39,49 +39,47 @@ needs_promtool = pytest.mark.skipif(
 REPO = Path(__file__).resolve().parent.parent
 STEP = 60  # s: the test's sample interval, the rules' evaluation interval and verify's default --step
 
-EXTRA = """\
----
-apiVersion: qoectl/v1
-kind: Journey
-metadata: {name: voice-g729, owner: "ops {{ $labels.site }}", description: "calls; {{ not a template }}"}
-spec:
-  traffic:
-    match: [{protocol: udp, destination_ports: ["40000-40100"], destination_prefixes: [198.18.21.0/24]}]
-  target: {voice: {codec: g729a, mos: 3.6}}
-  priority: high
-  bandwidth: {per_flow_kbps: 40, concurrent_flows: 5}
-  verify:
-    window: 1m
-    objective_pct: 99.5
-    period: 7d
-    queries:
-      one_way_delay_ms: 'avg by (site) (rtp_delay_ms{app="g729"})'
-      jitter_ms: 'avg by (site) (rtp_jitter_ms{app="g729"})'
-      loss_pct: 'avg by (site) (rtp_loss_ratio{app="g729"}) * 100 # a ratio in the exporter'
----
-apiVersion: qoectl/v1
-kind: Journey
-metadata: {name: meetings}
-spec:
-  traffic:
-    match: [{protocol: udp, destination_ports: [3478], destination_prefixes: [198.18.22.0/24]}]
-  target: {video: {mode: conferencing, bitrate_kbps: 1500, one_way_delay_ms: 150, jitter_ms: 30, loss_pct: 1}}
-  bandwidth: {share_pct: 5}
-  verify: {window: 2m, objective_pct: 95, period: 28d}
----
-apiVersion: qoectl/v1
-kind: Journey
-metadata: {name: portal}
-spec:
-  traffic:
-    match: [{protocol: tcp, destination_ports: [8443], destination_prefixes: [198.18.23.0/24]}]
-  target: {interactive: {apdex_t_ms: 1000, apdex: 0.9, round_trips: 2}}
-  bandwidth: {share_pct: 5}
-  verify:
-    objective_pct: 100
-    queries:
-      apdex: 'avg by (site, context) (portal_apdex)'
-"""
+EXTRA = (
+    journey_yaml(
+        "voice-g729",
+        ("udp", "40000-40100", "198.18.21.0/24"),
+        {"voice": {"codec": "g729a", "mos": 3.6}},
+        {
+            "window": "1m",
+            "objective_pct": 99.5,
+            "period": "7d",
+            "queries": {
+                "one_way_delay_ms": 'avg by (site) (rtp_delay_ms{app="g729"})',
+                "jitter_ms": 'avg by (site) (rtp_jitter_ms{app="g729"})',
+                "loss_pct": 'avg by (site) (rtp_loss_ratio{app="g729"}) * 100 # a ratio in the exporter',
+            },
+        },
+        priority="high",
+        bandwidth={"per_flow_kbps": 40, "concurrent_flows": 5},
+        owner="ops {{ $labels.site }}",
+        description="calls; {{ not a template }}",
+    )
+    + journey_yaml(
+        "meetings",
+        ("udp", 3478, "198.18.22.0/24"),
+        {
+            "video": {
+                "mode": "conferencing",
+                "bitrate_kbps": 1500,
+                "one_way_delay_ms": 150,
+                "jitter_ms": 30,
+                "loss_pct": 1,
+            }
+        },
+        {"window": "2m", "objective_pct": 95, "period": "28d"},
+    )
+    + journey_yaml(
+        "portal",
+        ("tcp", 8443, "198.18.23.0/24"),
+        {"interactive": {"apdex_t_ms": 1000, "apdex": 0.9, "round_trips": 2}},
+        {"objective_pct": 100, "queries": {"apdex": "avg by (site, context) (portal_apdex)"}},
+    )
+)
 
 
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

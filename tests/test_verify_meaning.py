@@ -22,37 +22,28 @@ from controller.measure.files import FileSource
 from controller.measure.samples import Vocabulary
 from controller.pipeline import Build
 from controller.qoe import stalls
-from tests.verify_support import T0, policy_build, write_csv
+from tests.verify_support import T0, journey_yaml, policy_build, write_csv
 
 HOUR, DAY = 3600.0, 86400.0
 
 # A video-conferencing journey that states its own network targets (delay, jitter, loss); its throughput
 # budget is derived by the compiler (bitrate x 1.2), so it is secondary. A voice journey with a 7-day SLO
 # period, to check that the burn-rate factors follow the period.
-EXTRA = """\
----
-apiVersion: qoectl/v1
-kind: Journey
-metadata: {name: meet}
-spec:
-  traffic:
-    match: [{protocol: udp, destination_ports: [9000], destination_prefixes: [198.18.50.0/24]}]
-  target: {video: {mode: conferencing, bitrate_kbps: 1500, one_way_delay_ms: 150, jitter_ms: 30, loss_pct: 1}}
-  priority: high
-  bandwidth: {per_flow_kbps: 1800, concurrent_flows: 4}
-  verify: {window: 5m, objective_pct: 70}
----
-apiVersion: qoectl/v1
-kind: Journey
-metadata: {name: calls-weekly}
-spec:
-  traffic:
-    match: [{protocol: udp, destination_ports: ["5004"], destination_prefixes: [198.18.60.0/24]}]
-  target: {voice: {codec: g711, mos: 4.0}}
-  priority: critical
-  bandwidth: {per_flow_kbps: 90, concurrent_flows: 10}
-  verify: {window: 1m, objective_pct: 99, period: 7d}
-"""
+EXTRA = journey_yaml(
+    "meet",
+    ("udp", 9000, "198.18.50.0/24"),
+    {"video": {"mode": "conferencing", "bitrate_kbps": 1500, "one_way_delay_ms": 150, "jitter_ms": 30, "loss_pct": 1}},
+    {"window": "5m", "objective_pct": 70},
+    priority="high",
+    bandwidth={"per_flow_kbps": 1800, "concurrent_flows": 4},
+) + journey_yaml(
+    "calls-weekly",
+    ("udp", "5004", "198.18.60.0/24"),
+    {"voice": {"codec": "g711", "mos": 4.0}},
+    {"window": "1m", "objective_pct": 99, "period": "7d"},
+    priority="critical",
+    bandwidth={"per_flow_kbps": 90, "concurrent_flows": 10},
+)
 TARGETS = {"one_way_delay_ms": 150.0, "jitter_ms": 30.0, "loss_pct": 1.0}  # as stated in EXTRA
 
 

@@ -7,8 +7,11 @@ example policies cannot change what these tests expect.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from controller.pipeline import Build, build
 
@@ -96,6 +99,34 @@ spec:
   priority: low
   bandwidth: {share_pct: 5}
 """
+
+
+def journey_yaml(
+    name: str,
+    match: tuple[str, int | str, str],
+    target: Mapping[str, Any],
+    verify: Mapping[str, Any],
+    *,
+    priority: str | None = None,
+    bandwidth: Mapping[str, Any] | None = None,
+    **metadata: str,
+) -> str:
+    """One Journey document (``---`` first) to append to :data:`POLICY` as ``extra``.
+
+    ``match`` is one ``(protocol, port or "first-last", prefix)``; ``bandwidth`` defaults to 5 % of each link;
+    ``metadata`` adds keys after the name (owner, description).
+    """
+    protocol, port, prefix = match
+    spec: dict[str, Any] = {
+        "traffic": {"match": [{"protocol": protocol, "destination_ports": [port], "destination_prefixes": [prefix]}]},
+        "target": dict(target),
+    }
+    if priority is not None:
+        spec["priority"] = priority
+    spec["bandwidth"] = dict(bandwidth or {"share_pct": 5})
+    spec["verify"] = dict(verify)
+    doc = {"apiVersion": "qoectl/v1", "kind": "Journey", "metadata": {"name": name, **metadata}, "spec": spec}
+    return "---\n" + yaml.safe_dump(doc, sort_keys=False, width=1000)
 
 
 def make_policy(folder: Path, extra: str = "") -> Path:

@@ -70,41 +70,39 @@ def test_lab_policy_aims_each_wan_interface_of_an_edge_at_its_isp(tmp_path: Path
     }
 
 
-BROKEN = """apiVersion: qoectl/v1
-kind: Lab
-metadata: {name: broken}
-spec:
-  default_wan: satellite
-  routers:
-    - {name: a, management: 198.19.250.0/30}
-    - {name: b, management: 198.19.250.4/30}
-  hosts:
-    - {name: ha, router: a, lan: 198.19.255.0/28, site: x}
-    - {name: hb, router: b, lan: 198.18.20.0/24, site: y}
-  wans:
-    - name: one
-      capacity_kbps: 1000
-      links:
-        - {router: a, interface: w0, prefix: 198.18.30.0/30}
-        - {router: a, interface: w1, prefix: 198.18.30.4/30}
-        - {router: b, interface: w0, prefix: 198.18.30.8/30}
-    - name: two
-      transport: one
-      capacity_kbps: 1000
-      links:
-        - {router: a, interface: w2, prefix: 198.18.31.0/30}
-        - {router: b, interface: w2, prefix: 198.18.31.4/30}
-"""
+# The bundled two-transport lab with four mistakes put in, each on a line of its own: an unknown default WAN, a
+# host LAN in the cross-traffic sinks' range, a router twice on one WAN, a transport two WANs carry.
+MISTAKES = (
+    ("default_wan: internet", "default_wan: satellite"),
+    ("lan: 198.18.10.0/24", "lan: 198.19.255.0/28"),
+    (
+        "inet0, prefix: 198.18.30.0/30}\n",
+        "inet0, prefix: 198.18.30.0/30}\n        - {router: branch-rtr, interface: inet1, prefix: 198.18.30.8/30}\n",
+    ),
+    ("    - name: mpls\n", "    - name: mpls\n      transport: internet\n"),
+)
 
 
 def test_every_problem_of_a_two_transport_lab_file_is_reported_at_its_line() -> None:
+    text = SDWAN_LAB.read_text()
+    for old, new in MISTAKES:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    lines = text.splitlines()
+
+    def line_of(words: str) -> int:
+        (line,) = [n for n, line in enumerate(lines, 1) if words in line]
+        return line
+
     with pytest.raises(LabFileError) as caught:
-        parse_lab(BROKEN, "lab.yaml", Path("."))
+        parse_lab(text, "lab.yaml", SDWAN_LAB.parent)
     found = {(d.location.line, d.field): d.message for d in caught.value.diagnostics}
-    assert found[(5, "spec.default_wan")] == "unknown WAN 'satellite'"
-    assert "198.19.255.0/28 overlaps 198.19.255.0/24" in found[(10, "spec.hosts[0].lan")]
-    assert found[(17, "spec.wans[0].links[1].router")] == "router 'a' is on WAN 'one' twice"
-    assert found[(20, "spec.wans[1].transport")] == "transport 'one' is carried by WAN 'one' already"
+    assert found[(line_of("default_wan: satellite"), "spec.default_wan")] == "unknown WAN 'satellite'"
+    assert "198.19.255.0/28 overlaps 198.19.255.0/24" in found[(line_of("lan: 198.19.255.0/28"), "spec.hosts[0].lan")]
+    twice = (line_of("interface: inet1"), "spec.wans[0].links[1].router")
+    assert found[twice] == "router 'branch-rtr' is on WAN 'internet' twice"
+    carried = (line_of("transport: internet"), "spec.wans[1].transport")
+    assert found[carried] == "transport 'internet' is carried by WAN 'internet' already"
     assert len(found) == 4, found
 
 

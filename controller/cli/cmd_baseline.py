@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from controller.cli.options import FILE, source_options
 from controller.cli.policy_path import policy_path
 
 
@@ -24,21 +25,9 @@ def baseline() -> None:
 
 @baseline.command("record")
 @policy_path()
-@click.option(
-    "--measurements",
-    "measurement_files",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Measurement file (.csv, .json, .jsonl, OpenMetrics .om/.prom/.txt). Repeat for more.",
-)
-@click.option("--prometheus", "prometheus_url", help="Prometheus base URL; runs each journey's verify.queries.")
-@click.option(
-    "--since", help="Record this far back from --until, e.g. 1h or 7d (default: all data; 1h for Prometheus)."
-)
-@click.option("--until", help="End of the range: seconds since the epoch or ISO 8601 (default: last sample, or now).")
-@click.option("--step", default="1m", show_default=True, help="Prometheus query step.")
+@source_options(feedback=False, verb="Record")
 @click.option("--journey", "journeys", multiple=True, help="Only this journey. Repeat for more.")
-@click.option("--out", "out_file", required=True, type=click.Path(path_type=Path, dir_okay=False), help="Write here.")
+@click.option("--out", "out_file", required=True, type=FILE, help="Write here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the baseline as JSON on stdout too.")
 def record(
     path: Path,

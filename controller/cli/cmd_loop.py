@@ -13,8 +13,9 @@ from pathlib import Path
 
 import click
 
-from controller.cli.cmd_verify import source_options, source_opts
+from controller.cli.cmd_verify import source_opts
 from controller.cli.console import make_console
+from controller.cli.options import FILE, FOLDER, source_options
 from controller.cli.policy_path import policy_path
 
 out = make_console()
@@ -56,35 +57,18 @@ def register(cli: click.Group) -> None:
 @click.option(
     "--measure-s", type=click.FloatRange(0.5, 600), default=3.0, show_default=True, help="Measurement window."
 )
-@click.option(
-    "--propose", "propose_dir", type=click.Path(path_type=Path, file_okay=False), help="Write patches, never apply."
-)
+@click.option("--propose", "propose_dir", type=FOLDER, help="Write patches, never apply.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per cycle.")
+@click.option("--state", "state_dir", type=FOLDER, help="Loop state folder (default: qoectl-runs/.qoectl-loop).")
 @click.option(
-    "--state",
-    "state_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Loop state folder (default: qoectl-runs/.qoectl-loop).",
+    "--run-dir", type=FOLDER, default=Path("qoectl-runs"), show_default=True, help="Run folders (audit logs)."
 )
-@click.option(
-    "--run-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("qoectl-runs"),
-    show_default=True,
-    help="Run folders (audit logs).",
-)
-@click.option("--known-hosts", type=click.Path(path_type=Path, dir_okay=False), help="Default: the lab's known_hosts.")
-@click.option(
-    "--lab-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Lab state root (default: $QOECTL_LAB_DIR or /run/qoectl/lab).",
-)
-@click.option("--lock-dir", type=click.Path(path_type=Path, file_okay=False), help="Device locks (as qoectl apply).")
-@source_options
+@click.option("--known-hosts", type=FILE, help="Default: the lab's known_hosts.")
+@click.option("--lab-dir", type=FOLDER, help="Lab state root (default: $QOECTL_LAB_DIR or /run/qoectl/lab).")
+@click.option("--lock-dir", type=FOLDER, help="Device locks (as qoectl apply).")
+@source_options()
 @click.option("--lab", "with_lab", is_flag=True, help="Measure the running lab too (with --measurements/--prometheus).")
-@click.option(
-    "--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write the HTML report here."
-)
+@click.option("--html", "html_file", type=FILE, help="Write the HTML report here.")
 @click.option(
     "--act-after", type=click.IntRange(1), default=3, show_default=True, help="N: violating cycles before acting."
 )

@@ -12,23 +12,20 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from controller.cli.options import FILE, source_options
 from controller.cli.policy_path import policy_path
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from controller.errors import Diagnostic
     from controller.evaluate.baseline import Baseline
     from controller.measure.feedback import Answer
     from controller.measure.samples import SampleSet, Vocabulary
     from controller.measure.sources import SourceOptions
     from controller.pipeline import Build
-
-F = TypeVar("F", bound="Callable[..., Any]")
 
 DURATION = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -68,39 +65,6 @@ def _host_port(value: str, option: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise click.BadParameter(f"{value!r}: write ADDRESS:PORT, e.g. 198.18.0.2:40000", param_hint=option)
     return host, int(port)
-
-
-SOURCE_OPTIONS = (
-    click.option(
-        "--measurements",
-        "measurement_files",
-        multiple=True,
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="Measurement file (.csv, .json, .jsonl, OpenMetrics .om/.prom/.txt). Repeat for more.",
-    ),
-    click.option("--prometheus", "prometheus_url", help="Prometheus base URL; runs each journey's verify.queries."),
-    click.option(
-        "--feedback",
-        "feedback_files",
-        multiple=True,
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="Survey CSV: journey, site, time, score[, kind mos|csat|nps]. Repeat for more.",
-    ),
-    click.option(
-        "--since", help="Evaluate this far back from --until, e.g. 1h or 7d (default: all data; 1h for Prometheus)."
-    ),
-    click.option(
-        "--until", help="End of the range: seconds since the epoch or ISO 8601 (default: last sample, or now)."
-    ),
-    click.option("--step", default="1m", show_default=True, help="Prometheus query step."),
-)
-
-
-def source_options(f: F) -> F:
-    """The measurement source options of ``verify`` and ``loop`` (one definition)."""
-    for option in reversed(SOURCE_OPTIONS):
-        f = option(f)
-    return f
 
 
 def source_opts(
@@ -195,17 +159,17 @@ def read_baseline(file: Path | None, as_json: bool) -> Baseline | None:
 
 @click.command()
 @policy_path(alias=True)
-@source_options
+@source_options()
 @click.option("--journey", "journeys", multiple=True, help="Only this journey. Repeat for more.")
 @click.option(
     "--baseline",
     "baseline_file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="Compare each segment with this baseline (qoectl baseline record): better, same or worse.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
-@click.option("--junit", "junit_file", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML here.")
-@click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write an HTML report here.")
+@click.option("--junit", "junit_file", type=FILE, help="Write JUnit XML here.")
+@click.option("--html", "html_file", type=FILE, help="Write an HTML report here.")
 def verify(
     path: Path,
     measurement_files: tuple[Path, ...],
@@ -301,7 +265,7 @@ def _where(site: str | None, context: str | None) -> None:
 @click.option("--timeout-s", type=click.FloatRange(min=0.1), default=60.0, show_default=True)
 @click.option("--idle-s", type=click.FloatRange(min=0.1), default=2.0, show_default=True, help="Stop after this quiet.")
 @click.option("--interval-s", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Sample interval.")
-@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False), help="Write samples (JSON) here.")
+@click.option("--out", "out_file", type=FILE, help="Write samples (JSON) here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def voice_receive(
     listen: str,
@@ -384,7 +348,7 @@ def voice_send(target: str, count: int, rate_pps: float, dscp: str, size: int) -
 @click.option("--count", type=click.IntRange(min=1, max=100_000), default=10, show_default=True)
 @click.option("--interval-s", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option("--timeout-s", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
-@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False), help="Write samples (JSON) here.")
+@click.option("--out", "out_file", type=FILE, help="Write samples (JSON) here.")
 @click.option("--threshold-ms", type=click.FloatRange(min=0, min_open=True), help="Also print the Apdex for this T.")
 def http(
     url: str,

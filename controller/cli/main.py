@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from controller import __version__
 from controller.cli.console import make_console
+from controller.cli.options import FILE
 from controller.cli.plan_report import markdown_plan, print_plan
 from controller.cli.policy_path import policy_path
 from controller.cli.validate_report import write_junit
@@ -128,7 +129,7 @@ def cli() -> None:
 @click.option(
     "--junit",
     "junit_file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="Also write JUnit XML here: a test case per file and per problem (file, line), for CI.",
 )
 def validate(path: Path, as_json: bool, junit_file: Path | None) -> None:
@@ -270,7 +271,7 @@ def _plan_fleet(
 @click.option(
     "--summary",
     "summary_file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=FILE,
     help="Also write the Markdown change summary here (e.g. $GITHUB_STEP_SUMMARY), whatever --format says.",
 )
 @click.option(

@@ -31,6 +31,8 @@ from controller.apply.drivers.base import Snapshot
 from controller.apply.drivers.linux import LinuxDriver, normalize_state, state_script, tc_restore_batch, tick_in_usec
 from controller.apply.result import ErrorKind
 from controller.cli.main import cli
+from tests import apply_support
+from tests.apply_support import by_device
 from tests.conftest import REPO
 from tests.lab.netns import Lab
 from tests.lab.sshd import SSHD, LinuxLab, SshRouter, keygen, lab_policy, linux_device, requires_sshd
@@ -43,29 +45,9 @@ ENV = {"QOECTL_TEST_USER": "root", "QOECTL_TEST_PASSWORD": PASSWORD}
 
 
 def apply_cli(policy: Path, known_hosts: Path, tmp: Path, run: str, *extra: str) -> tuple[Result, dict]:
-    """Run ``qoectl apply --json`` in-process; return the click result and the parsed JSON."""
-    args = [
-        "apply",
-        str(policy),
-        "--known-hosts",
-        str(known_hosts),
-        "--lock-dir",
-        str(tmp / "locks"),
-        "--run-dir",
-        str(tmp / run),
-        "--command-timeout",
-        "30",
-        "--json",
-        *extra,
-    ]
-    if "--connect-timeout" not in extra:
-        args += ["--connect-timeout", "5"]
-    result = CliRunner().invoke(cli, args, env=ENV, catch_exceptions=False)
-    return result, json.loads(result.stdout)
-
-
-def by_device(data: dict) -> dict[str, dict]:
-    return {d["device"]: d for d in data["devices"]}
+    """``qoectl apply --json`` in-process as root on the lab routers, with a longer command timeout (each apply
+    builds throwaway namespaces on the router); ``extra`` options come last, so they win."""
+    return apply_support.apply_cli(policy, known_hosts, tmp, run, "--command-timeout", "30", *extra, env=ENV)
 
 
 def class_packets(router: SshRouter, classid: str) -> int:

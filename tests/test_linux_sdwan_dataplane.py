@@ -29,10 +29,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.apply_support import by_device
 from tests.lab.netns import Netns
 from tests.lab.sshd import LinuxLab, SshRouter, lab_policy, linux_device, requires_sshd
 from tests.lab.traffic import sender_result, start_sender
-from tests.test_apply_linux import apply_cli, by_device
+from tests.test_apply_linux import apply_cli
 
 pytestmark = [requires_sshd, pytest.mark.root]
 

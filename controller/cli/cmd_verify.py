@@ -170,6 +170,11 @@ def read_baseline(file: Path | None, as_json: bool) -> Baseline | None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 @click.option("--junit", "junit_file", type=FILE, help="Write JUnit XML here.")
 @click.option("--html", "html_file", type=FILE, help="Write an HTML report here.")
+@click.option(
+    "--all-rows",
+    is_flag=True,
+    help="Print every result row (by default a long result prints its worst rows and the counts per verdict).",
+)
 def verify(
     path: Path,
     measurement_files: tuple[Path, ...],
@@ -183,6 +188,7 @@ def verify(
     as_json: bool,
     junit_file: Path | None,
     html_file: Path | None,
+    all_rows: bool,
 ) -> None:
     """Verify measured experience against every journey's targets, per site and context.
 
@@ -225,7 +231,7 @@ def verify(
             data["baseline"] = bl.comparison_json(str(baseline_file), changes)
         m._emit_json(data)
     else:
-        report.render_table(m.out, evaluation)
+        report.render_table(m.out, evaluation, all_rows=all_rows)
         if before is not None:
             bl.render_table(m.out, changes, str(baseline_file))
     raise SystemExit(report.exit_code(evaluation))

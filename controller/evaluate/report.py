@@ -125,40 +125,75 @@ def _headline(r: SegmentResult) -> str:
     return pick.describe() if pick else ""
 
 
-def render_table(console: Console, evaluation: Evaluation) -> None:
-    measured = [(i + 1, r) for i, r in enumerate(evaluation.results) if r.samples or r.feedback]
-    silent = [r for r in evaluation.results if not r.samples and not r.feedback]
-    table = Table(title="qoectl verify (worst first)", show_lines=False)
+SUMMARY_ROWS = 50  # above this many measured rows the terminal gets the summary, not the whole table
+
+
+def _row_cells(rank: int, r: SegmentResult) -> tuple[str, ...]:
+    qoe = "" if r.qoe is None else f"{SHORT.get(r.qoe.model, r.qoe.model)} {r.qoe.value:.2f}"
+    comp = "" if r.composite is None else f"{r.composite.score:.0f} % {r.composite.band}"
+    eb = r.error_budget
+    target = "" if eb.compliance_pct is None else f"{eb.compliance_pct:.1f} %"
+    if eb.unknown and eb.compliance_pct is not None:  # undecided windows: the share is a range
+        target = f"{eb.compliance_low_pct:.1f}-{eb.compliance_high_pct:.1f} %"
+    alerts = ", ".join(f"{a.severity} {a.factor}" for a in r.alerts if a.firing)
+    status = f"[{STYLE[r.status]}]{r.status}[/]"
+    return (str(rank), r.journey, r.segment.label, status, qoe, comp, _headline(r), target, alerts)
+
+
+def _results_table(title: str, rows: list[tuple[int, SegmentResult]]) -> Table:
+    table = Table(title=title, show_lines=False)
     for col in ("#", "journey", "segment", "status", "QoE", "composite", "decisive check", "in target", "alerts"):
         table.add_column(col, justify="right" if col in ("#", "QoE", "composite", "in target") else "left")
-    for rank, r in measured:
-        qoe = "" if r.qoe is None else f"{SHORT.get(r.qoe.model, r.qoe.model)} {r.qoe.value:.2f}"
-        comp = "" if r.composite is None else f"{r.composite.score:.0f} % {r.composite.band}"
-        eb = r.error_budget
-        target = "" if eb.compliance_pct is None else f"{eb.compliance_pct:.1f} %"
-        if eb.unknown and eb.compliance_pct is not None:  # undecided windows: the share is a range
-            target = f"{eb.compliance_low_pct:.1f}-{eb.compliance_high_pct:.1f} %"
-        alerts = ", ".join(f"{a.severity} {a.factor}" for a in r.alerts if a.firing)
-        table.add_row(
-            str(rank),
-            r.journey,
-            r.segment.label,
-            f"[{STYLE[r.status]}]{r.status}[/]",
-            qoe,
-            comp,
-            _headline(r),
-            target,
-            alerts,
-        )
-    if measured:
-        console.print(table)
+    for rank, r in rows:
+        table.add_row(*_row_cells(rank, r))
+    return table
+
+
+def summary_counts(evaluation: Evaluation) -> list[tuple[str, int, int]]:
+    """Per verdict, worst first: (verdict, journey x segment results, journeys with at least one)."""
+    out = []
+    for verdict in ("fail", "unknown", "pass"):
+        mine = [r for r in evaluation.results if r.status == verdict]
+        out.append((verdict, len(mine), len({r.journey for r in mine})))
+    return out
+
+
+def _counts_table(evaluation: Evaluation) -> Table:
+    table = Table(title="results per verdict", show_lines=False)
+    for col in ("verdict", "segments", "journeys"):
+        table.add_column(col, justify="left" if col == "verdict" else "right")
+    for verdict, segments, journeys in summary_counts(evaluation):
+        table.add_row(f"[{STYLE[verdict]}]{verdict}[/]", str(segments), str(journeys))
+    return table
+
+
+def render_table(console: Console, evaluation: Evaluation, *, all_rows: bool = False) -> None:
+    """The results for a terminal: every measured row, or above :data:`SUMMARY_ROWS` of them a summary.
+
+    The summary shows the worst rows (out of target, then unknown; never passes) up to
+    :data:`SUMMARY_ROWS`, the counts per verdict, and where the full table is (``--all-rows``, the
+    JSON, HTML and JUnit reports always hold every row). Rendering thousands of rich rows took
+    seconds, far longer than the evaluation itself.
+    """
+    measured = [(i + 1, r) for i, r in enumerate(evaluation.results) if r.samples or r.feedback]
+    silent = [r for r in evaluation.results if not r.samples and not r.feedback]
+    summary = not all_rows and len(measured) > SUMMARY_ROWS
+    shown = [(k, r) for k, r in measured if r.status != "pass"][:SUMMARY_ROWS] if summary else measured
+    if summary:
+        if shown:
+            title = f"qoectl verify: the {len(shown)} worst of {len(measured)} results (worst first)"
+            console.print(_results_table(title, shown))
+        console.print(_counts_table(evaluation))
+    elif measured:
+        console.print(_results_table("qoectl verify (worst first)", measured))
     by_journey: dict[str, list[str]] = {}
     for r in silent:
         by_journey.setdefault(r.journey, []).append(r.segment.label)
     for journey, segments in sorted(by_journey.items()):
         console.print(f"unknown: {journey}: no measurements at {', '.join(segments)}", style="yellow", markup=False)
+    listed = {id(r) for _, r in shown} | {id(r) for r in silent}
     for r in evaluation.results:
-        if r.status == "fail":
+        if r.status == "fail" and id(r) in listed:
             for reason in r.reasons[1:]:
                 console.print(f"  {r.journey} @ {r.segment.label}: {reason}", markup=False)
         if r.perception_gap:
@@ -167,6 +202,12 @@ def render_table(console: Console, evaluation: Evaluation) -> None:
             )
     for note in evaluation.notes:
         console.print(f"note: {note}", style="dim", markup=False)
+    if summary:
+        console.print(
+            f"showing {len(shown)} of {len(measured)} measured results: the full table is in --json, --html and "
+            "--junit, or on the terminal with --all-rows",
+            markup=False,
+        )
     c = evaluation.counts()
     style = STYLE[evaluation.status]
     console.print(

@@ -46,7 +46,29 @@ class DeviceChange:
         return sum(f.removed for f in self.files)
 
 
-def _diff(name: str, device: str, old: str, new: str) -> tuple[str, int, int]:
+def line_counts(old: str, new: str) -> tuple[int, int]:
+    """``(added, removed)``: the ``+`` and ``-`` lines of the unified diff from ``old`` to ``new``, without building it.
+
+    An unchanged file costs one string comparison and a file with nothing on
+    one side a line count; only a file that changes is matched line by line,
+    with the same :class:`difflib.SequenceMatcher` that :func:`difflib.unified_diff`
+    uses, so the numbers are the diff's.
+    """
+    if old == new:
+        return 0, 0
+    before, after = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    if not before or not after:
+        return len(after), len(before)
+    added = removed = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, before, after).get_opcodes():
+        if tag != "equal":
+            added += j2 - j1
+            removed += i2 - i1
+    return added, removed
+
+
+def unified(name: str, device: str, old: str, new: str) -> tuple[str, int, int]:
+    """The unified diff of one file as ``qoectl plan`` prints it ("" when unchanged), and its ``+``/``-`` lines."""
     if old == new:  # what difflib would say, without matching every line of an unchanged file
         return "", 0, 0
     lines = list(
@@ -57,39 +79,47 @@ def _diff(name: str, device: str, old: str, new: str) -> tuple[str, int, int]:
             tofile=f"b/{device}/{name}",
         )
     )
-    added = sum(1 for line in lines if line.startswith("+") and not line.startswith("+++"))
-    removed = sum(1 for line in lines if line.startswith("-") and not line.startswith("---"))
-    return "".join(lines), added, removed
+    body = lines[2:]  # after the ---/+++ header: hunk headers (@@), context ( ), added (+), removed (-)
+    return "".join(lines), sum(1 for line in body if line[0] == "+"), sum(1 for line in body if line[0] == "-")
 
 
 def compare(
     baseline: Mapping[str, Mapping[str, str]],
     rendered: Mapping[str, tuple[str, Mapping[str, str]]],
+    diff: bool = True,
 ) -> list[DeviceChange]:
     """Per-device changes from ``baseline`` to ``rendered`` ({device: (platform, files)})."""
     changes: list[DeviceChange] = []
     for device in sorted(set(baseline) | set(rendered)):
         platform, new = rendered.get(device, ("", {}))
-        changes.append(compare_device(device, platform, baseline.get(device), new if device in rendered else None))
+        old = baseline.get(device)
+        changes.append(compare_device(device, platform, old, new if device in rendered else None, diff))
     return changes
 
 
 def compare_device(
-    device: str, platform: str, old: Mapping[str, str] | None, new: Mapping[str, str] | None
+    device: str, platform: str, old: Mapping[str, str] | None, new: Mapping[str, str] | None, diff: bool = True
 ) -> DeviceChange:
-    """One device's change; ``old`` is None when the baseline lacks the device, ``new`` when it is not rendered."""
+    """One device's change; ``old`` is None when the baseline lacks the device, ``new`` when it is not rendered.
+
+    With ``diff`` False the files' ``diff`` is "" (the line counts are still
+    exact): a plan computes the text only when it prints it or puts it in JSON.
+    """
     before = old if old is not None else {}
     after = new if new is not None else {}
     files = []
     for name in sorted(set(before) | set(after)):
-        diff, added, removed = _diff(name, device, before.get(name, ""), after.get(name, ""))
+        text_before, text_after = before.get(name, ""), after.get(name, "")
+        text, added, removed = (
+            unified(name, device, text_before, text_after) if diff else ("", *line_counts(text_before, text_after))
+        )
         if name not in before:
             status: Status = "new"
         elif name not in after:
             status = "removed"
         else:
-            status = "changed" if diff else "unchanged"
-        files.append(FileChange(name, status, diff, added, removed))
+            status = "changed" if text_before != text_after else "unchanged"
+        files.append(FileChange(name, status, text, added, removed))
     if old is None:
         dev_status: Status = "new"
     elif new is None:

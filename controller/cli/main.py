@@ -196,12 +196,18 @@ def _claim_outputs(
 
 
 def _plan_fleet(
-    path: Path, out_dir: Path, before: Path, before_manifest: tree.Manifest | None, jobs: int, as_json: bool
+    path: Path,
+    out_dir: Path,
+    before: Path,
+    before_manifest: tree.Manifest | None,
+    jobs: int,
+    as_json: bool,
+    with_diff: bool,
 ) -> tuple[FleetRun[Written], Path]:
     """Compile and render every device into a staging folder beside ``out_dir``, comparing each with ``before``.
 
     Each device is written and compared where it is rendered (in a worker
-    process when ``jobs`` > 1), so only hashes and diffs come back. Only the
+    process when ``jobs`` > 1), so only hashes, line counts and (``with_diff``) diffs come back. Only the
     files ``before_manifest`` lists are read. Returns the run and the staging
     folder to swap in; on errors the staging folder and any folder created for
     it are removed (nothing is written, as before) and this exits 1.
@@ -221,7 +227,7 @@ def _plan_fleet(
     def write_and_compare(plan: DevicePlan, files: dict[str, str]) -> Written:
         old = tree.read_owned_device(before, plan.device, before_manifest)
         hashes = write_device(staging, plan.device, files, (before / plan.device, old) if replacing and old else None)
-        return compare_device(plan.device, plan.platform, old, files), hashes
+        return compare_device(plan.device, plan.platform, old, files, with_diff), hashes
 
     try:
         with _progress(len(validated.devices), "rendering") as advance, bulk_allocation():
@@ -299,12 +305,13 @@ def plan(
     base_budgets = _base_budgets(base_policy) if base_policy is not None else None
     current, before_manifest = _claim_outputs(path, out_dir, baseline)
     before = baseline or out_dir
-    result, staging = _plan_fleet(path, out_dir, before, before_manifest, jobs or default_jobs(), as_json)
+    with_diff = as_json or (diff and fmt == "table")  # the diff text only where it is printed or in the JSON
+    result, staging = _plan_fleet(path, out_dir, before, before_manifest, jobs or default_jobs(), as_json, with_diff)
     try:
         rendered = {o.device: o for o in result.outputs}
         old_devices = before_manifest.devices if before_manifest is not None else {}
         gone = [
-            compare_device(d, e.platform, tree.read_owned_device(before, d, before_manifest), None)
+            compare_device(d, e.platform, tree.read_owned_device(before, d, before_manifest), None, with_diff)
             for d, e in sorted(old_devices.items())
             if d not in rendered
         ]

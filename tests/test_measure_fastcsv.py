@@ -329,3 +329,50 @@ def test_any_number_the_fast_path_accepts_reads_the_same_on_the_exact_path(
         assert problems == [], f"{text!r} was accepted by the fast path but not by the exact one"
         assert_same(fast, slow)
     assert default(path, vocab)[1] == problems
+
+
+# --------------------------------------------------------------------------- streamed in batches
+
+BAD_FIELDS = ("", "x", "nan", "-4", "1e400", "unknown-site", "hq", "campus")
+
+
+@settings(max_examples=120, derandomize=True, deadline=None)
+@given(
+    picks=st.lists(st.integers(0, len(KINDS) * 40 - 1), min_size=1, max_size=120),
+    damage=st.lists(st.tuples(st.integers(0, 119), st.integers(0, 7), st.sampled_from(BAD_FIELDS)), max_size=3),
+    end=st.sampled_from(["\n", "\r\n"]),
+    final=st.booleans(),
+    scan_bytes=st.integers(1, 64),
+)
+def test_the_streamed_reader_agrees_with_the_exact_one_on_generated_files(
+    tmp_path_factory: pytest.TempPathFactory,
+    vocab: Vocabulary,
+    picks: list[int],
+    damage: list[tuple[int, int, str]],
+    end: str,
+    final: bool,
+    scan_bytes: int,
+) -> None:
+    """Small Arrow blocks (many batches: sessions numbered across them) and scans that split CRLF pairs."""
+    lines = clean_lines(len(KINDS) * 40)
+    rows = [HEADER] + [lines[1 + k] for k in picks]
+    for row, field, text in damage:
+        if row < len(rows) - 1:
+            fields = rows[1 + row].split(",")
+            fields[field] = text
+            rows[1 + row] = ",".join(fields)
+    path = write(tmp_path_factory.mktemp("s") / "m.csv", rows, end, final)
+    slow, slow_diags = exact(path, vocab)
+    columns = {name: i for i, name in enumerate(HEADER.split(","))}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fastcsv, "BLOCK_BYTES", 256)
+        patch.setattr(fastcsv, "SCAN_BYTES", scan_bytes)
+        got, diags = default(path, vocab)
+        streamed = fastcsv.read_path(path, columns, end == "\r\n", vocab, NOW)
+    assert diags == slow_diags
+    assert_same(got, slow)
+    if not damage:
+        assert streamed is not None, "a clean plain file must take the streamed fast path"
+    if streamed is not None:
+        assert slow_diags == []
+        assert_same(streamed, slow)

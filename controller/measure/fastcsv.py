@@ -21,12 +21,18 @@ diagnostic is the exact reader's own. It accepts a file when:
 * names are UTF-8, and every row passes the checks of :func:`controller.measure.samples.from_coded`,
   the same check functions :func:`~controller.measure.samples.from_columns` uses.
 
+Files are streamed (:func:`read_path`): the checks above count bytes a block at a time, Arrow parses
+1 MiB blocks into batches, and each batch is checked and written into columns sized for the rows
+counted, so memory stays near the samples' own columns (5,000,000 rows: < 500 MiB in all).
+
 pyarrow is optional: without it every file takes the exact reader, only more slowly.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,6 +78,35 @@ def plain_rows(data: bytes, crlf: bool, width: int) -> int | None:
     return lines - 1
 
 
+SCAN_BYTES = 1 << 24  # bytes counted at a time by scan_plain
+BLOCK_BYTES = 1 << 20  # bytes Arrow parses into one batch: Arrow reads ahead several, so this bounds memory
+
+
+def _options(pacsv: Any, pa: Any, columns: dict[str, int], block_size: int | None = None) -> dict[str, Any]:
+    names = sorted(columns, key=columns.__getitem__)
+    text = pa.dictionary(pa.int32(), pa.string())
+    read_options = pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=True)
+    if block_size:
+        read_options.block_size = block_size
+    return {
+        "read_options": read_options,
+        "parse_options": pacsv.ParseOptions(
+            quote_char=False,
+            double_quote=False,
+            escape_char=False,
+            newlines_in_values=False,
+            ignore_empty_lines=False,
+        ),
+        "convert_options": pacsv.ConvertOptions(
+            column_types={n: pa.float64() if n in NUMBER_COLUMNS else text for n in names},
+            null_values=[""],
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            check_utf8=True,
+        ),
+    }
+
+
 def read(data: bytes, columns: dict[str, int], crlf: bool, vocab: Vocabulary, now: float) -> SampleSet | None:
     """The samples of a plain, clean CSV file; ``None``: ask the exact reader.
 
@@ -80,59 +115,117 @@ def read(data: bytes, columns: dict[str, int], crlf: bool, vocab: Vocabulary, no
     """
     if b'"' in data:
         return None
-    width = len(columns)
-    rows = plain_rows(data, crlf, width)
-    if not rows:
+    rows = plain_rows(data, crlf, len(columns))
+    arrow = _arrow()
+    if not rows or arrow is None:
         return None
+    pa, pacsv = arrow
+    try:
+        table = pacsv.read_csv(pa.BufferReader(_arrow_copy(pa, data)), **_options(pacsv, pa, columns))
+        return _convert(table.to_batches(), rows, columns, vocab, now)
+    except pa.ArrowException:
+        return None
+
+
+def scan_plain(path: Path, crlf: bool, width: int) -> int | None:
+    """:func:`plain_rows` (and no quote character) of the file at ``path``, read a block at a time."""
+    breaks = cr = crlf_pairs = commas = 0
+    last = b""
+    with path.open("rb") as fh:
+        while block := fh.read(SCAN_BYTES):
+            if b'"' in block:
+                return None
+            breaks += block.count(b"\n")
+            cr += block.count(b"\r")
+            crlf_pairs += block.count(b"\r\n") + (last == b"\r" and block[:1] == b"\n")
+            commas += block.count(b",")
+            last = block[-1:]
+    if not breaks and not last:
+        return None
+    if crlf:
+        if not cr == crlf_pairs == breaks:
+            return None
+    elif cr:
+        return None
+    lines = breaks + (0 if last == b"\n" else 1)
+    if commas != lines * (width - 1):
+        return None
+    return lines - 1
+
+
+def read_path(path: Path, columns: dict[str, int], crlf: bool, vocab: Vocabulary, now: float) -> SampleSet | None:
+    """:func:`read` of the file at ``path``, streamed: Arrow reads it block by block, never all at once.
+
+    Arrow opens the file itself, so its threads never hold a Python object (see :func:`_arrow_copy`).
+    Memory stays near the samples' own columns, however large the file.
+    """
     arrow = _arrow()
     if arrow is None:
         return None
+    rows = scan_plain(path, crlf, len(columns))
+    if not rows:
+        return None
     pa, pacsv = arrow
-    names = sorted(columns, key=columns.__getitem__)
-    text = pa.dictionary(pa.int32(), pa.string())
     try:
-        table = pacsv.read_csv(
-            pa.BufferReader(_arrow_copy(pa, data)),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=True),
-            parse_options=pacsv.ParseOptions(
-                quote_char=False,
-                double_quote=False,
-                escape_char=False,
-                newlines_in_values=False,
-                ignore_empty_lines=False,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.float64() if n in NUMBER_COLUMNS else text for n in names},
-                null_values=[""],
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-                check_utf8=True,
-            ),
-        )
+        reader = pacsv.open_csv(str(path), **_options(pacsv, pa, columns, BLOCK_BYTES))
+        return _convert(reader, rows, columns, vocab, now)
     except pa.ArrowException:
         return None
-    if table.num_rows != rows:
+
+
+def _convert(
+    batches: Iterable[Any], rows: int, columns: dict[str, int], vocab: Vocabulary, now: float
+) -> SampleSet | None:
+    """Batches checked one at a time with :func:`from_coded`, written into columns sized for ``rows`` rows."""
+    out = SampleSet(
+        np.empty(rows, dtype=np.float64),
+        np.empty(rows, dtype=np.int32),
+        np.empty(rows, dtype=np.int32),
+        np.empty(rows, dtype=np.int32),
+        np.empty(rows, dtype=np.float64),
+        np.empty(rows, dtype=np.int32),
+        np.empty(rows, dtype=np.float64),
+    )
+    seen: dict[str, int] = {}
+    done = 0
+    for batch in batches:
+        n = batch.num_rows
+        if not n:
+            continue
+        if done + n > rows:
+            return None
+        part = _batch(batch, n, columns, seen, vocab, now)
+        if part is None:
+            return None
+        for name in ("ts", "journey", "segment", "metric", "value", "session", "position"):
+            getattr(out, name)[done : done + n] = getattr(part, name)
+        done += n
+    if done != rows:
         return None
-    ts, value = _numbers(table.column("timestamp")), _numbers(table.column("value"))
+    return SampleSet(out.ts, out.journey, out.segment, out.metric, out.value, out.session, out.position, tuple(seen))
+
+
+def _batch(
+    batch: Any, n: int, columns: dict[str, int], seen: dict[str, int], vocab: Vocabulary, now: float
+) -> SampleSet | None:
+    ts, value = _numbers(batch.column("timestamp")), _numbers(batch.column("value"))
     if ts is None or value is None:
         return None
-    session, sessions = (
-        _sessions(table.column("session")) if "session" in columns else (np.full(rows, -1, dtype=np.int32), ())
-    )
+    session = _sessions(batch.column("session"), seen) if "session" in columns else np.full(n, -1, dtype=np.int32)
     position = (
-        np.asarray(table.column("position_s").to_numpy(), dtype=np.float64)  # null (empty) -> NaN: not given
+        np.asarray(batch.column("position_s").to_numpy(zero_copy_only=False), dtype=np.float64)  # null -> NaN
         if "position_s" in columns
-        else np.full(rows, np.nan, dtype=np.float64)
+        else np.full(n, np.nan, dtype=np.float64)
     )
     coded = CodedColumns(
         ts=ts,
         value=value,
-        journey=_codes(table.column("journey"), vocab.journey_code),
-        metric=_codes(table.column("metric"), mt.INDEX),
-        site=_codes(table.column("site"), vocab.site_code) if "site" in columns else None,
-        context=_codes(table.column("context"), vocab.context_code) if "context" in columns else None,
+        journey=_codes(batch.column("journey"), vocab.journey_code),
+        metric=_codes(batch.column("metric"), mt.INDEX),
+        site=_codes(batch.column("site"), vocab.site_code) if "site" in columns else None,
+        context=_codes(batch.column("context"), vocab.context_code) if "context" in columns else None,
         session=session,
-        sessions=sessions,
+        sessions=(),
         position=position,
     )
     return from_coded(coded, vocab, now)
@@ -158,32 +251,28 @@ def _numbers(column: Any) -> F64 | None:
     """A float column without nulls (an empty timestamp or value is a problem the exact reader reports)."""
     if column.null_count:
         return None
-    return np.asarray(column.to_numpy(), dtype=np.float64)
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _codes(column: Any, table: dict[str, int]) -> I32:
     """Codes of a dictionary-encoded text column, as ``samples._codes`` gives them: -1 unknown, -2 empty.
 
-    Each chunk has its own small dictionary, so only the dictionary entries are looked up in Python.
+    Each batch has its own small dictionary, so only the dictionary entries are looked up in Python.
     """
-    parts = []
-    for chunk in column.chunks:
-        lookup = np.array([table.get(s, -1) if s else -2 for s in chunk.dictionary.to_pylist()], dtype=np.int32)
-        parts.append(lookup[np.asarray(chunk.indices.to_numpy(), dtype=np.intp)])
-    return np.concatenate(parts).astype(np.int32, copy=False)
+    lookup = np.array([table.get(s, -1) if s else -2 for s in column.dictionary.to_pylist()], dtype=np.int32)
+    return lookup[np.asarray(column.indices.to_numpy(zero_copy_only=False), dtype=np.intp)]
 
 
-def _sessions(column: Any) -> tuple[I32, tuple[str, ...]]:
-    """Session codes numbered in order of first appearance (as the exact reader numbers them); -1: none."""
-    seen: dict[str, int] = {}
-    parts = []
-    for chunk in column.chunks:
-        names = chunk.dictionary.to_pylist()
-        indices = np.asarray(chunk.indices.to_numpy(), dtype=np.intp)
-        lookup = np.full(len(names), -1, dtype=np.int32)
-        used, first = np.unique(indices, return_index=True)
-        for k in used[np.argsort(first)].tolist():
-            if names[k]:
-                lookup[k] = seen.setdefault(names[k], len(seen))
-        parts.append(lookup[indices])
-    return np.concatenate(parts).astype(np.int32, copy=False), tuple(seen)
+def _sessions(column: Any, seen: dict[str, int]) -> I32:
+    """Session codes numbered in order of first appearance (as the exact reader numbers them); -1: none.
+
+    ``seen`` carries the numbering from one batch to the next.
+    """
+    names = column.dictionary.to_pylist()
+    indices = np.asarray(column.indices.to_numpy(zero_copy_only=False), dtype=np.intp)
+    lookup = np.full(len(names), -1, dtype=np.int32)
+    used, first = np.unique(indices, return_index=True)
+    for k in used[np.argsort(first)].tolist():
+        if names[k]:
+            lookup[k] = seen.setdefault(names[k], len(seen))
+    return lookup[indices]

@@ -159,6 +159,10 @@ def read_csv(path: Path, vocab: Vocabulary, now: float, problems: Problems, *, f
     (:mod:`controller.measure.fastcsv`, when installed and ``fast``); any other plain CSV is split in bulk
     here, which names each problem with its line. Both fast paths give up rather than guess.
     """
+    if fast:
+        samples = _read_csv_fast(path, vocab, now)
+        if samples is not None:
+            return samples
     data = path.read_bytes()
     if not data or b'"' in data:
         return _read_csv_module(path, vocab, now, problems)
@@ -177,13 +181,29 @@ def read_csv(path: Path, vocab: Vocabulary, now: float, problems: Problems, *, f
     columns = _header(header, file, problems)
     if columns is None:
         return SampleSet.empty()
-    if fast:
-        samples = fastcsv.read(data, columns, crlf, vocab, now)
-        if samples is not None:
-            return samples
     lines = data.split(b"\n")
     del data  # the lines are a copy: keep one of them in memory, not both
     return _read_split_lines(lines, file, crlf, len(header), columns, vocab, now, problems)
+
+
+def _read_csv_fast(path: Path, vocab: Vocabulary, now: float) -> SampleSet | None:
+    """The samples by :func:`controller.measure.fastcsv.read_path`, streamed; ``None``: take the other paths.
+
+    Only a file whose header is good is tried (a header problem is reported by the path that would
+    read the file otherwise), and the fast path declines any file with a quote or a problem.
+    """
+    with path.open("rb") as fh:
+        first = fh.readline()
+    head = first[:-1] if first.endswith(b"\n") else first
+    crlf = head.endswith(b"\r")
+    try:
+        header = (head[:-1] if crlf else head).decode("utf-8").split(",")
+    except UnicodeDecodeError:
+        return None
+    columns = _header(header, display(path), Problems(display(path)))
+    if columns is None:
+        return None
+    return fastcsv.read_path(path, columns, crlf, vocab, now)
 
 
 def _read_split_lines(

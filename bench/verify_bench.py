@@ -10,6 +10,12 @@ every other file takes. The load average is printed: on a shared machine it
 explains most of the spread between runs.
 
     .venv/bin/python bench/verify_bench.py [--samples 1000000] [--keep DIR] [--exact]
+
+``--process 1000000,5000000`` times instead the whole ``qoectl verify`` process (start-up, policy build,
+reading, evaluation, the terminal summary) on files of those sizes, ``--runs`` times each (min / median
+/ max), each run next to the floor: a process that reads the same file with ``pyarrow.csv.read_csv``.
+Peak RSS is each child's own (``os.wait4``). ``--command`` replaces ``qoectl`` (e.g. to time an older
+tree: ``--command "python -m controller.cli.main" --cwd /tmp/old``).
 """
 
 from __future__ import annotations
@@ -20,11 +26,14 @@ import json
 import os
 import random
 import resource
+import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 JOURNEYS, SITES = 50, 100
 T0 = 1_735_689_600.0
@@ -167,15 +176,92 @@ def measure(policy: Path, samples: Path, exact: bool = False) -> dict[str, float
     }
 
 
+FLOOR = "import sys, pyarrow.csv; print(pyarrow.csv.read_csv(sys.argv[1]).num_rows)"
+
+
+def child(command: list[str], cwd: Path | None = None) -> tuple[float, float, int]:
+    """Wall time (s), peak RSS (MiB) and exit code of one child process, its output discarded."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024, proc.returncode
+
+
+def process_runs(
+    policy: Path, samples: Path, runs: int, command: list[str] | None = None, cwd: Path | None = None
+) -> dict[str, Any]:
+    """``runs`` x (the whole ``qoectl verify`` process, then pyarrow's read of the file in a process)."""
+    qoectl = command or [str(Path(sys.executable).parent / "qoectl")]
+    verify = [*qoectl, "verify", str(policy), "--measurements", str(samples)]
+    floor = [sys.executable, "-c", FLOOR, str(samples)]
+    out: dict[str, Any] = {"verify_s": [], "verify_rss_mib": [], "floor_s": [], "floor_rss_mib": [], "exit": set()}
+    for _ in range(runs):
+        wall, rss, code = child(verify, cwd)
+        out["verify_s"].append(wall)
+        out["verify_rss_mib"].append(rss)
+        out["exit"].add(code)
+        wall, rss, code = child(floor)
+        assert code == 0, "pyarrow could not read the file"
+        out["floor_s"].append(wall)
+        out["floor_rss_mib"].append(rss)
+    out["ratio"] = [v / f for v, f in zip(out["verify_s"], out["floor_s"], strict=True)]
+    return out
+
+
+def _mmm(values: list[float], fmt: str = "{:.2f}") -> str:
+    return " / ".join(fmt.format(x) for x in (min(values), statistics.median(values), max(values)))
+
+
+def process_main(sizes: list[int], runs: int, keep: Path | None, command: list[str] | None, cwd: Path | None) -> None:
+    goals = {1_000_000: (2.0, 4.0, None), 5_000_000: (8.0, None, 500.0)}
+    print(f"whole process, {runs} runs, min / median / max; load average {os.getloadavg()[0]:.2f} before")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_policy(folder / "policy")
+        for n in sizes:
+            path = folder / f"samples-{n}.csv"
+            if not path.exists():
+                write_samples(path, n)
+            r = process_runs(folder / "policy", path, runs, command, cwd)
+            print(f"{n:>10,} samples, {path.stat().st_size / 2**20:.0f} MiB, exit {sorted(r['exit'])}")
+            print(f"  qoectl verify        {_mmm(r['verify_s'])} s, peak RSS {_mmm(r['verify_rss_mib'], '{:.0f}')} MiB")
+            print(f"  pyarrow read (floor) {_mmm(r['floor_s'])} s, peak RSS {_mmm(r['floor_rss_mib'], '{:.0f}')} MiB")
+            print(f"  ratio                {_mmm(r['ratio'])} x the floor (run by run)")
+            seconds, ratio, mib = goals.get(n, (None, None, None))
+            met = (seconds is None or max(r["verify_s"]) < seconds) and (ratio is None or max(r["ratio"]) <= ratio)
+            met = met and (mib is None or max(r["verify_rss_mib"]) < mib)
+            if n in goals:
+                print(
+                    f"  goal (< {seconds} s"
+                    + (f", <= {ratio}x" if ratio else "")
+                    + (f", < {mib:.0f} MiB" if mib else ""),
+                    end="",
+                )
+                print(f", every run): {'met' if met else 'NOT met'}")
+    print(f"load average {os.getloadavg()[0]:.2f} after")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--process", help="Comma-separated sample counts: time the whole qoectl verify process.")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--command", help="Instead of this venv's qoectl (split like a shell would).")
+    parser.add_argument("--cwd", type=Path, help="Working directory of --command.")
     parser.add_argument("--samples", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="Keep the generated files in this folder.")
     parser.add_argument("--exact", action="store_true", help="Time the exact CSV reader (no pyarrow fast path).")
     parser.add_argument("--measure", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(*args.measure, exact=args.exact)))
+        print(json.dumps(measure(args.measure[0], args.measure[1], exact=args.exact)))
+        return
+    if args.process:
+        sizes = [int(x) for x in args.process.split(",")]
+        command = shlex.split(args.command) if args.command else None
+        process_main(sizes, args.runs, args.keep, command, args.cwd)
         return
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:

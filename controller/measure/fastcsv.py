@@ -80,6 +80,7 @@ def plain_rows(data: bytes, crlf: bool, width: int) -> int | None:
 
 SCAN_BYTES = 1 << 24  # bytes counted at a time by scan_plain
 BLOCK_BYTES = 1 << 20  # bytes Arrow parses into one batch: Arrow reads ahead several, so this bounds memory
+WHOLE_BYTES = 1 << 26  # files up to this size are parsed as one table (in parallel: faster); larger ones streamed
 
 
 def _options(pacsv: Any, pa: Any, columns: dict[str, int], block_size: int | None = None) -> dict[str, Any]:
@@ -154,7 +155,10 @@ def scan_plain(path: Path, crlf: bool, width: int) -> int | None:
 
 
 def read_path(path: Path, columns: dict[str, int], crlf: bool, vocab: Vocabulary, now: float) -> SampleSet | None:
-    """:func:`read` of the file at ``path``, streamed: Arrow reads it block by block, never all at once.
+    """:func:`read` of the file at ``path``; above :data:`WHOLE_BYTES` streamed: Arrow reads it block by block.
+
+    Arrow's table reader parses blocks in parallel (about a fifth faster on 2 cores) but holds the whole
+    table; the streaming reader holds a few blocks, whatever the size of the file.
 
     Arrow opens the file itself, so its threads never hold a Python object (see :func:`_arrow_copy`).
     Memory stays near the samples' own columns, however large the file.
@@ -167,8 +171,11 @@ def read_path(path: Path, columns: dict[str, int], crlf: bool, vocab: Vocabulary
         return None
     pa, pacsv = arrow
     try:
-        reader = pacsv.open_csv(str(path), **_options(pacsv, pa, columns, BLOCK_BYTES))
-        return _convert(reader, rows, columns, vocab, now)
+        if path.stat().st_size <= WHOLE_BYTES:
+            batches = pacsv.read_csv(str(path), **_options(pacsv, pa, columns)).to_batches()
+        else:
+            batches = pacsv.open_csv(str(path), **_options(pacsv, pa, columns, BLOCK_BYTES))
+        return _convert(batches, rows, columns, vocab, now)
     except pa.ArrowException:
         return None
 

@@ -771,7 +771,9 @@ def test_a_restore_set_that_would_not_rebuild_the_backup_stops_the_apply(
 # qoectl owns rule priorities 30000-32599 and tables 29101-29199 (controller/linux_routing.py). Each router here
 # also has routing of its own: a rule at 100 and one at 32700, table 100: they must never change.
 
-GATEWAYS = {"mpls": "198.18.250.1", "biz-internet": "fe80::1"}  # IPv4 and IPv6 (link-local): both families
+# IPv4 and IPv6 (link-local): both families. The IPv4 gateway is outside 198.18.0.0/15, where the lab picks its
+# routers' addresses at random (a gateway equal to the router's own address is "Nexthop has invalid gateway").
+GATEWAYS = {"mpls": "192.0.2.1", "biz-internet": "fe80::1"}
 STRICT_JOURNEY = """\
 apiVersion: qoectl/v1
 kind: Journey
@@ -894,7 +896,7 @@ def test_two_transport_rollback_restores_rules_and_tables_exactly(
     assert not OWNED_RULE.findall(routing_state(fresh)) and OWNED_RULE.findall(routing_state(v1))
 
     # v2: other gateways (routes change), a faster link (the tc tree changes), a trusted LAN (nft changes).
-    moved = {"mpls": "198.18.250.9", "biz-internet": "fe80::9"}
+    moved = {"mpls": "192.0.2.9", "biz-internet": "fe80::9"}
     v2 = sdwan_policy(
         tmp_path / "policy-v2", [trusting(sdwan_entry(r, linux_lab.client_key, moved, V2_KBPS)) for r in (fresh, v1)]
     )

@@ -1,0 +1,94 @@
+"""``qoectl plan`` through the CLI on a generated fleet: wall time and peak RSS of whole processes (issue 14).
+
+Scenarios per fleet size (``bench/fleet.py``, 50 journeys), each repetition in this order:
+a first plan into an empty ``--out`` with ``--no-diff``, an unchanged re-plan with
+``--no-diff``, and an unchanged re-plan with diffs (the default; nothing to print).
+Each run is ``/usr/bin/time -v`` around the process: wall time, CPU time (user +
+system, workers included: steadier than wall time on a shared machine) and peak
+RSS (the largest process, workers included). ``--compare DIR`` runs the same with the source tree
+``DIR`` (e.g. a ``git worktree`` of an older commit) interleaved, on the same
+fleet, for a before/after table.
+
+    .venv/bin/python bench/plan_bench.py --devices 2000 10000 --runs 5 [--compare /tmp/plan-before]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench import fleet  # noqa: E402
+
+CLI = 'import sys; from controller.cli.main import main; sys.argv[0] = "qoectl"; main()'
+SCENARIOS = ("first --no-diff", "re-plan --no-diff", "re-plan --diff")
+
+
+def timed(source: Path, policy: Path, out: Path, diff: bool) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds with the workers', peak RSS MiB) of one ``qoectl plan`` run from ``source``."""
+    cmd = ["/usr/bin/time", "-v", sys.executable, "-c", CLI, "plan", str(policy), "--out", str(out)]
+    cmd += [] if diff else ["--no-diff"]
+    env = {**os.environ, "PYTHONPATH": str(source)}  # and cwd: ``-c`` puts the working folder first on sys.path
+    done = subprocess.run(
+        cmd, env=env, cwd=source, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False
+    )
+    if done.returncode not in (0, 2):
+        raise SystemExit(f"plan failed ({done.returncode}): {done.stderr[-2000:]}")
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", done.stderr)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    cpu = re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", done.stderr)
+    assert wall is not None and rss is not None and len(cpu) == 2, done.stderr
+    seconds = int(wall[1] or 0) * 3600 + int(wall[2]) * 60 + float(wall[3])
+    return seconds, sum(map(float, cpu)), int(rss[1]) / 1024
+
+
+def _spread(values: list[float], digits: int) -> str:
+    """min / median / max."""
+    return " / ".join(f"{v:.{digits}f}" for v in (min(values), statistics.median(values), max(values)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--devices", type=int, nargs="+", default=[2000, 10000])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--compare", type=Path, help="another source tree to run interleaved (labelled 'before')")
+    ap.add_argument("--json", type=Path, help="write every figure here")
+    args = ap.parse_args()
+    sources = {"after": HERE.parent} if args.compare is None else {"before": args.compare, "after": HERE.parent}
+    results: dict[str, dict[str, dict[str, list[list[float]]]]] = {}
+    with tempfile.TemporaryDirectory(prefix="plan-bench-") as tmp:
+        for n in args.devices:
+            policy = Path(tmp) / f"fleet-{n}"
+            fleet.generate(policy, devices=n, journeys=50)
+            per = results.setdefault(str(n), {})
+            for _ in range(args.runs):
+                for label, source in sources.items():
+                    out = Path(tmp) / f"out-{label}"
+                    shutil.rmtree(out, ignore_errors=True)
+                    for scenario in SCENARIOS:
+                        figure = timed(source, policy, out, diff=scenario == "re-plan --diff")
+                        per.setdefault(scenario, {}).setdefault(label, []).append(list(figure))
+                        print(f"{n} {scenario} {label}: {figure[0]:.2f} s, CPU {figure[1]:.2f} s, {figure[2]:.0f} MiB")
+                    shutil.rmtree(out, ignore_errors=True)
+            for scenario, by_label in per.items():
+                for label, runs in by_label.items():
+                    wall, cpu, peak = (_spread([r[i] for r in runs], 0 if i == 2 else 2) for i in range(3))
+                    print(
+                        f"{n:>6} {scenario:<18} {label:<6} wall s {wall}  CPU s {cpu}  peak RSS MiB {peak}", flush=True
+                    )
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

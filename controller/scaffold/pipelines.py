@@ -227,11 +227,7 @@ jobs:
       contents: read
       checks: write
     steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with:
-          python-version: "3.12"
-      - run: eval "$QOECTL_INSTALL"
+{checkout_setup}
       - run: {validate}
       - uses: mikepenz/action-junit-report@v4
         if: always()
@@ -255,10 +251,7 @@ jobs:
       - uses: actions/checkout@v4
         with:
           fetch-depth: 0
-      - uses: actions/setup-python@v5
-        with:
-          python-version: "3.12"
-      - run: eval "$QOECTL_INSTALL"
+{setup}
       - env:
           BASE_SHA: ${{{{ github.event.pull_request.base.sha }}}}
         run: |
@@ -285,14 +278,8 @@ jobs:
     environment: production
     concurrency: production-canary
     steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with:
-          python-version: "3.12"
-      - run: eval "$QOECTL_INSTALL"
-      - env:
-          QOECTL_SSH_USER: ${{{{ secrets.QOECTL_SSH_USER }}}}
-          QOECTL_SSH_KEY: ${{{{ secrets.QOECTL_SSH_KEY }}}}
+{checkout_setup}
+{ssh_env}
         run: |
           {key_from_text}
           {canary_apply}
@@ -312,14 +299,8 @@ jobs:
       matrix:
         shard: [{shard_list}]
     steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with:
-          python-version: "3.12"
-      - run: eval "$QOECTL_INSTALL"
-      - env:
-          QOECTL_SSH_USER: ${{{{ secrets.QOECTL_SSH_USER }}}}
-          QOECTL_SSH_KEY: ${{{{ secrets.QOECTL_SSH_KEY }}}}
+{checkout_setup}
+{ssh_env}
           SHARD: ${{{{ matrix.shard }}}}/{shards}
         run: |
           {key_from_text}
@@ -335,11 +316,7 @@ jobs:
     needs: apply
     runs-on: ubuntu-latest
     steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with:
-          python-version: "3.12"
-      - run: eval "$QOECTL_INSTALL"
+{checkout_setup}
       - run: {verify}
       - uses: actions/upload-artifact@v4
         if: always()
@@ -358,11 +335,7 @@ jobs:
     env:
       BRANCH: qoectl/loop-${{{{ github.run_id }}}}
     steps:
-      - uses: actions/checkout@v4
-      - uses: actions/setup-python@v5
-        with:
-          python-version: "3.12"
-      - run: eval "$QOECTL_INSTALL"
+{checkout_setup}
       - uses: actions/cache@v4
         with:
           path: .qoectl-loop
@@ -377,6 +350,17 @@ jobs:
           gh pr create --head "$BRANCH" --base main \\
             --title "$(git log -1 --format=%s)" --body "$(git log -1 --format=%b)"
 """
+
+
+# Steps every GitHub job repeats (the workflow has no job templates); indented as steps of a job.
+GITHUB_SETUP = """      - uses: actions/setup-python@v5
+        with:
+          python-version: "3.12"
+      - run: eval "$QOECTL_INSTALL\""""
+GITHUB_CHECKOUT_SETUP = "      - uses: actions/checkout@v4\n" + GITHUB_SETUP
+GITHUB_SSH_ENV = """      - env:
+          QOECTL_SSH_USER: ${{ secrets.QOECTL_SSH_USER }}
+          QOECTL_SSH_KEY: ${{ secrets.QOECTL_SSH_KEY }}"""
 
 
 def _fields(version: str) -> dict[str, object]:
@@ -400,6 +384,9 @@ def _fields(version: str) -> dict[str, object]:
         "verify": VERIFY,
         "loop": LOOP,
         "proposal_branch": PROPOSAL_BRANCH,
+        "setup": GITHUB_SETUP,
+        "checkout_setup": GITHUB_CHECKOUT_SETUP,
+        "ssh_env": GITHUB_SSH_ENV,
     }
 
 

@@ -117,7 +117,49 @@ def _report_failure(
         err.print(f"{n} error(s) in {files} file(s)", style="bold red")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The commands each ``controller/cli/cmd_*.py`` module adds with ``register(cli)``. A module is imported
+# only when one of its commands runs (or for --help), so ``qoectl verify`` does not load the apply
+# drivers (netmiko, paramiko) or the lab; tests/test_cli_lazy.py checks this map against the modules.
+COMMAND_MODULES = {
+    "apply": "cmd_apply",
+    "baseline": "cmd_baseline",
+    "export": "cmd_export",
+    "init": "cmd_init",
+    "schema-check": "cmd_init",
+    "lab": "cmd_lab",
+    "loop": "cmd_loop",
+    "qoe": "cmd_qoe",
+    "verify": "cmd_verify",
+    "probe": "cmd_verify",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands from :data:`COMMAND_MODULES` are registered on first use."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loaded: set[str] = set()
+
+    def load(self, module: str) -> None:
+        if module not in self.loaded:
+            self.loaded.add(module)
+            import importlib
+
+            importlib.import_module(f"controller.cli.{module}").register(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMAND_MODULES:
+            self.load(COMMAND_MODULES[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in sorted(set(COMMAND_MODULES.values())):
+            self.load(module)
+        return super().list_commands(ctx)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="qoectl")
 def cli() -> None:
     """Policy-as-code QoS/QoE controller: journey targets in Git -> device QoS configs."""
@@ -532,21 +574,6 @@ def voice(delay_ms: float, jitter_ms: float, loss_pct: float, codec: str, as_jso
         )
         return
     out.print(f"R = {q.r:.2f}  MOS = {q.mos:.2f}  ({codec}, effective delay {q.effective_delay_ms:.1f} ms)")
-
-
-def _load_command_modules() -> None:
-    """Each ``controller/cli/cmd_*.py`` module adds its commands with ``register(cli)``."""
-    import importlib
-    import pkgutil
-
-    import controller.cli as package
-
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if info.name.startswith("cmd_"):
-            importlib.import_module(f"controller.cli.{info.name}").register(cli)
-
-
-_load_command_modules()
 
 
 def main() -> None:  # pragma: no cover - console script

@@ -32,17 +32,14 @@ the inventory does not name a probe server, and qoectl does not invent one.
 from __future__ import annotations
 
 import functools
-import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import product
-from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from controller.compile.plan import (
     Allocation,
     DevicePlan,
-    InterfacePlan,
     MarkingRule,
     PathPreference,
     PlanMatch,
@@ -103,21 +100,41 @@ def _port_pairs(m: PlanMatch) -> list[tuple[tuple[int, int] | None, tuple[int, i
     return list(product(srcs, dsts))
 
 
-def _service(name: str, m: PlanMatch) -> dict[str, Any] | None:
+class Service(NamedTuple):
+    """A custom service: name, FortiOS protocol, and its port ranges as ``<proto>-portrange <ranges>`` (or None)."""
+
+    name: str
+    protocol: str
+    ranges: str | None
+
+
+def _service(name: str, m: PlanMatch) -> Service | None:
     """A custom service for a match with a protocol; ``None`` means the predefined service ALL."""
     if m.protocol == "icmp":
-        return {"name": name, "protocol": "ICMP", "ranges": None}
+        return Service(name, "ICMP", None)
     if m.protocol not in ("tcp", "udp"):
         return None
     dsts = [sd.port_text(r) for r in m.destination_ports] or ["1-65535"]
     srcs = [sd.port_text(r) for r in m.source_ports]
     ranges = [f"{d}:{s}" for d in dsts for s in srcs] if srcs else dsts
-    return {"name": name, "protocol": "TCP/UDP/SCTP", "ranges": (f"{m.protocol}-portrange", " ".join(ranges))}
+    return Service(name, "TCP/UDP/SCTP", f"{m.protocol}-portrange {' '.join(ranges)}")
+
+
+def quoted(names: Iterable[str]) -> str:
+    """Names as FortiOS lists them in one ``set`` line: each in double quotes, separated by spaces."""
+    return " ".join(f'"{n}"' for n in names)
+
+
+@functools.lru_cache(maxsize=8192)
+def _subnet(prefix: str) -> str:
+    """``set subnet`` value of an IPv4 prefix: address and netmask (memoised, like :func:`address_name`)."""
+    net = base.network(prefix)
+    return f"{net.network_address} {net.netmask}"
 
 
 Port = tuple[int, int] | None
 RuleRow = tuple[str, int | None, Port, Port, str | None, tuple[str, ...], tuple[str, ...]]
-ShapingRow = tuple[Mapping[str, Any] | None, str, str, str | None, tuple[str, ...], tuple[str, ...]]
+ShapingRow = tuple[Service | None, str, str, str | None, tuple[str, ...], tuple[str, ...]]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -148,15 +165,14 @@ def _rule_rows(p: PathPreference) -> tuple[RuleRow, ...]:
 def _shaping_rows(rule: MarkingRule) -> tuple[ShapingRow, ...]:
     """Custom service (read-only), shaping-policy name, comment, TOS and prefixes of each match of a journey.
 
-    Memoised per marking rule, like :func:`_rule_rows`; the service mapping is
-    shared, so callers copy it before handing it to a template.
+    Memoised per marking rule, like :func:`_rule_rows`.
     """
     rows: list[ShapingRow] = []
     for k, m in enumerate(rule.matches, start=1):
         svc = _service(sd.bounded(f"{PREFIX}-{rule.ident}-{k}", ADDRESS_MAX), m)
         rows.append(
             (
-                MappingProxyType(svc) if svc else None,
+                svc,
                 sd.bounded(f"{PREFIX}-{rule.ident}-{k}", NAME_MAX),
                 f"qoectl journey {rule.journey}",
                 tos(m.dscp) if m.dscp is not None else None,
@@ -180,34 +196,101 @@ def _health_check(s: SlaClass) -> tuple[sd.Thresholds, tuple[str, ...], str | No
     return t, tuple(factors), codec
 
 
-def _profile(plan: DevicePlan, iface: InterfacePlan) -> dict[str, Any]:
-    assert iface.link_kbps
-    name, default_id, entries = _profile_entries(plan.classes, iface.allocations, iface.link_kbps, iface.name)
-    return {"iface": iface, "name": name, "default_class_id": default_id, "entries": [dict(e) for e in entries]}
+class HealthCheck(NamedTuple):
+    """One health check as the template writes it: every value flat and formatted (``None``: no such line)."""
+
+    name: str
+    journeys: str  # the SLA class's journeys, space-separated (for the comment)
+    budget: str  # the one-way budget in words (for the comment)
+    mos_note: str  # ", MOS <target>" when the budget has one, else ""
+    notes: tuple[str, ...]
+    codec: str | None
+    factors: str  # link-cost-factor values, space-separated
+    latency: int | None
+    jitter: int | None
+    loss: int | None
+    mos: str | None
 
 
 @functools.lru_cache(maxsize=4096)
-def _profile_entries(
-    classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...], link_kbps: int, iface: str
-) -> tuple[str, int, tuple[Mapping[str, Any], ...]]:
-    """A link's shaping-profile name, default class id and entries (read-only); memoised per classes and link."""
+def _health_check_row(s: SlaClass) -> HealthCheck:
+    t, factors, codec = _health_check(s)
+    return HealthCheck(
+        t.name,
+        " ".join(s.journeys),
+        t.budget,
+        "" if s.mos is None else f", MOS {s.mos}",
+        t.notes,
+        codec,
+        " ".join(factors),
+        t.latency_ms,
+        t.jitter_ms,
+        t.loss_pct,
+        t.mos,
+    )
+
+
+class Profile(NamedTuple):
+    """A WAN link's queuing shaping profile; ``entries`` are (entry id, class id, priority, guaranteed %, maximum %)."""
+
+    iface: str
+    link_kbps: int
+    name: str
+    default_class_id: int
+    entries: tuple[tuple[int, int, str, int, int], ...]
+
+
+@functools.lru_cache(maxsize=4096)
+def _profile(classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...], link_kbps: int, iface: str) -> Profile:
+    """A link's shaping profile (memoised per classes and link: many devices have the same links)."""
     ids = {c.name: FIRST_CLASS_ID + k for k, c in enumerate(classes)}
     shares = dict(sd.class_shares(classes, allocations, link_kbps))
     entries = tuple(
-        MappingProxyType(
-            {
-                "cls": c,
-                "class_id": ids[c.name],
-                "priority": _shaping_priority(c),
-                "guaranteed": shares[c.name],
-                # The strict class is capped at its guarantee, like a policed priority queue.
-                "maximum": shares[c.name] if c.strict else 100,
-            }
-        )
-        for c in classes
+        # The strict class is capped at its guarantee, like a policed priority queue.
+        (k, ids[c.name], _shaping_priority(c), shares[c.name], shares[c.name] if c.strict else 100)
+        for k, c in enumerate(classes, start=1)
     )
     default = next(c for c in classes if c.is_default)
-    return sd.bounded(f"{PREFIX}-Q-{if_ident(iface)}", NAME_MAX), ids[default.name], entries
+    return Profile(iface, link_kbps, sd.bounded(f"{PREFIX}-Q-{if_ident(iface)}", NAME_MAX), ids[default.name], entries)
+
+
+class SdwanRule(NamedTuple):
+    """One SD-WAN rule as the template writes it; names are already quoted where FortiOS lists several."""
+
+    id: int
+    members: str  # priority-members, space-separated ("" when none of the transports is on the device)
+    journey: str
+    name: str
+    mode: str
+    sla: str | None
+    protocol: int | None
+    sport: Port
+    dport: Port
+    tos: str | None
+    src: str
+    dst: str
+    tag: str
+
+
+class ShapingPolicy(NamedTuple):
+    """One shaping policy as the template writes it; interface and address lists are quoted and joined."""
+
+    id: int
+    srcintf: str
+    dstintf: str
+    name: str
+    comment: str
+    srcaddr: str
+    dstaddr: str
+    service: str
+    tos: str | None
+    class_id: int
+    remark: str | None
+
+
+# The shared parts of the two: SdwanRule and ShapingPolicy without their first (the device's own) fields.
+RuleFields = tuple[str, str, str, str | None, int | None, Port, Port, str | None, str, str, str]
+ShapingFields = tuple[str, str, str, str, str, str | None, int, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,16 +298,16 @@ class _JourneyPart:
     """The part of a FortiGate's config that only its journeys decide (shared by every device they reach).
 
     ``rules`` are (preferred then backup transports, SD-WAN rule fields but its
-    id and members); ``shaping`` the journeys' shaping policies but their
-    interfaces and id. Read-only: :meth:`FortiosSdwanRenderer.context` copies
-    what it hands to the template.
+    id and members); ``shaping`` the journeys' shaping policies but their id
+    and interfaces. All immutable, so contexts share them.
     """
 
     checks: tuple[tuple[sd.Thresholds, tuple[str, ...], str | None], ...]
-    rules: tuple[tuple[tuple[str, ...], Mapping[str, Any]], ...]
-    services: tuple[Mapping[str, Any], ...]
-    shaping: tuple[Mapping[str, Any], ...]
-    addresses: tuple[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network], ...]
+    health_checks: tuple[HealthCheck, ...]
+    rules: tuple[tuple[tuple[str, ...], RuleFields], ...]
+    services: tuple[Service, ...]
+    shaping: tuple[ShapingFields, ...]
+    addresses: tuple[tuple[str, str], ...]  # (address object name, "address netmask")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -238,78 +321,74 @@ def _journey_part(
     checks = {s.name: _health_check(s) for s in sla_classes}
     addresses: dict[str, str] = {}
 
-    def names(prefixes: tuple[str, ...]) -> tuple[str, ...]:
+    def names(prefixes: tuple[str, ...]) -> str:
         for p in prefixes:
             addresses[address_name(p)] = p
-        return tuple(address_name(p) for p in prefixes) or ("all",)
+        return quoted(address_name(p) for p in prefixes) or '"all"'
 
-    rules = []
+    rules: list[tuple[tuple[str, ...], RuleFields]] = []
     for p in prefs:
         sla = checks[p.sla_class][0].name if p.sla_class else None
         tag = dscp_tag(p.dscp)
         for name, protocol, sport, dport, tos_, src, dst in _rule_rows(p):
-            fields = {
-                "pref": p,
-                "name": name,
-                "mode": "sla" if sla else "manual",
-                "sla": sla,
-                "protocol": protocol,
-                "sport": sport,
-                "dport": dport,
-                "tos": tos_,
-                "src": names(src),
-                "dst": names(dst),
-                "tag": tag,
-            }
-            rules.append((p.preferred + p.backup, MappingProxyType(fields)))
+            fields: RuleFields = (
+                p.journey,
+                name,
+                "sla" if sla else "manual",
+                sla,
+                protocol,
+                sport,
+                dport,
+                tos_,
+                names(src),
+                names(dst),
+                tag,
+            )
+            rules.append((p.preferred + p.backup, fields))
     ids = {c.name: FIRST_CLASS_ID + k for k, c in enumerate(classes)}
     services = []
-    shaping = []
+    shaping: list[ShapingFields] = []
     for rule in markings:
         for svc, name, comment, tos_, src, dst in _shaping_rows(rule):
             if svc:
                 services.append(svc)
-            fields = {
-                "name": name,
-                "comment": comment,
-                "src": names(src),
-                "dst": names(dst),
-                "service": svc["name"] if svc else "ALL",
-                "tos": tos_,
-                "class_id": ids[rule.class_name],
-                "remark": None,
-            }
-            shaping.append(MappingProxyType(fields))
+            service = svc.name if svc else "ALL"
+            shaping.append((name, comment, names(src), names(dst), service, tos_, ids[rule.class_name], None))
     return _JourneyPart(
         tuple(checks[s.name] for s in sla_classes),
+        tuple(_health_check_row(s) for s in sla_classes),
         tuple(rules),
         tuple(services),
         tuple(shaping),
-        tuple((n, base.network(addresses[n])) for n in sorted(addresses)),
+        tuple((n, _subnet(addresses[n])) for n in sorted(addresses)),
     )
 
 
 @functools.lru_cache(maxsize=1024)
-def _trusted_shaping(classes: tuple[QosClass, ...]) -> tuple[Mapping[str, Any], ...]:
+def _trusted_shaping(classes: tuple[QosClass, ...]) -> tuple[ShapingFields, ...]:
     """Shaping policies that queue trusted LAN traffic by its DSCP, but their interfaces and id (memoised)."""
     ids = {c.name: FIRST_CLASS_ID + k for k, c in enumerate(classes)}
     return tuple(
-        MappingProxyType(
-            {
-                "name": sd.bounded(f"{PREFIX}-DSCP-{d}", NAME_MAX),
-                "comment": f"qoectl trusted DSCP {d} to class {c.name}",
-                "src": ("all",),
-                "dst": ("all",),
-                "service": "ALL",
-                "tos": tos(d),
-                "class_id": ids[c.name],
-                "remark": None,
-            }
+        (
+            sd.bounded(f"{PREFIX}-DSCP-{d}", NAME_MAX),
+            f"qoectl trusted DSCP {d} to class {c.name}",
+            '"all"',
+            '"all"',
+            "ALL",
+            tos(d),
+            ids[c.name],
+            None,
         )
         for c in classes
         if not c.is_default
         for d in sorted(set(c.dscps))
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _traffic_classes(classes: tuple[QosClass, ...]) -> tuple[tuple[int, str], ...]:
+    """(class id, class name) of each plan class (memoised per set of classes)."""
+    return tuple((FIRST_CLASS_ID + k, class_label(c)) for k, c in enumerate(classes))
 
 
 class FortiosSdwanRenderer(Renderer):
@@ -370,59 +449,55 @@ class FortiosSdwanRenderer(Renderer):
         return out
 
     def context(self, plan: DevicePlan) -> dict[str, Any]:
+        """Flat, formatted rows (named tuples the template unpacks): its loops look nothing up."""
         wan = plan.wan_interfaces
-        members = [{"seq": k, "iface": i} for k, i in enumerate(wan, start=1)]
         seqs: dict[str, list[int]] = {}
         for k, i in enumerate(wan, start=1):
             if i.transport:
                 seqs.setdefault(i.transport, []).append(k)
         shared = _journey_part(plan.path_preferences, plan.sla_classes, plan.markings, plan.classes)
-        orders: dict[tuple[str, ...], list[int]] = {}
+        orders: dict[tuple[str, ...], str] = {}
         rules = []
         for k, (transports, fields) in enumerate(shared.rules, start=1):
             order = orders.get(transports)
             if order is None:
-                order = orders[transports] = [seq for t in transports for seq in seqs.get(t, [])]
-            rules.append({**fields, "id": k, "members": order})
+                order = orders[transports] = " ".join(str(seq) for t in transports for seq in seqs.get(t, []))
+            rules.append(SdwanRule(k, order, *fields))
         lan = plan.lan_interfaces
-        lan_names = [i.name for i in lan] or ["any"]
-        wan_names = [i.name for i in wan]
-        shaping: list[dict[str, Any]] = [{**fields, "srcintf": lan_names} for fields in shared.shaping]
-        ids = {c.name: FIRST_CLASS_ID + k for k, c in enumerate(plan.classes)}
-        trusted = [i.name for i in lan if i.trust_dscp]
-        untrusted = [i.name for i in lan if not i.trust_dscp]
+        lan_names = quoted(i.name for i in lan) or '"any"'
+        wan_names = quoted(i.name for i in wan)
+        policies = [(lan_names, fields) for fields in shared.shaping]
+        trusted = quoted(i.name for i in lan if i.trust_dscp)
+        untrusted = quoted(i.name for i in lan if not i.trust_dscp)
         if trusted:
-            shaping += [{**fields, "srcintf": trusted} for fields in _trusted_shaping(plan.classes)]
+            policies += [(trusted, fields) for fields in _trusted_shaping(plan.classes)]
         if untrusted:
-            default = next(c for c in plan.classes if c.is_default)
-            shaping.append(
-                {
-                    "name": f"{PREFIX}-UNTRUSTED",
-                    "comment": "qoectl untrusted LAN: everything else is re-marked to DSCP 0",
-                    "srcintf": untrusted,
-                    "src": ["all"],
-                    "dst": ["all"],
-                    "service": "ALL",
-                    "tos": None,
-                    "class_id": ids[default.name],
-                    "remark": dscp_tag(0),
-                }
+            default = FIRST_CLASS_ID + next(k for k, c in enumerate(plan.classes) if c.is_default)
+            comment = "qoectl untrusted LAN: everything else is re-marked to DSCP 0"
+            everything: ShapingFields = (
+                f"{PREFIX}-UNTRUSTED",
+                comment,
+                '"all"',
+                '"all"',
+                "ALL",
+                None,
+                default,
+                dscp_tag(0),
             )
-        for k, sp in enumerate(shaping, start=1):
-            sp["id"] = k
-            sp["dstintf"] = wan_names
-        links = [i for i in wan if i.link_kbps]
+            policies.append((untrusted, everything))
+        shaping = [ShapingPolicy(k, src, wan_names, *fields) for k, (src, fields) in enumerate(policies, start=1)]
         return {
             "plan": plan,
-            "prefix": PREFIX,
-            "addresses": [{"name": n, "net": net} for n, net in shared.addresses],
-            "members": members,
-            "all_seqs": list(range(1, len(wan) + 1)),
+            "addresses": shared.addresses,
+            "members": [(k, i.name) for k, i in enumerate(wan, start=1)],
+            "all_seqs": " ".join(str(k) for k in range(1, len(wan) + 1)),
+            # What config probes read (controller.testing.config_probes); the template reads health_checks.
             "checks": [{"t": t, "factors": list(factors), "codec": codec} for t, factors, codec in shared.checks],
+            "health_checks": shared.health_checks,
             "rules": rules,
-            "traffic_classes": [{"id": ids[c.name], "name": class_label(c)} for c in plan.classes],
-            "profiles": [_profile(plan, i) for i in links],
-            "services": [dict(svc) for svc in shared.services],
+            "traffic_classes": _traffic_classes(plan.classes),
+            "profiles": [_profile(plan.classes, i.allocations, i.link_kbps, i.name) for i in wan if i.link_kbps],
+            "services": shared.services,
             "shaping": shaping,
             "tos_mask": TOS_MASK,
         }

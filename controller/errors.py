@@ -10,21 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from controller.locations import Location
+
+__all__ = ["Diagnostic", "Location", "PolicyError", "Severity", "errors_only", "sort_diagnostics"]
+
 Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True, slots=True)
-class Location:
-    """A place in a policy file (1-based line and column)."""
-
-    file: str
-    line: int = 0
-    col: int = 0
-
-    def __str__(self) -> str:
-        if self.line:
-            return f"{self.file}:{self.line}:{self.col}"
-        return self.file
 
 
 @dataclass(frozen=True, slots=True)

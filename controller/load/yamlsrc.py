@@ -16,15 +16,16 @@ sequence).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from controller.errors import Diagnostic, Location
+from controller.errors import Diagnostic
 from controller.load import fastyaml
+from controller.locations import Location, YamlDocument, dotted, printable
+from controller.locations import YamlPath as Path
 
-Path = tuple[str | int, ...]
+__all__ = ["Path", "YamlDocument", "dotted", "load_documents", "printable"]
 
 
 MAX_DEPTH = 64
@@ -62,32 +63,6 @@ class _PolicyLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
-
-
-def printable(text: str) -> str:
-    """``text`` with newlines and other invisible characters escaped, so one diagnostic stays one line."""
-    return text if text.isprintable() else repr(text)[1:-1]
-
-
-@dataclass(frozen=True, slots=True)
-class YamlDocument:
-    """One YAML document: its data and a map from data path to position."""
-
-    file: str
-    index: int
-    data: Any
-    positions: dict[Path, tuple[int, int]]
-
-    def locate(self, path: Path) -> Location:
-        """The position of ``path``, or of its nearest ancestor that exists."""
-        probe = tuple(path)
-        while probe:
-            pos = self.positions.get(probe)
-            if pos is not None:
-                return Location(self.file, pos[0], pos[1])
-            probe = probe[:-1]
-        pos = self.positions.get((), (1, 1))
-        return Location(self.file, pos[0], pos[1])
 
 
 class _Builder:
@@ -151,20 +126,7 @@ class _Builder:
 
     def _problem(self, node: yaml.Node, path: Path, message: str, hint: str) -> None:
         line, col = self._loc(node)
-        self.problems.append(Diagnostic(Location(self.file, line, col), _dotted(path), message, hint))
-
-
-def _dotted(path: Path) -> str:
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += ("." if text else "") + printable(part)
-    return text
-
-
-dotted = _dotted
+        self.problems.append(Diagnostic(Location(self.file, line, col), dotted(path), message, hint))
 
 
 # YAML 1.1 reads these as line breaks, editors and `git diff` do not: line numbers would disagree with what

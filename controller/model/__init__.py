@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-from controller.errors import Location
-from controller.load.yamlsrc import Path, YamlDocument
+from controller.locations import Location, YamlDocument, dotted
+from controller.locations import YamlPath as Path
 
 Priority = Literal["critical", "high", "normal", "low", "scavenger"]
 TargetKind = Literal["voice", "video", "interactive", "bulk"]
@@ -33,8 +33,6 @@ class Origin:
         return self.doc.locate(self.path + tuple(parts))
 
     def field(self, *parts: str | int) -> str:
-        from controller.load.yamlsrc import dotted
-
         return dotted(self.path + tuple(parts))
 
     @property

@@ -11,7 +11,7 @@ import difflib
 import os
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
@@ -70,13 +70,17 @@ def policy_files(root: FsPath) -> list[FsPath]:
 MIN_PARALLEL_BYTES = 2_000_000
 
 
-def _read_file(path: FsPath) -> tuple[list[YamlDocument], list[Diagnostic]]:
-    name = display_path(path)
+def read_text(path: FsPath) -> tuple[str | None, list[Diagnostic]]:
+    """A policy file's text (None, with the problem, when it cannot be read)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8"), []
     except (OSError, UnicodeDecodeError) as exc:
-        return [], [Diagnostic(Location(name), "", f"cannot read file: {exc}", "save it as UTF-8 text")]
-    return load_documents(text, name)
+        return None, [Diagnostic(Location(display_path(path)), "", f"cannot read file: {exc}", "save it as UTF-8 text")]
+
+
+def _read_file(path: FsPath) -> tuple[list[YamlDocument], list[Diagnostic]]:
+    text, problems = read_text(path)
+    return ([], problems) if text is None else load_documents(text, display_path(path))
 
 
 def _size(path: FsPath) -> int:
@@ -559,7 +563,12 @@ def to_model(docs: list[SpecDoc]) -> tuple[m.Policy, list[Diagnostic]]:
     return policy, problems
 
 
-def load_policy(root: FsPath | str, jobs: int = 1) -> tuple[m.Policy, list[Diagnostic]]:
+Reader = Callable[[FsPath, int], tuple[list[YamlDocument], list[Diagnostic]]]
+
+
+def load_policy(
+    root: FsPath | str, jobs: int = 1, reader: Reader = read_documents
+) -> tuple[m.Policy, list[Diagnostic]]:
     """Read, schema-check and convert a policy repository.
 
     Returns the model and every problem found so far (schema and YAML). Journey
@@ -568,9 +577,10 @@ def load_policy(root: FsPath | str, jobs: int = 1) -> tuple[m.Policy, list[Diagn
     Inventory/ServiceClasses/Settings document fails, raises
     :class:`PolicyError` with everything found: a model missing those would only
     produce misleading follow-up errors (unknown site, unknown tag ...).
-    ``jobs`` > 1 parses a large repository's files in that many worker processes.
+    ``jobs`` > 1 parses a large repository's files in that many worker processes. ``reader`` reads the
+    documents (:func:`read_documents`, or one that reuses files parsed before: :mod:`controller.load.cache`).
     """
-    docs, problems = read_documents(FsPath(root), jobs)
+    docs, problems = reader(FsPath(root), jobs)
     valid, schema_problems = check_schema(docs)
     # A value the YAML reader already refused (a tag, a duplicate) needs no second "wrong type" error.
     refused = {(d.location.file, d.field) for d in problems if d.field}

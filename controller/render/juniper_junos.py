@@ -41,10 +41,9 @@ import hashlib
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
-from controller.compile.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
+from controller.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
 from controller.render import base
 from controller.render.base import Limits, Renderer
 from controller.spec.types import dscp_name
@@ -207,8 +206,9 @@ def _conditions(m: PlanMatch, family: str) -> tuple[str, ...]:
     return tuple(conds)
 
 
-@dataclass(frozen=True, slots=True)
-class Term:
+class Term(NamedTuple):
+    """One firewall filter term: its name, ``from`` conditions and ``then`` actions."""
+
     name: str
     conditions: tuple[str, ...]
     actions: tuple[str, ...]
@@ -276,6 +276,40 @@ def _class_codes(c: QosClass) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[
 # --------------------------------------------------------------------------- renderer
 
 
+class Scheduler(NamedTuple):
+    """One class's scheduler on one WAN link; ``drop_profiles`` are (loss priority, drop profile)."""
+
+    fc: str
+    name: str
+    strict: bool
+    rate_bps: int | None  # strict classes: transmit-rate in bps
+    percent: int
+    drop_profiles: tuple[tuple[str, str], ...]
+
+
+class WanLink(NamedTuple):
+    """A WAN interface's scheduler map and how it is attached."""
+
+    ifd: str
+    unit: int | None  # None: the interface name has no unit
+    class_unit: int  # the unit classifiers and rewrite rules go on (0 when the name has none)
+    cos_if: str  # "ifd" or "ifd unit N", as class-of-service interfaces takes it
+    map: str
+    shaping_bps: int | None
+    trust_dscp: bool
+    schedulers: tuple[Scheduler, ...]
+
+
+class LanUnit(NamedTuple):
+    """A LAN unit and the marking filters (IPv4, IPv6) on its input."""
+
+    ifd: str
+    unit: int
+    trust_dscp: bool
+    filter: str
+    filter6: str
+
+
 class JuniperJunosRenderer(Renderer):
     platform = "juniper_junos"
     capabilities = frozenset(
@@ -319,21 +353,22 @@ class JuniperJunosRenderer(Renderer):
         return tokens
 
     def context(self, plan: DevicePlan) -> dict[str, Any]:
+        """Flat rows the template unpacks (see :class:`WanLink`, :class:`LanUnit`): its loops look nothing up."""
         fc_of = {c.name: junos_name(c.ident) for c in plan.classes}
         ordered = sorted(plan.classes, key=junos_queue)
         codes = {c.name: _class_codes(c) for c in ordered}
         classes = [
-            {
-                "cls": c,
-                "fc": fc_of[c.name],
-                "queue": junos_queue(c),
-                "codes": list(codes[c.name][0]),
+            (
+                fc_of[c.name],
+                junos_queue(c),
+                codes[c.name][0],
                 # Only the journeys' classes are rewritten: what the plan does not own keeps its DSCP.
-                "rewrites": [] if c.is_default or c.network_control else list(codes[c.name][1]),
-            }
+                () if c.is_default or c.network_control else codes[c.name][1],
+            )
             for c in ordered
         ]
-        wan: list[dict[str, Any]] = []
+        wan: list[WanLink] = []
+        uses_aqm = False
         for iface in plan.wan_interfaces:
             if not iface.link_kbps:
                 continue
@@ -342,45 +377,38 @@ class JuniperJunosRenderer(Renderer):
             ident = if_ident(iface.name)
             rows = []
             for c in ordered:
-                lps = codes[c.name][2]
                 a = iface.allocation(c.name)
                 assert a is not None
-                rows.append(
-                    {
-                        "cls": c,
-                        "fc": fc_of[c.name],
-                        "scheduler": junos_name(ident, c.ident),
-                        "percent": pct[c.name],
-                        "rate_bps": strict_rate_bps(a) if c.strict else None,
-                        "drop_profiles": [(lp, junos_name(DROP_PROFILE_BY_LP[lp])) for lp in lps] if c.aqm else [],
-                    }
-                )
+                drops = tuple((lp, junos_name(DROP_PROFILE_BY_LP[lp])) for lp in codes[c.name][2]) if c.aqm else ()
+                uses_aqm = uses_aqm or bool(drops)
+                rate = strict_rate_bps(a) if c.strict else None
+                rows.append(Scheduler(fc_of[c.name], junos_name(ident, c.ident), c.strict, rate, pct[c.name], drops))
             wan.append(
-                {
-                    "iface": iface,
-                    "ifd": ifd,
-                    "unit": unit,
-                    "cos_if": ifd if unit is None else f"{ifd} unit {unit}",
-                    "map": junos_name("SM", ident),
-                    "rows": rows,
-                }
+                WanLink(
+                    ifd,
+                    unit,
+                    0 if unit is None else unit,
+                    ifd if unit is None else f"{ifd} unit {unit}",
+                    junos_name("SM", ident),
+                    iface.shape_kbps * 1000 if iface.shape_kbps else None,
+                    iface.trust_dscp,
+                    tuple(rows),
+                )
             )
-        lan: list[dict[str, Any]] = []
-        for iface in plan.lan_interfaces:
-            ifd, unit = split_unit(iface.name)
-            lan.append({"iface": iface, "ifd": ifd, "unit": 0 if unit is None else unit})
         need = {(fam, i.trust_dscp) for i in plan.lan_interfaces for fam in ("inet", "inet6")}
-        filters = [
-            {
-                "family": fam,
-                "trusted": trusted,
-                "name": junos_name("MARK" + ("6" if fam == "inet6" else ""), *(() if trusted else ("UNTRUSTED",))),
-                "terms": filter_terms(plan, fam, trusted, fc_of),
-            }
+        filter_name = {
+            (fam, trusted): junos_name("MARK" + ("6" if fam == "inet6" else ""), *(() if trusted else ("UNTRUSTED",)))
             for fam in ("inet", "inet6")
             for trusted in (True, False)
             if (fam, trusted) in need
-        ]
+        }
+        lan: list[LanUnit] = []
+        for iface in plan.lan_interfaces:
+            ifd, unit = split_unit(iface.name)
+            trusted = iface.trust_dscp
+            names = (filter_name[("inet", trusted)], filter_name[("inet6", trusted)])
+            lan.append(LanUnit(ifd, 0 if unit is None else unit, trusted, *names))
+        filters = [(fam, name, filter_terms(plan, fam, trusted, fc_of)) for (fam, trusted), name in filter_name.items()]
         host_class = plan.network_control or next(c for c in plan.classes if c.is_default)
         return {
             "plan": plan,
@@ -388,8 +416,7 @@ class JuniperJunosRenderer(Renderer):
             "wan": wan,
             "lan": lan,
             "filters": filters,
-            "filter_name": {(f["family"], f["trusted"]): f["name"] for f in filters},
-            "uses_aqm": any(r["drop_profiles"] for w in wan for r in w["rows"]),
+            "uses_aqm": uses_aqm,
             "drop_profiles": [(junos_name(n), points) for n, points in DROP_PROFILES],
             "classifier": junos_name("CLASSIFY"),
             "classifier6": junos_name("CLASSIFY6"),

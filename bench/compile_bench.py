@@ -59,7 +59,6 @@ if str(HERE.parent) not in sys.path:  # run as a script from anywhere
 
 from bench import fleet  # noqa: E402
 from bench import journeys as journey_fleet  # noqa: E402
-from controller.compile.plan import DevicePlan  # noqa: E402
 from controller.load.loader import load_policy  # noqa: E402
 from controller.parallel import default_jobs  # noqa: E402
 from controller.pipeline import (  # noqa: E402
@@ -73,6 +72,7 @@ from controller.pipeline import (  # noqa: E402
     render_plan,
     validate_policy,
 )
+from controller.plan import DevicePlan  # noqa: E402
 from controller.render import get_renderer  # noqa: E402
 from controller.render.base import Renderer  # noqa: E402
 

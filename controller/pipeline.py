@@ -30,11 +30,11 @@ from controller.compile.adjustments import effective_policy
 from controller.compile.budgets import Budget
 from controller.compile.capabilities import check_plan
 from controller.compile.compiler import NETWORK_CONTROL_PCT, CompileContext, compile_device, derive_budgets
-from controller.compile.plan import DevicePlan
 from controller.errors import Diagnostic, PolicyError, errors_only, sort_diagnostics
 from controller.load.loader import load_policy
 from controller.model import Device, Policy
 from controller.parallel import can_fork
+from controller.plan import DevicePlan
 from controller.render import get_renderer, platforms
 from controller.validate.adjustments import check_adjustments
 from controller.validate.checks import run_checks

@@ -30,9 +30,9 @@ from controller.adjust import (
 )
 from controller.adjust.document import document_text
 from controller.adjust.health import TransportHealth, sla_verdict
-from controller.compile.plan import SlaClass
 from controller.model import PathChange
 from controller.pipeline import Build, build
+from controller.plan import SlaClass
 from tests.policy_builder import (
     PolicyRepo,
     bulk_journey,

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 
 from controller.compile.capabilities import check_plan
-from controller.compile.plan import DevicePlan, PlanMatch
 from controller.load.loader import load_policy
 from controller.pipeline import Build, build, compile_policy
+from controller.plan import DevicePlan, PlanMatch
 from controller.render import base, get_renderer, platforms
 from controller.render.base import CAPABILITY_TEXT, Limits, Renderer
 from tests.conftest import EXAMPLE_POLICIES

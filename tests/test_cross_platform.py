@@ -42,9 +42,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.compile.plan import DevicePlan
 from controller.load.loader import load_policy
 from controller.pipeline import Build, compile_policy, render_plan
+from controller.plan import DevicePlan
 from controller.render import platforms
 from tests.conftest import EXAMPLE_POLICIES
 from tests.example_policy import MARKED_JOURNEYS, example_with

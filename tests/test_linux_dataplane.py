@@ -37,8 +37,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.compile.plan import DevicePlan, PlanMatch, QosClass
 from controller.pipeline import build, render_plan
+from controller.plan import DevicePlan, PlanMatch, QosClass
 from tests.example_policy import MARKED_JOURNEYS, example_with
 from tests.lab.netns import Lab, Netns, requires_netns
 from tests.lab.traffic import (

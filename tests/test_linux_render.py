@@ -29,8 +29,8 @@ from typing import Any
 
 import pytest
 
-from controller.compile.plan import DevicePlan, PlanMatch, QosClass
 from controller.pipeline import Build, build, render_plan
+from controller.plan import DevicePlan, PlanMatch, QosClass
 from controller.render import linux
 from controller.spec.types import DSCP_NAMES
 from tests.conftest import EXAMPLE_POLICIES

@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from controller.cli.main import cli
-from controller.compile.plan import DevicePlan
 from controller.errors import PolicyError
 from controller.pipeline import Build, build, render_plan
+from controller.plan import DevicePlan
 from controller.render import linux
 from controller.spec import types as t
 from controller.spec.schema import json_schema

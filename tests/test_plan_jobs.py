@@ -15,10 +15,10 @@ from click.testing import CliRunner, Result
 
 from bench import fleet
 from controller.cli.main import cli
-from controller.compile.plan import DevicePlan
 from controller.load.loader import load_policy
 from controller.parallel import can_fork
 from controller.pipeline import MIN_PARALLEL_DEVICES, build, render_fleet, render_plan, validate_policy
+from controller.plan import DevicePlan
 from controller.render import platforms
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="worker processes are forked")

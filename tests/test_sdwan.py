@@ -30,8 +30,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.compile.plan import SlaClass
 from controller.pipeline import Build, build, render_plan
+from controller.plan import SlaClass
 from controller.render import _sdwan as sd
 from controller.spec.types import NAME_PATTERN
 from tests.conftest import EXAMPLE_POLICIES

@@ -3,7 +3,7 @@
 SD-WAN edges probe each transport between their own addresses on it (BFD between TLOCs of one colour) and
 compare the mean latency, the jitter and the loss with each SLA class. :class:`TransportHealth` is one such
 measurement, from one device over one transport; :func:`sla_verdict` the comparison with a plan's
-:class:`~controller.compile.plan.SlaClass` (its one-way latency, jitter and loss budgets). The lab's probes
+:class:`~controller.plan.SlaClass` (its one-way latency, jitter and loss budgets). The lab's probes
 (``controller.lab.measure``) and the loop's path steering (``controller.adjust.paths``) both use it.
 """
 
@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from controller.compile.plan import SlaClass
+from controller.plan import SlaClass
 
 SlaVerdict = Literal["pass", "fail", "unknown"]
 

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING
 
 from controller.adjust.engine import Action, ActionKind, _measures
 from controller.adjust.health import SlaVerdict, TransportHealth, sla_verdict
-from controller.compile.plan import DevicePlan, PathPreference
 from controller.model import PRIORITY_RANK, Adjustment, Device, PathChange
 from controller.pipeline import Build, compile_policy
+from controller.plan import DevicePlan, PathPreference
 from controller.validate.adjustments import allowed_transports
 
 if TYPE_CHECKING:

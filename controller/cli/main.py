@@ -25,7 +25,6 @@ from controller.cli.plan_report import markdown_plan, print_plan
 from controller.cli.policy_path import policy_path
 from controller.cli.validate_report import write_junit
 from controller.compile.budgets import Budget
-from controller.compile.plan import DevicePlan
 from controller.errors import Diagnostic, PolicyError
 from controller.load.loader import load_policy
 from controller.parallel import default_jobs
@@ -38,6 +37,7 @@ from controller.pipeline import (
     render_plan,
     validate_policy,
 )
+from controller.plan import DevicePlan
 from controller.render import tree
 from controller.render.outputs import DeviceChange, compare_device, update_tree, write_device
 

@@ -29,7 +29,6 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from controller.compile.plan import MarkingRule, PathPreference, PlanMatch
 from controller.model import (
     Adjustment,
     BandwidthChange,
@@ -41,6 +40,7 @@ from controller.model import (
     StrictPriorityChange,
 )
 from controller.model.catalogue import DEFAULT_CLASS
+from controller.plan import MarkingRule, PathPreference, PlanMatch
 
 NETWORK_CONTROL_CLASS = "network-control"
 

@@ -20,9 +20,9 @@ import math
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from controller.compile.plan import Allocation, DevicePlan, MarkingRule, QosClass
 from controller.errors import Diagnostic, Location
 from controller.model import Device, Policy
+from controller.plan import Allocation, DevicePlan, MarkingRule, QosClass
 from controller.render import base as cap
 from controller.render.base import Renderer
 

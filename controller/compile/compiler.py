@@ -22,16 +22,6 @@ from dataclasses import dataclass
 
 from controller.compile import budgets as b
 from controller.compile.adjustments import NO_ADJUSTMENTS, Adjusted, marked_at_edge, steered
-from controller.compile.plan import (
-    Allocation,
-    DevicePlan,
-    InterfacePlan,
-    MarkingRule,
-    PathPreference,
-    PlanMatch,
-    QosClass,
-    SlaClass,
-)
 from controller.compile.scope import ScopeKey, Scopes
 from controller.compile.scope import in_scope as in_scope  # re-exported: validate and callers use it from here
 from controller.errors import Diagnostic
@@ -48,6 +38,16 @@ from controller.model import (
     VoiceTarget,
 )
 from controller.model.catalogue import DEFAULT_CLASS, RFC4594
+from controller.plan import (
+    Allocation,
+    DevicePlan,
+    InterfacePlan,
+    MarkingRule,
+    PathPreference,
+    PlanMatch,
+    QosClass,
+    SlaClass,
+)
 
 # The plan's network-control rule (RFC 4594 4.1): where the plan owns the queues, CS6 and CS7 (routing and
 # control traffic, the router's own included) get a class of their own that is never strict (so never policed

@@ -31,7 +31,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 
-from controller.compile.plan import Allocation, DevicePlan, InterfacePlan, QosClass, SlaClass
+from controller.plan import Allocation, DevicePlan, InterfacePlan, QosClass, SlaClass
 from controller.render.base import network
 
 

@@ -32,7 +32,7 @@ from itertools import product
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from controller.compile.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
+from controller.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
 from controller.render import base
 from controller.render.base import Limits, Renderer
 from controller.render.juniper_junos import whole_percents  # shared largest-remainder rounding

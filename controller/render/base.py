@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import jinja2
 
-from controller.compile.plan import DevicePlan
+from controller.plan import DevicePlan
 
 if TYPE_CHECKING:
     from controller.errors import Diagnostic

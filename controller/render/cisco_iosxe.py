@@ -31,7 +31,7 @@ from itertools import product
 from types import MappingProxyType
 from typing import Any
 
-from controller.compile.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
+from controller.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
 from controller.render import base
 from controller.render.base import Limits, Renderer, percent_split
 from controller.spec.types import dscp_name

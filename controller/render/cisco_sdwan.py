@@ -34,7 +34,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from controller.compile.plan import (
+from controller.compile.scope import in_scope
+from controller.errors import Diagnostic
+from controller.model import Device, Interface, Policy
+from controller.plan import (
     Allocation,
     DevicePlan,
     InterfacePlan,
@@ -44,9 +47,6 @@ from controller.compile.plan import (
     QosClass,
     SlaClass,
 )
-from controller.compile.scope import in_scope
-from controller.errors import Diagnostic
-from controller.model import Device, Interface, Policy
 from controller.render import _sdwan as sd
 from controller.render import base
 from controller.render.base import Limits, Renderer

@@ -37,7 +37,9 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Any, ClassVar, NamedTuple
 
-from controller.compile.plan import (
+from controller.errors import Diagnostic
+from controller.model import Device, Policy
+from controller.plan import (
     Allocation,
     DevicePlan,
     MarkingRule,
@@ -46,8 +48,6 @@ from controller.compile.plan import (
     QosClass,
     SlaClass,
 )
-from controller.errors import Diagnostic
-from controller.model import Device, Policy
 from controller.render import _sdwan as sd
 from controller.render import base
 from controller.render.base import Limits, Renderer

@@ -50,7 +50,9 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from controller import linux_routing as owned
-from controller.compile.plan import (
+from controller.errors import Diagnostic
+from controller.model import Device, Policy
+from controller.plan import (
     Allocation,
     DevicePlan,
     InterfacePlan,
@@ -60,8 +62,6 @@ from controller.compile.plan import (
     QosClass,
     SlaClass,
 )
-from controller.errors import Diagnostic
-from controller.model import Device, Policy
 from controller.render import base
 from controller.render.base import Limits, Renderer
 from controller.spec.types import dscp_name

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-from controller.compile.plan import DevicePlan, QosClass
+from controller.plan import DevicePlan, QosClass
 
 Probe = Callable[[Mapping[str, str], DevicePlan, QosClass], list[str]]
 

@@ -19,12 +19,12 @@ from click.testing import CliRunner, Result
 
 from controller.apply.drivers.fortios_sdwan import SECTIONS
 from controller.cli.main import cli
+from controller.platforms.fortios_sdwan import parser
 from tests import apply_support
 from tests.apply_support import apply_cli
 from tests.lab.emulators import DeviceLab, EmulatedDevice
 from tests.lab.emulators.fixtures import emulated_devices  # noqa: F401 - the fixture
 from tests.lab.sshd import lab_policy
-from tests.parsers import fortios_sdwan as parser
 
 PASSWORD = "Fgt-pw-4b9e1d-never-print"
 ENV = {"QOECTL_TEST_USER": "qoectl", "QOECTL_TEST_PASSWORD": PASSWORD}
@@ -192,11 +192,11 @@ WANS = ("port1", "wan1", "wan2")
 
 
 def foreign_entries(text: str) -> dict[tuple[str, str], object]:
-    """Every entry of the sections that is not qoectl's (read by the independent parser), by table and key."""
-    tree = parser.read(text)
-    sdwan = tree.tables["system sdwan"][""]
-    tables = {name: t for name, t in tree.tables.items() if name != "system sdwan"}
-    tables.update({f"sdwan {name}": t for name, t in sdwan.tables.items()})
+    """Every entry of the sections that is not qoectl's (read by the platform's parser), by table and key."""
+    tree = parser.tree(text)
+    sdwan = tree["system sdwan"]
+    tables = {name: t.entries or {} for name, t in tree.items() if name != "system sdwan"}
+    tables.update({f"sdwan {name}": t.entries or {} for name, t in sdwan.blocks.items()})
     out: dict[tuple[str, str], object] = {}
     for name, table in tables.items():
         for key, entry in table.items():
@@ -207,7 +207,7 @@ def foreign_entries(text: str) -> dict[tuple[str, str], object]:
                 ours = entry.get("interface") in WANS
             if name == "system interface" and key in WANS:
                 entry = parser.Block({k: v for k, v in entry.settings.items() if k not in IFACE_OWNED})
-            if key and not ours:
+            if not ours:
                 out[(name, key)] = entry
     return out
 
@@ -216,13 +216,12 @@ IFACE_OWNED = ("outbandwidth", "egress-shaping-profile")
 
 
 def meaning(text: str) -> dict:
-    """The independent parser's per-journey treatment of a FortiOS text (rule headers from the rule names)."""
-    tree = parser.read(text)
-    rules = tree.tables["system sdwan"][""].tables["service"]
+    """The platform parser's per-journey treatment of a FortiOS text (rule headers from the rule names)."""
+    rules = parser.tree(text)["system sdwan"].table("service")
     headers = [
         f"# sdwan rule {rid}: journey {m.group(1)}"
         for rid, rule in rules.items()
-        if rid and (m := re.fullmatch(r"QOECTL-(.+)-\d+", rule.get("name") or ""))
+        if (m := re.fullmatch(r"QOECTL-(.+)-\d+", rule.get("name")))
     ]
     return parser.parse({"fortios.conf": "\n".join(headers) + "\n" + text})
 
@@ -250,11 +249,11 @@ def test_apply_clean_then_nothing_sent_and_foreign_kept(fgt: Fgt) -> None:
     # What the device now does means what the rendered file means (the independent parser on both texts).
     assert meaning(after) == meaning(fgt.rendered())
     # The foreign rule 1 and shaping policy 1 kept their numbers; qoectl's took free ones.
-    tree = parser.read(after)
-    assert tree.tables["system sdwan"][""].tables["service"]["1"].get("name") == "USER-RULE"
-    assert tree.tables["firewall shaping-policy"]["1"].get("name") == "USER-SP"
-    # What was sent is FortiOS syntax the independent parser reads (balanced blocks, known statements).
-    parser.read("\n".join(r["commands"]))
+    tree = parser.tree(after)
+    assert tree["system sdwan"].table("service")["1"].get("name") == "USER-RULE"
+    assert (tree["firewall shaping-policy"].entries or {})["1"].get("name") == "USER-SP"
+    # What was sent is FortiOS syntax the platform's parser reads (balanced blocks, known statements).
+    parser.tree("\n".join(r["commands"]))
 
     mark = len(fgt.dev.command_log)
     res, again = fgt.apply("--detailed-exitcode")
@@ -304,19 +303,18 @@ def test_an_existing_member_keeps_its_number_and_the_rules_follow(fgt: Fgt) -> N
     )
     _, r = fgt.apply()
     assert r["status"] == "changed", r
-    sdwan = parser.read(fgt.sections()).tables["system sdwan"][""]
-    members = {k: e.get("interface") for k, e in sdwan.tables["members"].items() if k}
+    sdwan = parser.tree(fgt.sections())["system sdwan"]
+    members = {k: e.get("interface") for k, e in sdwan.table("members").items()}
     assert members["7"] == "port1" and "port1" not in [i for k, i in members.items() if k != "7"], members
-    rendered = parser.read(fgt.rendered()).tables["system sdwan"][""]
-    seq = {k: e.get("interface") for k, e in rendered.tables["members"].items() if k}
+    rendered = parser.tree(fgt.rendered())["system sdwan"]
+    seq = {k: e.get("interface") for k, e in rendered.table("members").items()}
     to_device = {k: next(d for d, i in members.items() if i == iface) for k, iface in seq.items()}
-    rules = {e.get("name"): e for k, e in sdwan.tables["service"].items() if k}
-    for k, want in rendered.tables["service"].items():
-        if k:
-            expected = [to_device[m] for m in want.settings["priority-members"]]
-            assert rules[want.get("name")].settings["priority-members"] == expected
-    checks = {k: e for k, e in sdwan.tables["health-check"].items() if k.startswith("QOECTL-")}
-    assert all("7" in c.settings["members"] for c in checks.values()), checks
+    rules = {e.get("name"): e for e in sdwan.table("service").values()}
+    for want in rendered.table("service").values():
+        expected = tuple(to_device[m] for m in want.words("priority-members"))
+        assert rules[want.get("name")].words("priority-members") == expected
+    checks = {k: e for k, e in sdwan.table("health-check").items() if k.startswith("QOECTL-")}
+    assert all("7" in c.words("members") for c in checks.values()), checks
     assert meaning(fgt.sections()) == meaning(fgt.rendered())
     _, r = fgt.apply()
     assert r["status"] == "unchanged", r
@@ -340,12 +338,13 @@ def assert_as_backup(fgt: Fgt, r: dict, kind: str) -> None:
         return
     assert "re-created entries are listed last" in r["rollback"], r
     assert sorted(now.splitlines()) == sorted(backup.splitlines())
-    assert parser.read(now) == parser.read(backup)
-    for tree in (parser.read(now), parser.read(backup)):
-        order = (list(tree.tables["firewall shaping-policy"]), list(tree.tables["system sdwan"][""].tables["service"]))
+    assert parser.tree(now) == parser.tree(backup)
+    for tree in (parser.tree(now), parser.tree(backup)):
+        order = (list(tree["firewall shaping-policy"].entries or {}), list(tree["system sdwan"].table("service")))
+        backup_tree = parser.tree(backup)
         assert order == (
-            list(parser.read(backup).tables["firewall shaping-policy"]),
-            list(parser.read(backup).tables["system sdwan"][""].tables["service"]),
+            list(backup_tree["firewall shaping-policy"].entries or {}),
+            list(backup_tree["system sdwan"].table("service")),
         )
 
 

@@ -133,7 +133,7 @@ def test_one_transport_renders_as_before_and_plans_no_paths(tmp_path: Path) -> N
     assert plan.path_preferences == () and plan.sla_classes == ()
     files = render_plan(plan)
     assert sorted(files) == ["nftables.nft", "tc.batch"]
-    assert "prerouting" not in files["nftables.nft"] and parser.paths(files) == {}
+    assert "prerouting" not in files["nftables.nft"] and parser.steering(files) == {}
 
 
 def test_two_transports_steer_every_journey_in_the_plans_order(tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_two_transports_steer_every_journey_in_the_plans_order(tmp_path: Path) -
     files = render_plan(plan)
     assert sorted(files) == ["nftables.nft", "routing.batch", "routing6.batch", "tc.batch"]
     device_of = {"mpls": "wan0", "internet": "wan1"}
-    v4, v6 = parser.paths(files, "4"), parser.paths(files, "6")
+    v4, v6 = parser.steering(files, "4"), parser.steering(files, "6")
     assert set(v4) == {journey_key(p.journey) for p in plan.path_preferences}
     for p in plan.path_preferences:
         want = tuple(device_of[x] for x in p.preferred + (() if p.strict else p.backup))
@@ -161,12 +161,12 @@ def test_two_transports_steer_every_journey_in_the_plans_order(tmp_path: Path) -
 def test_a_reordered_preference_is_rendered_as_given_never_resorted(tmp_path: Path) -> None:
     """The loop reorders ``preferred`` per device; the renderer keeps the order it is given."""
     plan = the_plan(built(repo_with(edge({"mpls": "198.18.7.1", "internet": "198.18.8.1"}), BOTH), tmp_path))
-    before = parser.paths(render_plan(plan))["PORTAL"].order
+    before = parser.steering(render_plan(plan))["PORTAL"].order
     prefs = tuple(
         dataclasses.replace(p, preferred=p.preferred[::-1]) if p.journey == "portal" else p
         for p in plan.path_preferences
     )
-    after = parser.paths(render_plan(dataclasses.replace(plan, path_preferences=prefs)))["PORTAL"].order
+    after = parser.steering(render_plan(dataclasses.replace(plan, path_preferences=prefs)))["PORTAL"].order
     assert before == ("wan1", "wan0") and after == ("wan0", "wan1")
 
 
@@ -179,10 +179,10 @@ def test_the_parser_sees_a_wrong_rule_order_and_foreign_mark_bits(tmp_path: Path
         lambda m: f"priority {m.group(1)}{9 - int(m.group(2))} fwmark",
         files["routing.batch"],
     )
-    assert parser.paths({**files, "routing.batch": swapped})["PORTAL"].order == ("wan0", "wan1")
+    assert parser.steering({**files, "routing.batch": swapped})["PORTAL"].order == ("wan0", "wan1")
     wide = files["routing.batch"].replace("/0x0000ff00", "/0x0001ff00", 1)
     with pytest.raises(ParseError, match="mark bits"):
-        parser.paths({**files, "routing.batch": wide})
+        parser.steering({**files, "routing.batch": wide})
 
 
 # -- nothing the author writes reaches a line of its own -------------------------------------------------

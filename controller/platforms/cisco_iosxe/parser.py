@@ -1,4 +1,4 @@
-"""Cisco IOS-XE MQC, read back with ciscoconfparse2.
+"""Cisco IOS-XE MQC: the syntax (:mod:`controller.platforms.cli_tree`) and the meaning of the QoS config.
 
 Chain: marking policy (attached ``service-policy input``) ``class QOECTL-J-X``
 -> ``set dscp`` -> the DSCP class-map (``match dscp``) that holds the value, or
@@ -21,15 +21,28 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ciscoconfparse2 import CiscoConfParse
+from controller.platforms.cli_tree import Node, set_dscp
+from controller.platforms.cli_tree import parse as tree
+from controller.platforms.meaning import (
+    ControlTreatment,
+    DeviceTreatment,
+    ParseError,
+    Scheduling,
+    dscp_value,
+    journeys,
+    lan_maps,
+    link_share,
+    queue_scheduling,
+    queues,
+)
 
-from tests.parsers import ControlTreatment, DeviceTreatment, ParseError, Queue, dscp_value, lan_maps, treatment
+__all__ = ["control", "parse", "tree"]
 
 JOURNEY_CLASS = "QOECTL-J-"
 
 
-def _children(obj: object) -> list[tuple[str, object]]:
-    return [(c.text.strip(), c) for c in obj.children if c.text.strip() not in ("", "!")]  # type: ignore[attr-defined]
+def _top(nodes: list[Node], pattern: str) -> list[Node]:
+    return [n for n in nodes if re.match(pattern, n.line)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,22 +56,17 @@ class _Parsed:
 
 
 def _parse(files: dict[str, str]) -> _Parsed:
-    conf = CiscoConfParse(files["qos.cfg"].splitlines(), syntax="ios")
+    conf = tree(files["qos.cfg"])
     policies: dict[str, dict[str, list[str]]] = {}
-    for pm in conf.find_objects(r"^policy-map "):
-        classes: dict[str, list[str]] = {}
-        for text, cls in _children(pm):
-            if text.startswith("class "):
-                classes[text.split()[1]] = [t for t, _ in _children(cls)]
-        policies[pm.text.split()[1]] = classes
-    class_maps = {cm.text.split()[-1]: [t for t, _ in _children(cm)] for cm in conf.find_objects(r"^class-map ")}
+    for pm in _top(conf, r"policy-map "):
+        policies[pm.words[1]] = {cls.words[1]: cls.texts() for cls in pm.child("class")}
+    class_maps = {cm.words[-1]: cm.texts() for cm in _top(conf, r"class-map ")}
     acl_dscps: dict[str, list[int | None]] = {}
-    for a in conf.find_objects(r"^(ip|ipv6) access-list "):
+    for a in _top(conf, r"(ip|ipv6) access-list "):
         entries: list[int | None] = []
-        for text, _ in _children(a):
-            words = text.split()
+        for words in (c.words for c in a.children):
             entries.append(dscp_value(words[words.index("dscp") + 1]) if "dscp" in words else None)
-        acl_dscps[a.text.split()[-1]] = entries
+        acl_dscps[a.words[-1]] = entries
     queue_class: dict[int, str] = {}
     for name, lines in class_maps.items():
         for line in lines:
@@ -69,13 +77,12 @@ def _parse(files: dict[str, str]) -> _Parsed:
                     queue_class.setdefault(dscp_value(tok), name)
     inputs: dict[str, str] = {}
     outputs: dict[str, str] = {}
-    for intf in conf.find_objects(r"^interface "):
-        for text, _ in _children(intf):
-            words = text.split()
+    for intf in _top(conf, r"interface "):
+        for words in (c.words for c in intf.children):
             if words[:2] == ["service-policy", "input"]:
-                inputs[intf.text.split()[1]] = words[2]
+                inputs[intf.words[1]] = words[2]
             elif words[:2] == ["service-policy", "output"]:
-                outputs[intf.text.split()[1]] = words[2]
+                outputs[intf.words[1]] = words[2]
     for p in set(inputs.values()) | set(outputs.values()):
         if p not in policies:
             raise ParseError(f"service-policy {p} is not defined")
@@ -109,25 +116,21 @@ def _acl_entries(p: _Parsed, class_map: str) -> list[int | None]:
     ]
 
 
-def _sets(lines: list[str], dscp: int) -> int:
-    return next((dscp_value(line.split()[-1]) for line in lines if line.startswith("set dscp ")), dscp)
-
-
 def _ingress(p: _Parsed, policy: str, dscp: int, journey_class: str | None) -> int:
     """The DSCP a packet leaves an input policy with: the first class that matches it acts."""
     for cls, lines in p.policies[policy].items():
         if cls == "class-default":
-            return _sets(lines, dscp)
+            return set_dscp(lines, dscp)
         if cls.startswith(JOURNEY_CLASS):
             if cls == journey_class:
-                return _sets(lines, dscp)
+                return set_dscp(lines, dscp)
             continue  # another journey's traffic
         if any(line.startswith("match any") for line in p.class_maps[cls]) or any(
             dscp in [dscp_value(t) for t in line.split()[2:]]
             for line in p.class_maps[cls]
             if line.startswith("match dscp ")
         ):
-            return _sets(lines, dscp)
+            return set_dscp(lines, dscp)
     return dscp
 
 
@@ -136,7 +139,7 @@ def _egress(p: _Parsed, dscp: int) -> int:
     seen = set()
     for _, queuing in p.wan.values():
         cls = p.queue_class.get(dscp, "class-default")
-        seen.add(_sets(queuing.get(cls if cls in queuing else "class-default", []), dscp))
+        seen.add(set_dscp(queuing.get(cls if cls in queuing else "class-default", []), dscp))
     if len(seen) > 1:
         raise ParseError(f"DSCP {dscp} leaves different WAN interfaces differently: {seen}")
     return seen.pop() if seen else dscp
@@ -146,28 +149,17 @@ def _bleaches(p: _Parsed, policy: str) -> bool:
     return any(line.startswith("set dscp ") for line in p.policies[policy].get("class-default", []))
 
 
-def _shares(p: _Parsed, cls: str) -> tuple[bool, bool, dict[str, float | None]]:
+def _shares(p: _Parsed, cls: str) -> Scheduling:
     """(strict, early drop, share of each WAN link) of one queuing class (class-default when not listed)."""
-    strict_seen, red_seen = set(), set()
-    shares: dict[str, float | None] = {}
+    here: dict[str, tuple[bool, bool, float | None]] = {}
     for ifname, (link, queuing) in p.wan.items():
-        here = cls if cls in queuing else "class-default"
-        lines = queuing.get(here, [])
+        name = cls if cls in queuing else "class-default"
+        lines = queuing.get(name, [])
         police = {c: _police_kbps(ls) for c, ls in queuing.items() if any(s.startswith("priority") for s in ls)}
-        strict = here in police
-        strict_seen.add(strict)
-        red_seen.add(any(s.startswith("random-detect") for s in lines))
-        share: float | None = None
-        if link:
-            if strict:
-                share = 100.0 * police[here] / link
-            else:
-                pct = next((int(s.split()[-1]) for s in lines if s.startswith("bandwidth remaining percent ")), 0)
-                share = pct * (link - sum(police.values())) / link
-        shares[ifname] = share
-    if len(strict_seen) > 1 or len(red_seen) > 1:
-        raise ParseError(f"class {cls} is queued differently on different WAN interfaces")
-    return bool(strict_seen and strict_seen.pop()), bool(red_seen and red_seen.pop()), shares
+        pct = next((int(s.split()[-1]) for s in lines if s.startswith("bandwidth remaining percent ")), 0)
+        share = link_share(link, police.get(name), pct, sum(police.values()))
+        here[ifname] = (name in police, any(s.startswith("random-detect") for s in lines), share)
+    return queue_scheduling(here, f"class {cls}")
 
 
 def parse(files: dict[str, str]) -> DeviceTreatment:
@@ -185,15 +177,7 @@ def parse(files: dict[str, str]) -> DeviceTreatment:
             for arrives in _acl_entries(p, cls):
                 out_dscp = _egress(p, _ingress(p, policy, 0 if arrives is None else arrives, cls))
                 lan.setdefault(key, {}).setdefault(ifname, set()).add(out_dscp)
-    out: DeviceTreatment = {}
-    for journey, dscps in sorted(marks.items()):
-        if len(dscps) != 1:
-            raise ParseError(f"journey {journey} is marked with several DSCPs: {sorted(dscps)}")
-        dscp = dscps.pop()
-        strict, _, shares = _shares(p, p.queue_class.get(dscp, "class-default"))
-        per_if = {ifname: (strict, share) for ifname, share in shares.items()}
-        out[journey] = treatment(journey, dscp, per_if, lan.get(journey, {}))
-    return out
+    return journeys(marks, lan, lambda dscp: _shares(p, p.queue_class.get(dscp, "class-default")))
 
 
 def control(files: dict[str, str]) -> ControlTreatment:
@@ -202,16 +186,12 @@ def control(files: dict[str, str]) -> ControlTreatment:
         raise ParseError("no queuing policy on any interface")
     queued = set().union(*(set(q) for _, q in p.wan.values()))
     queue_of = {d: (c if (c := p.queue_class.get(d)) in queued else "class-default") for d in range(64)}
-    queues = {}
-    for cls in set(queue_of.values()):
-        strict, red, shares = _shares(p, cls)
-        queues[cls] = Queue(strict=strict, early_drop=red, shares=tuple(sorted(shares.items())))
     maps: dict[bool, list[dict[int, int]]] = {True: [], False: []}
     for policy in sorted(set(p.inputs.values())):
         maps[_bleaches(p, policy)].append({d: _egress(p, _ingress(p, policy, d, None)) for d in range(64)})
     trusted, untrusted = lan_maps(maps)
     return ControlTreatment(
-        queues=queues,
+        queues=queues(set(queue_of.values()), lambda cls: _shares(p, cls)),
         queue_of=queue_of,
         trusted=trusted,
         untrusted=untrusted,

@@ -1,4 +1,5 @@
-"""Junos ``set`` lines, read back into the CoS chain and checked for dangling references.
+"""Junos ``set`` lines: the syntax (:func:`set_lines`, as apply reads them) and their meaning, the CoS chain,
+checked for dangling references.
 
 Chain: firewall filter term ``M<k>-<JOURNEY>`` -> ``then dscp`` (or
 ``traffic-class`` for inet6) and ``then forwarding-class`` -> the DSCP
@@ -28,7 +29,19 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from tests.parsers import ControlTreatment, DeviceTreatment, ParseError, Queue, dscp_value, lan_maps, treatment
+from controller.platforms.meaning import (
+    ControlTreatment,
+    DeviceTreatment,
+    ParseError,
+    Scheduling,
+    dscp_value,
+    lan_maps,
+    queue_scheduling,
+    queues,
+    treatment,
+)
+
+__all__ = ["control", "parse", "set_lines"]
 
 TERM = re.compile(r"^M\d+-(.+)$")
 KIND = {"inet": "dscp", "inet6": "dscp-ipv6"}
@@ -37,17 +50,27 @@ SET_DSCP = {"inet": "dscp", "inet6": "traffic-class"}
 FcLp = tuple[str, str]
 
 
+def set_lines(text: str) -> list[str]:
+    """The ``set`` statements of a config (a rendered file or ``show configuration | display set``), white space
+    folded; anything else a device prints around them is not configuration."""
+    return [" ".join(line.split()) for line in text.replace("\r", "").splitlines() if line.startswith("set ")]
+
+
 def _lines(text: str) -> list[list[str]]:
-    out = []
+    """The words after ``set`` of every statement of a rendered file, which has nothing but set/delete lines."""
     for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        words = line.split()
-        if words[0] not in ("set", "delete"):
+        if line.strip() and line.split()[0] not in ("set", "delete"):
             raise ParseError(f"line {n} is not a set/delete command: {line!r}")
-        if words[0] == "set":
-            out.append(words[1:])
-    return out
+    return [line.split()[1:] for line in set_lines(text)]
+
+
+@dataclass
+class _Scheduler:
+    priority: str | None = None
+    percent: int | None = None  # transmit-rate percent N
+    bps: int | None = None  # transmit-rate N (bits per second)
+    rate_limit: bool = False
+    early_drop: bool = False
 
 
 @dataclass
@@ -57,7 +80,7 @@ class _Parsed:
     classifier: dict[tuple[str, str], dict[int, FcLp]] = field(default_factory=lambda: defaultdict(dict))
     rewrite: dict[tuple[str, str], dict[FcLp, int]] = field(default_factory=lambda: defaultdict(dict))
     drop_profiles: set[str] = field(default_factory=set)
-    schedulers: dict[str, dict[str, object]] = field(default_factory=lambda: defaultdict(dict))
+    schedulers: dict[str, _Scheduler] = field(default_factory=lambda: defaultdict(_Scheduler))
     sched_maps: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     cos_if: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     unit_refs: list[tuple[str, str, str]] = field(default_factory=list)  # (ifd.unit, kind, name)
@@ -98,20 +121,16 @@ def _parse(files: dict[str, str]) -> _Parsed:
         elif w[:2] == ["class-of-service", "drop-profiles"]:
             p.drop_profiles.add(w[2])
         elif w[:2] == ["class-of-service", "schedulers"]:
-            s, rest = w[2], w[3:]
+            sc, rest = p.schedulers[w[2]], w[3:]
             if rest[0] == "priority":
-                p.schedulers[s]["priority"] = rest[1]
+                sc.priority = rest[1]
             elif rest[:2] == ["transmit-rate", "percent"]:
-                p.schedulers[s]["percent"] = int(rest[2])
-                p.schedulers[s]["rate-limit"] = rest[3:] == ["rate-limit"]
+                sc.percent, sc.rate_limit = int(rest[2]), rest[3:] == ["rate-limit"]
             elif rest[0] == "transmit-rate":
-                p.schedulers[s]["bps"] = int(rest[1])
-                p.schedulers[s]["rate-limit"] = rest[2:] == ["rate-limit"]
+                sc.bps, sc.rate_limit = int(rest[1]), rest[2:] == ["rate-limit"]
             elif rest[0] == "drop-profile-map":
                 p.refs_drop.append(rest[-1])
-                p.schedulers[s]["early-drop"] = True
-            else:
-                p.schedulers[s].setdefault("other", []).append(rest)  # type: ignore[union-attr]
+                sc.early_drop = True
         elif w[:2] == ["class-of-service", "scheduler-maps"]:
             assert w[3] == "forwarding-class" and w[5] == "scheduler", w
             p.sched_maps[w[2]][w[4]] = w[6]
@@ -141,10 +160,9 @@ def _link_kbps(settings: dict[str, str]) -> float | None:
     return int(rate) / 1000.0 if rate else None
 
 
-def _scheduling(p: _Parsed, fc: str) -> tuple[bool, bool, dict[str, float | None]]:
+def _scheduling(p: _Parsed, fc: str) -> Scheduling:
     """(strict, early drop, share of each WAN link) of one forwarding class."""
-    strict_seen, red_seen = set(), set()
-    shares: dict[str, float | None] = {}
+    here: dict[str, tuple[bool, bool, float | None]] = {}
     for name, settings in p.cos_if.items():
         if "scheduler-map" not in settings:
             continue
@@ -152,19 +170,16 @@ def _scheduling(p: _Parsed, fc: str) -> tuple[bool, bool, dict[str, float | None
         if sched is None:
             raise ParseError(f"{name}: scheduler map has no scheduler for forwarding class {fc}")
         sc = p.schedulers[sched]
-        strict = sc.get("priority") == "strict-high"
-        if strict and not sc.get("rate-limit"):
+        strict = sc.priority == "strict-high"
+        if strict and not sc.rate_limit:
             raise ParseError(f"{name}: strict-high scheduler {sched} is not rate-limited: its share is unbounded")
-        if "percent" in sc:
-            shares[name] = float(sc["percent"])  # type: ignore[arg-type]
+        link = _link_kbps(settings)
+        if sc.percent is not None:
+            share: float | None = float(sc.percent)
         else:
-            link = _link_kbps(settings)
-            shares[name] = None if link is None else 100.0 * int(sc["bps"]) / 1000.0 / link  # type: ignore[call-overload]
-        strict_seen.add(strict)
-        red_seen.add(bool(sc.get("early-drop")))
-    if len(strict_seen) > 1 or len(red_seen) > 1:
-        raise ParseError(f"forwarding class {fc} is scheduled differently on different WAN interfaces")
-    return bool(strict_seen and strict_seen.pop()), bool(red_seen and red_seen.pop()), shares
+            share = None if link is None or sc.bps is None else 100.0 * sc.bps / 1000.0 / link
+        here[name] = (strict, sc.early_drop, share)
+    return queue_scheduling(here, f"forwarding class {fc}")
 
 
 def _egress(p: _Parsed, family: str, fc: str, lp: str, dscp: int) -> int:
@@ -198,7 +213,7 @@ def _ingress(p: _Parsed, unit: str, family: str, dscp: int, own: str | None) -> 
         tests = _term_tests(parts, family)
         if tests is not None and dscp not in tests:
             continue
-        actions = dict(a.split(" ", 1) if " " in a else (a, "") for a in parts.get("then", []))
+        actions = {a.partition(" ")[0]: a.partition(" ")[2] for a in parts.get("then", [])}
         if SET_DSCP[family] in actions:
             dscp = dscp_value(actions[SET_DSCP[family]])
         fc = actions.get("forwarding-class", fc)
@@ -242,7 +257,7 @@ def parse(files: dict[str, str]) -> DeviceTreatment:
     for journey, seen in sorted(marks.items()):
         if len(seen) != 1:
             raise ParseError(f"journey {journey} is marked inconsistently: {sorted(seen)}")
-        dscp, fc = seen.pop()
+        dscp, fc = next(iter(seen))
         strict, _, shares = _scheduling(p, fc)
         per_if = {name: (strict, share) for name, share in shares.items()}
         out[journey] = treatment(journey, dscp, per_if, lan.get(journey, {}))
@@ -256,10 +271,6 @@ def control(files: dict[str, str]) -> ControlTreatment:
         raise ParseError("DSCP classifiers disagree")
     table = tables[0] if tables else {}
     queue_of = {d: table.get(d, (p.default_fc, "low"))[0] for d in range(64)}
-    queues = {}
-    for fc in set(queue_of.values()) | ({p.host_fc} if p.host_fc else set()):
-        strict, red, shares = _scheduling(p, fc)
-        queues[fc] = Queue(strict=strict, early_drop=red, shares=tuple(sorted(shares.items())))
     maps: dict[bool, list[dict[int, int]]] = {True: [], False: []}
     for (unit, family), fname in sorted(p.filter_of.items()):
         maps[_bleaches(p, family, fname)].append({d: _ingress(p, unit, family, d, None) for d in range(64)})
@@ -267,7 +278,7 @@ def control(files: dict[str, str]) -> ControlTreatment:
     host_fc = p.host_fc or p.default_fc
     host = {d: _egress(p, "inet", host_fc, "low", d) for d in range(64)}
     return ControlTreatment(
-        queues=queues,
+        queues=queues(set(queue_of.values()) | ({p.host_fc} if p.host_fc else set()), lambda fc: _scheduling(p, fc)),
         queue_of=queue_of,
         trusted=trusted,
         untrusted=untrusted,
@@ -295,10 +306,10 @@ def _check_refs(p: _Parsed) -> None:
                 problems.append(f"scheduler map {m} uses undefined scheduler {s}")
         if set(entries) != set(p.fc_queue):
             problems.append(f"scheduler map {m} does not schedule every forwarding class")
-        if sum(p.schedulers.get(s, {}).get("priority") == "strict-high" for s in entries.values()) > 1:
+        if sum(s in p.schedulers and p.schedulers[s].priority == "strict-high" for s in entries.values()) > 1:
             problems.append(f"scheduler map {m} has more than one strict-high queue")
-    for s, settings in p.schedulers.items():
-        if not ({"percent", "bps"} & set(settings)) or "priority" not in settings:
+    for s, sc in p.schedulers.items():
+        if (sc.percent is None and sc.bps is None) or sc.priority is None:
             problems.append(f"scheduler {s} lacks a transmit-rate or priority")
     for name, settings in p.cos_if.items():
         if "scheduler-map" in settings and settings["scheduler-map"] not in p.sched_maps:

@@ -1,4 +1,4 @@
-"""Arista EOS QoS config, read back with ciscoconfparse2.
+"""Arista EOS QoS config: the syntax (:mod:`controller.platforms.cli_tree`) and the meaning.
 
 Chain: LAN ``service-policy type qos input`` policy -> ``class QOECTL-J-X`` /
 ``QOECTL-J6-X`` -> ``set dscp`` (and ``set traffic-class``, which must equal
@@ -22,15 +22,28 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ciscoconfparse2 import CiscoConfParse
+from controller.platforms.cli_tree import Node, set_dscp
+from controller.platforms.cli_tree import parse as tree
+from controller.platforms.meaning import (
+    ControlTreatment,
+    DeviceTreatment,
+    ParseError,
+    Scheduling,
+    dscp_value,
+    journeys,
+    lan_maps,
+    link_share,
+    queue_scheduling,
+    queues,
+)
 
-from tests.parsers import ControlTreatment, DeviceTreatment, ParseError, Queue, dscp_value, lan_maps, treatment
+__all__ = ["control", "parse", "tree"]
 
 JOURNEY = re.compile(r"^QOECTL-J6?-(.+)$")
 
 
-def _children(obj: object) -> list[tuple[str, object]]:
-    return [(c.text.strip(), c) for c in obj.children if c.text.strip() not in ("", "!")]  # type: ignore[attr-defined]
+def _top(nodes: list[Node], prefix: str) -> list[Node]:
+    return [n for n in nodes if n.line.startswith(prefix)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +58,11 @@ class _Parsed:
 
 
 def _parse(files: dict[str, str]) -> _Parsed:
-    conf = CiscoConfParse(files["qos.cfg"].splitlines(), syntax="ios")
+    conf = tree(files["qos.cfg"])
     tc_of_dscp: dict[int, int] = {}
     queue_of_tc: dict[int, int] = {}
-    for o in conf.find_objects(r"^qos map "):
-        words = o.text.split()
+    for o in _top(conf, "qos map "):
+        words = o.words
         if words[2] == "dscp":
             tc = int(words[-1])
             for tok in words[3 : words.index("to")]:
@@ -58,46 +71,45 @@ def _parse(files: dict[str, str]) -> _Parsed:
         elif words[2] == "traffic-class" and words[-2] == "tx-queue":
             queue_of_tc[int(words[3])] = int(words[-1])
     acls: dict[str, tuple[int, list[int | None]]] = {}
-    for o in conf.find_objects(r"^(ip|ipv6) access-list "):
+    for o in _top(conf, "ip access-list ") + _top(conf, "ipv6 access-list "):
         entries: list[int | None] = []
-        for text, _ in _children(o):
-            words = text.split()
+        for words in (c.words for c in o.children):
             entries.append(dscp_value(words[words.index("dscp") + 1]) if "dscp" in words else None)
-        acls[o.text.split()[-1]] = (6 if o.text.startswith("ipv6") else 4, entries)
+        acls[o.words[-1]] = (6 if o.line.startswith("ipv6") else 4, entries)
     class_maps: dict[str, str] = {}
-    for cm in conf.find_objects(r"^class-map type qos "):
-        matches = [t for t, _ in _children(cm) if t.startswith("match ")]
+    for cm in _top(conf, "class-map type qos "):
+        matches = [t for t in cm.texts() if t.startswith("match ")]
         if len(matches) != 1 or matches[0].split()[-1] not in acls:
-            raise ParseError(f"{cm.text}: needs exactly one match on a defined ACL, has {matches}")
-        class_maps[cm.text.split()[-1]] = matches[0].split()[-1]
+            raise ParseError(f"{cm.line}: needs exactly one match on a defined ACL, has {matches}")
+        class_maps[cm.words[-1]] = matches[0].split()[-1]
     policies: dict[str, dict[str, list[str]]] = {}
-    for pm in conf.find_objects(r"^policy-map type quality-of-service "):
+    for pm in _top(conf, "policy-map type quality-of-service "):
         classes = {}
-        for text, cls in _children(pm):
-            name = text.split()[1]
+        for cls in pm.children:
+            name = cls.words[1]
             if name not in class_maps:
-                raise ParseError(f"{pm.text} uses undefined class-map {name}")
-            classes[name] = [t for t, _ in _children(cls)]
-        policies[pm.text.split()[-1]] = classes
+                raise ParseError(f"{pm.line} uses undefined class-map {name}")
+            classes[name] = cls.texts()
+        policies[pm.words[-1]] = classes
     inputs: dict[str, str] = {}
     wan: dict[str, tuple[float | None, dict[int, list[str]]]] = {}
-    for intf in conf.find_objects(r"^interface "):
+    for intf in _top(conf, "interface "):
         link: float | None = None
-        queues: dict[int, list[str]] = {}
-        for text, child in _children(intf):
-            words = text.split()
+        tx: dict[int, list[str]] = {}
+        for child in intf.children:
+            words = child.words
             if words[:4] == ["service-policy", "type", "qos", "input"]:
                 if words[4] not in policies:
-                    raise ParseError(f"{intf.text} uses undefined policy-map {words[4]}")
-                inputs[intf.text.split()[1]] = words[4]
+                    raise ParseError(f"{intf.line} uses undefined policy-map {words[4]}")
+                inputs[intf.words[1]] = words[4]
             elif words[:2] == ["shape", "rate"]:
                 if words[-1] != "kbps":
-                    raise ParseError(f"{intf.text}: shape rate not in kbps: {text}")
+                    raise ParseError(f"{intf.line}: shape rate not in kbps: {child.line}")
                 link = float(words[2])
             elif words[0] == "tx-queue":
-                queues[int(words[1])] = [t for t, _ in _children(child)]
-        if queues:
-            wan[intf.text.split()[1]] = (link, queues)
+                tx[int(words[1])] = child.texts()
+        if tx:
+            wan[intf.words[1]] = (link, tx)
     return _Parsed(tc_of_dscp, queue_of_tc, acls, class_maps, policies, inputs, wan)
 
 
@@ -107,35 +119,21 @@ def _tx_queue(p: _Parsed, dscp: int) -> int:
     return p.queue_of_tc[p.tc_of_dscp[dscp]]
 
 
-def _queue(p: _Parsed, queue: int) -> tuple[bool, bool, dict[str, float | None]]:
+def _queue(p: _Parsed, queue: int) -> Scheduling:
     """(strict, early drop, share of each WAN link) of one tx-queue."""
-    strict_seen, red_seen = set(), set()
-    shares: dict[str, float | None] = {}
-    for ifname, (link, queues) in p.wan.items():
-        strict_q = {q: lines for q, lines in queues.items() if "no priority" not in lines}
-        rr = {q: lines for q, lines in queues.items() if "no priority" in lines}
+    here: dict[str, tuple[bool, bool, float | None]] = {}
+    for ifname, (link, tx) in p.wan.items():
+        strict_q = {q: lines for q, lines in tx.items() if "no priority" not in lines}
+        rr = {q: lines for q, lines in tx.items() if "no priority" in lines}
         if strict_q and rr and min(strict_q) < max(rr):
             raise ParseError(f"{ifname}: a strict tx-queue sits below a round-robin one")
-        if queue not in queues:
+        if queue not in tx:
             raise ParseError(f"{ifname}: tx-queue {queue} is used but not configured")
         caps = {q: _shape_kbps(ifname, q, lines) for q, lines in strict_q.items()}
-        share: float | None = None
-        if link:
-            if queue in strict_q:
-                share = 100.0 * caps[queue] / link
-            else:
-                pct = next(int(s.split()[-1]) for s in queues[queue] if s.startswith("bandwidth percent "))
-                share = pct * (link - sum(caps.values())) / link
-        shares[ifname] = share
-        strict_seen.add(queue in strict_q)
-        red_seen.add(any(s.startswith("random-detect") for s in queues[queue]))
-    if len(strict_seen) > 1 or len(red_seen) > 1:
-        raise ParseError(f"tx-queue {queue} is scheduled differently on different WAN interfaces")
-    return bool(strict_seen and strict_seen.pop()), bool(red_seen and red_seen.pop()), shares
-
-
-def _sets(lines: list[str], dscp: int) -> int:
-    return next((dscp_value(line.split()[-1]) for line in lines if line.startswith("set dscp ")), dscp)
+        pct = next((int(s.split()[-1]) for s in tx[queue] if s.startswith("bandwidth percent ")), 0)
+        share = link_share(link, caps.get(queue), pct, sum(caps.values()))
+        here[ifname] = (queue in strict_q, any(s.startswith("random-detect") for s in tx[queue]), share)
+    return queue_scheduling(here, f"tx-queue {queue}")
 
 
 def _ingress(p: _Parsed, policy: str, version: int, dscp: int, own: str | None) -> int:
@@ -146,10 +144,10 @@ def _ingress(p: _Parsed, policy: str, version: int, dscp: int, own: str | None) 
             continue
         if JOURNEY.match(cls):
             if cls == own:
-                return _sets(lines, dscp)
+                return set_dscp(lines, dscp)
             continue  # another journey's traffic
         if any(d is None or d == dscp for d in entries):
-            return _sets(lines, dscp)
+            return set_dscp(lines, dscp)
     return dscp
 
 
@@ -180,15 +178,7 @@ def parse(files: dict[str, str]) -> DeviceTreatment:
             for arrives in entries:
                 out = _ingress(p, policy, version, 0 if arrives is None else arrives, cls)
                 lan.setdefault(m.group(1), {}).setdefault(ifname, set()).add(out)
-    out: DeviceTreatment = {}
-    for journey, dscps in sorted(marks.items()):
-        if len(dscps) != 1:
-            raise ParseError(f"journey {journey} is marked with several DSCPs: {sorted(dscps)}")
-        dscp = dscps.pop()
-        strict, _, shares = _queue(p, _tx_queue(p, dscp))
-        per_if = {ifname: (strict, share) for ifname, share in shares.items()}
-        out[journey] = treatment(journey, dscp, per_if, lan.get(journey, {}))
-    return out
+    return journeys(marks, lan, lambda dscp: _queue(p, _tx_queue(p, dscp)))
 
 
 def control(files: dict[str, str]) -> ControlTreatment:
@@ -196,17 +186,13 @@ def control(files: dict[str, str]) -> ControlTreatment:
     if not p.wan:
         raise ParseError("no tx-queues on any interface")
     queue_of = {d: str(_tx_queue(p, d)) for d in range(64)}
-    queues = {}
-    for q in set(queue_of.values()):
-        strict, red, shares = _queue(p, int(q))
-        queues[q] = Queue(strict=strict, early_drop=red, shares=tuple(sorted(shares.items())))
     maps: dict[bool, list[dict[int, int]]] = {True: [], False: []}
     for policy in sorted(set(p.inputs.values())):
         for version in (4, 6):
             maps[_bleaches(p, policy)].append({d: _ingress(p, policy, version, d, None) for d in range(64)})
     trusted, untrusted = lan_maps(maps)
     return ControlTreatment(
-        queues=queues,
+        queues=queues(set(queue_of.values()), lambda q: _queue(p, int(q))),
         queue_of=queue_of,
         trusted=trusted,
         untrusted=untrusted,

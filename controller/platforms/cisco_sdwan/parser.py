@@ -16,53 +16,37 @@ must exist. Any dangling reference is a :class:`ParseError`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
-from tests.parsers import DeviceTreatment, ParseError, dscp_value, journey_key, treatment
+from controller.platforms.cli_tree import Node
+from controller.platforms.cli_tree import parse as parse_tree
+from controller.platforms.meaning import (
+    DevicePaths,
+    DeviceTreatment,
+    ParseError,
+    PathChoice,
+    dscp_value,
+    journey_key,
+    treatment,
+)
 
-JOURNEY = re.compile(r"^!\s*journey (\S+)")
+__all__ = ["parse", "paths", "tree"]
 
-
-@dataclass
-class Node:
-    text: str
-    journey: str | None = None  # from a "! journey NAME" comment right before this line
-    children: list[Node] = field(default_factory=list)
-
-    def child(self, prefix: str) -> list[Node]:
-        return [c for c in self.children if c.text == prefix or c.text.startswith(prefix + " ")]
-
-    def value(self, key: str) -> str | None:
-        found = [c.text[len(key) + 1 :] for c in self.children if c.text.startswith(key + " ")]
-        return found[0] if found else None
+JOURNEY = re.compile(r"^journey (\S+)")
 
 
 def tree(text: str) -> Node:
-    """Indentation tree; bare ``!`` lines close blocks, ``! journey`` comments tag the next line."""
-    root = Node("")
-    stack: list[tuple[int, Node]] = [(-1, root)]
-    pending: str | None = None
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if not stripped:
-            continue
-        if stripped.startswith("!"):
-            m = JOURNEY.match(stripped)
-            if m:
-                pending = m.group(1)
-            continue
-        indent = len(raw) - len(raw.lstrip(" "))
-        while stack[-1][0] >= indent:
-            stack.pop()
-        node = Node(stripped, pending)
-        pending = None
-        stack[-1][1].children.append(node)
-        stack.append((indent, node))
-    return root
+    """The config as one root node (:func:`controller.platforms.cli_tree.parse`)."""
+    return Node("", parse_tree(text))
+
+
+def _journey(node: Node) -> str | None:
+    """The journey a ``! journey NAME`` comment right before the node names."""
+    m = JOURNEY.match(node.comment or "")
+    return m.group(1) if m else None
 
 
 def _named(parent: Node, kind: str) -> dict[str, Node]:
-    return {n.text.split()[1]: n for n in parent.child(kind)}
+    return {n.line.split()[1]: n for n in parent.child(kind)}
 
 
 def _policy(root: Node, file: str) -> Node:
@@ -80,9 +64,9 @@ def _localized(text: str) -> tuple[dict[str, tuple[int, str]], dict[str, dict[st
     queue_of: dict[str, int] = {}
     for cm in policy.child("class-map"):
         for c in cm.children:
-            words = c.text.split()
+            words = c.line.split()
             if words[0] != "class" or words[2] != "queue":
-                raise ParseError(f"unexpected class-map line {c.text!r}")
+                raise ParseError(f"unexpected class-map line {c.line!r}")
             queue_of[words[1]] = int(words[3])
     acls = _named(policy, "access-list")
     schedulers = _named(policy, "qos-scheduler")
@@ -90,13 +74,13 @@ def _localized(text: str) -> tuple[dict[str, tuple[int, str]], dict[str, dict[st
     attached: set[str] = set()
     wan_maps: dict[str, str] = {}
     for vpn in root.child("vpn"):
-        transport = vpn.text.split()[1] == "0"
+        transport = vpn.line.split()[1] == "0"
         for intf in vpn.child("interface"):
-            name = intf.text.split()[1]
+            name = intf.line.split()[1]
             if transport and intf.value("qos-map"):
                 wan_maps[name] = str(intf.value("qos-map"))
             for a in intf.child("access-list"):
-                words = a.text.split()
+                words = a.line.split()
                 if words[-1] == "in":
                     attached.add(words[1])
     marks: dict[str, tuple[int, str]] = {}
@@ -106,21 +90,22 @@ def _localized(text: str) -> tuple[dict[str, tuple[int, str]], dict[str, dict[st
         for seq in acls[acl].child("sequence"):
             for m in seq.child("match"):
                 for line in m.children:
-                    if line.text.split()[0].endswith("data-prefix-list") and line.text.split()[1] not in lists:
-                        raise ParseError(f"access-list {acl} uses undefined list {line.text.split()[1]}")
-            if seq.journey is None:
+                    if line.line.split()[0].endswith("data-prefix-list") and line.line.split()[1] not in lists:
+                        raise ParseError(f"access-list {acl} uses undefined list {line.line.split()[1]}")
+            journey = _journey(seq)
+            if journey is None:
                 continue
             action = seq.child("action accept")
             if not action:
-                raise ParseError(f"journey {seq.journey}: sequence is not accepted")
+                raise ParseError(f"journey {journey}: sequence is not accepted")
             dscp, cls = action[0].value("set dscp"), action[0].value("class")
             if dscp is None or cls is None:
-                raise ParseError(f"journey {seq.journey}: sequence does not set both DSCP and class")
+                raise ParseError(f"journey {journey}: sequence does not set both DSCP and class")
             if cls not in queue_of:
                 raise ParseError(f"class {cls} is not mapped to a queue")
             got = (dscp_value(dscp), cls)
-            if marks.setdefault(journey_key(seq.journey), got) != got:
-                raise ParseError(f"journey {seq.journey} is marked or classed two ways")
+            if marks.setdefault(journey_key(journey), got) != got:
+                raise ParseError(f"journey {journey} is marked or classed two ways")
     per_if: dict[str, dict[str, tuple[bool, float]]] = {}
     for ifname, qmap in wan_maps.items():
         if qmap not in maps:
@@ -128,7 +113,7 @@ def _localized(text: str) -> tuple[dict[str, tuple[int, str]], dict[str, dict[st
         classes: dict[str, tuple[bool, float]] = {}
         total = 0
         for ref in maps[qmap].children:
-            sname = ref.text.split()[1]
+            sname = ref.line.split()[1]
             if sname not in schedulers:
                 raise ParseError(f"qos-map {qmap} uses undefined qos-scheduler {sname}")
             s = schedulers[sname]
@@ -154,11 +139,11 @@ def _check_applied(root: Node, policy: Node, lists: Node) -> None:
     aars = set(_named(policy, "app-route-policy"))
     for applied in root.child("apply-policy"):
         for site_list in applied.child("site-list"):
-            if site_list.text.split()[1] not in sites:
-                raise ParseError(f"apply-policy uses undefined site-list {site_list.text.split()[1]}")
+            if site_list.line.split()[1] not in sites:
+                raise ParseError(f"apply-policy uses undefined site-list {site_list.line.split()[1]}")
             for aar in site_list.child("app-route-policy"):
-                if aar.text.split()[1] not in aars:
-                    raise ParseError(f"apply-policy uses undefined app-route-policy {aar.text.split()[1]}")
+                if aar.line.split()[1] not in aars:
+                    raise ParseError(f"apply-policy uses undefined app-route-policy {aar.line.split()[1]}")
 
 
 def _check_centralized(text: str, marks: dict[str, tuple[int, str]]) -> None:
@@ -170,28 +155,27 @@ def _check_centralized(text: str, marks: dict[str, tuple[int, str]]) -> None:
     slas = set(_named(policy, "sla-class"))
     for aar in policy.child("app-route-policy"):
         for vpn_list in aar.child("vpn-list"):
-            if vpn_list.text.split()[1] not in known:
-                raise ParseError(f"app-route-policy uses undefined vpn-list {vpn_list.text.split()[1]}")
+            if vpn_list.line.split()[1] not in known:
+                raise ParseError(f"app-route-policy uses undefined vpn-list {vpn_list.line.split()[1]}")
             for seq in vpn_list.child("sequence"):
                 match = seq.child("match")[0]
                 for line in match.children:
-                    words = line.text.split()
+                    words = line.line.split()
                     if words[0].endswith("data-prefix-list") and words[1] not in known:
                         raise ParseError(f"app-route sequence uses undefined list {words[1]}")
                 for line in seq.child("action")[0].children:
-                    words = line.text.split()
+                    words = line.line.split()
                     if words[0] == "sla-class" and words[1] not in slas:
                         raise ParseError(f"app-route sequence uses undefined sla-class {words[1]}")
-                if seq.journey is None:
+                journey = _journey(seq)
+                if journey is None:
                     continue
-                key = journey_key(seq.journey)
+                key = journey_key(journey)
                 dscp = match.value("dscp")
                 if key not in marks:
-                    raise ParseError(f"journey {seq.journey} is routed but never marked at the edge")
+                    raise ParseError(f"journey {journey} is routed but never marked at the edge")
                 if dscp is None or int(dscp) != marks[key][0]:
-                    raise ParseError(
-                        f"journey {seq.journey}: app-route matches DSCP {dscp}, edge marks {marks[key][0]}"
-                    )
+                    raise ParseError(f"journey {journey}: app-route matches DSCP {dscp}, edge marks {marks[key][0]}")
 
 
 def parse(files: dict[str, str]) -> DeviceTreatment:
@@ -205,4 +189,57 @@ def parse(files: dict[str, str]) -> DeviceTreatment:
                 raise ParseError(f"class {cls} has no qos-scheduler on {ifname}")
             here[ifname] = classes[cls]
         out[journey] = treatment(journey, dscp, here)
+    return out
+
+
+# -- path preference ------------------------------------------------------------------------------------------
+#
+# What the app-route actions mean on the edge: ``sla-class NAME [strict] [preferred-color COLORS]`` sends matching
+# traffic over the tunnels that meet NAME, the preferred colours first while they meet it, and "if no tunnels match
+# the SLA, data traffic is sent through any available tunnel" (Cisco Catalyst SD-WAN Policy Groups Configuration
+# Guide 26.x, "Create an application priority and SLA policy", Preferred Path). ``backup-sla-preferred-color``,
+# ``strict`` and ``fallback-to-best-path`` decide what happens when no tunnel meets the SLA class
+# (networkacademy.io, AAR chapters; Cisco Policies Configuration Guide, "Application-Aware Routing"), so a sequence
+# with no ``sla-class`` states no preference the edge acts on: it spreads the journey over every tunnel.
+
+
+def _thresholds(sla_class: Node) -> dict[str, float]:
+    out = {}
+    for line in sla_class.children:
+        words = line.words
+        if words[0] not in ("latency", "jitter", "loss") or len(words) != 2:
+            raise ParseError(f"unexpected sla-class line {line.line!r}")
+        out[words[0]] = float(words[1])
+    if not out:
+        raise ParseError(f"{sla_class.line} has no threshold")
+    return out
+
+
+def _choice(action: Node, slas: dict[str, dict[str, float]]) -> PathChoice:
+    for line in action.children:
+        words = line.words
+        if words[0] != "sla-class":
+            continue
+        if words[1] not in slas:
+            raise ParseError(f"app-route sequence uses undefined sla-class {words[1]}")
+        colours = words[words.index("preferred-color") + 1 :] if "preferred-color" in words else []
+        return PathChoice(frozenset(colours), slas[words[1]])
+    # Only backup-sla-preferred-color (or nothing): it applies when an SLA class is not met, and there is none.
+    return PathChoice(frozenset(), None)
+
+
+def paths(files: dict[str, str]) -> DevicePaths:
+    """Journey -> where the app-route policy sends it (see the comment above for what the actions mean)."""
+    policy = _policy(tree(files["centralized-policy.cfg"]), "centralized-policy.cfg")
+    slas = {name: _thresholds(node) for name, node in _named(policy, "sla-class").items()}
+    out: DevicePaths = {}
+    for aar in policy.child("app-route-policy"):
+        for vpn_list in aar.child("vpn-list"):
+            for seq in vpn_list.child("sequence"):
+                journey = _journey(seq)
+                if journey is None:
+                    continue
+                choice = _choice(seq.child("action")[0], slas)
+                if out.setdefault(journey_key(journey), choice) != choice:
+                    raise ParseError(f"journey {journey} is routed two ways")
     return out

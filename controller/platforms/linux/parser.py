@@ -22,15 +22,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tests.parsers import (
+from controller.platforms.meaning import (
     ControlTreatment,
+    DevicePaths,
     DeviceTreatment,
     ParseError,
+    PathChoice,
     Queue,
     dscp_value,
     journey_key,
+    single_mark,
     treatment,
 )
+
+__all__ = ["Path", "control", "parse", "path_ingresses_skipped", "paths", "routing_lines", "steering"]
 
 CLASSIFY = re.compile(r"\b(?:ip|ip6) dscp (\{[^}]*\}|\S+) meta priority set ([0-9a-f]+:[0-9a-f]+)")
 HTB_QDISC = re.compile(r"^qdisc \S+ dev (\S+) root handle ([0-9a-f]+): htb default ([0-9a-f]+)")
@@ -186,9 +191,7 @@ def parse(files: dict[str, str]) -> DeviceTreatment:
                 lan.setdefault(key, {}).setdefault(ingress, set()).add(_walk(own, family, ingress, arrives))
     out: DeviceTreatment = {}
     for journey, dscps in sorted(marks.items()):
-        if len(dscps) != 1:
-            raise ParseError(f"journey {journey} is marked with several DSCPs: {sorted(dscps)}")
-        dscp = dscps.pop()
+        dscp = single_mark(journey, dscps)
         per_if: dict[str, tuple[bool, float | None]] = {}
         for dev, leaves in p.classes.items():
             rate, prio = leaves[_queue_here(p, dev, dscp)]
@@ -251,9 +254,39 @@ def control(files: dict[str, str]) -> ControlTreatment:
 PATH_MARK = re.compile(r"meta mark set meta mark & (0x[0-9a-f]+) \| (0x[0-9a-f]+) return comment \"path ([^\"]+)\"$")
 PREROUTING = re.compile(r"type filter hook prerouting priority (\S+);")
 JUMP_PATH = re.compile(r"^iifname != \{ ([^}]*) \} jump qoe_path$")
-ROUTE_DEFAULT = re.compile(r"^route add default via (\S+) dev (\S+) table (\d+)\b")
+ROUTE = re.compile(r"^route add (\S+) .*\btable (\d+)\b.*$")
+ROUTE_DEV = re.compile(r"\bdev (\S+)")
 IP_RULE = re.compile(r"^rule add priority (\d+) fwmark (0x[0-9a-f]+)/(0x[0-9a-f]+) (?:lookup (\d+)|(unreachable))$")
 MARK_BITS = 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingLine:
+    """One command of a rendered ``ip -batch`` routing file: a route in a table, or a rule on the packet mark."""
+
+    table: int | None  # the route's table; the table a rule looks up (None: the rule is ``unreachable``)
+    route_to: str | None = None  # a route's destination ("default"); None for a rule
+    dev: str | None = None  # a route's device
+    priority: int | None = None  # a rule's priority; None for a route
+    mark: int = 0  # a rule's fwmark value
+    mask: int = 0  # the mark bits the rule tests
+
+
+def routing_lines(text: str, name: str = "routing.batch") -> list[RoutingLine]:
+    """The commands of a routing file (blank lines and ``#`` comments skipped); any other line: ParseError."""
+    out: list[RoutingLine] = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if r := ROUTE.match(line):
+            dev = ROUTE_DEV.search(line)
+            out.append(RoutingLine(int(r.group(2)), route_to=r.group(1), dev=dev.group(1) if dev else None))
+        elif m := IP_RULE.match(line):
+            table = int(m.group(4)) if m.group(4) else None
+            out.append(RoutingLine(table, priority=int(m.group(1)), mark=int(m.group(2), 16), mask=int(m.group(3), 16)))
+        else:
+            raise ParseError(f"{name}: unexpected line {line!r}")
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +328,7 @@ def _path_marks(nft: str) -> tuple[dict[str, tuple[int, int]], frozenset[str]]:
     return marks, skipped
 
 
-def paths(files: dict[str, str], family: str = "4") -> dict[str, Path]:
+def steering(files: dict[str, str], family: str = "4") -> dict[str, Path]:
     """journey key -> :class:`Path` for IPv4 (``routing.batch``) or IPv6 (``routing6.batch``); {} without steering."""
     name = "routing.batch" if family == "4" else "routing6.batch"
     if name not in files:
@@ -304,27 +337,24 @@ def paths(files: dict[str, str], family: str = "4") -> dict[str, Path]:
         return {}
     marks, _ = _path_marks(files["nftables.nft"])
     tables: dict[int, str] = {}
-    rules: list[tuple[int, int, int, int | None]] = []  # priority, value, mask, table (None: unreachable)
-    for line in files[name].splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        if r := ROUTE_DEFAULT.match(line):
-            if tables.setdefault(int(r.group(3)), r.group(2)) != r.group(2):
-                raise ParseError(f"table {r.group(3)} has two default routes")
-        elif m := IP_RULE.match(line):
-            table = int(m.group(4)) if m.group(4) else None
-            rules.append((int(m.group(1)), int(m.group(2), 16), int(m.group(3), 16), table))
-        else:
-            raise ParseError(f"{name}: unexpected line {line!r}")
-    rules.sort(key=lambda r: r[0])  # stable: rules of one priority in the order they were added
+    rules: list[RoutingLine] = []
+    for line in routing_lines(files[name], name):
+        if line.priority is not None:
+            rules.append(line)
+        elif line.route_to != "default" or line.dev is None or line.table is None:
+            raise ParseError(f"{name}: a route that is not a default route via a device: {line}")
+        elif tables.setdefault(line.table, line.dev) != line.dev:
+            raise ParseError(f"table {line.table} has two default routes")
+    rules.sort(key=lambda r: r.priority or 0)  # stable: rules of one priority in the order they were added
     out: dict[str, Path] = {}
     for journey, (value, written) in marks.items():
         order: list[str] = []
         strict = False
-        for _, rule_value, mask, table in rules:
-            if mask & ~written:
-                raise ParseError(f"a rule tests mark bits {mask:#x} the journeys' marks do not own ({written:#x})")
-            if value & mask != rule_value:
+        for rule in rules:
+            table = rule.table
+            if rule.mask & ~written:
+                raise ParseError(f"a rule tests mark bits {rule.mask:#x} the journeys' marks do not own ({written:#x})")
+            if value & rule.mask != rule.mark:
                 continue
             if table is None:
                 strict = True
@@ -333,6 +363,16 @@ def paths(files: dict[str, str], family: str = "4") -> dict[str, Path]:
                 order.append(tables[table])
         out[journey] = Path(tuple(order), strict, value, written)
     return out
+
+
+def paths(files: dict[str, str]) -> DevicePaths:
+    """Journey -> the WAN devices its IPv4 ip rules try, in order (:func:`steering`).
+
+    The first device whose table has a route carries the journey. No SLA is measured by the router (``qoectl
+    loop`` measures the transports and moves journeys), so ``sla`` is None. A strict journey's order ends in
+    ``unreachable``; others fall through to the main table after the last.
+    """
+    return {journey: PathChoice(frozenset(p.order[:1]), None, p.order) for journey, p in steering(files, "4").items()}
 
 
 def path_ingresses_skipped(files: dict[str, str]) -> frozenset[str]:

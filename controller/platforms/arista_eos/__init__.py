@@ -1,0 +1,1 @@
+"""The arista_eos platform."""

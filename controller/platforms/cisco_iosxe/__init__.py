@@ -1,0 +1,1 @@
+"""The cisco_iosxe platform."""

@@ -1,0 +1,1 @@
+"""The cisco_sdwan platform."""

@@ -1,0 +1,1 @@
+"""The fortios_sdwan platform."""

@@ -1,0 +1,1 @@
+"""The juniper_junos platform."""

@@ -1,4 +1,7 @@
-"""Block-structured CLI configs (IOS-XE, EOS): parse, find what qoectl owns, and compute minimal commands.
+"""Block-structured CLI configs (IOS-XE, EOS): find what qoectl owns, and compute minimal commands.
+
+The config text is read by the platforms' one syntax layer (:mod:`controller.platforms.cli_tree`), the
+same tree their parsers read the meaning from.
 
 Why ownership and not "the whole config": qoectl must never touch what it
 did not write. It owns
@@ -27,47 +30,18 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from controller.apply.connection import Session
 from controller.apply.drivers.base import Driver, DriverContext, Snapshot
 from controller.apply.errors import ApplyError
 from controller.model import Device
+from controller.platforms.cli_tree import Node, parse
+
+__all__ = ["IosLikeDriver", "Node", "Ownership", "canonical", "commands", "one_line", "owned", "parse"]
 
 OWNED_WORD = re.compile(r"(?<![A-Za-z0-9_-])QOECTL-[A-Za-z0-9_-]+")
-
-
-@dataclass
-class Node:
-    line: str
-    children: list[Node] = field(default_factory=list)
-
-    def render(self, depth: int = 0) -> list[str]:
-        out = [" " * depth + self.line]
-        for c in self.children:
-            out += c.render(depth + 1)
-        return out
-
-    def copy(self) -> Node:
-        return Node(self.line, [c.copy() for c in self.children])
-
-
-def parse(text: str) -> list[Node]:
-    """Indentation tree of a config; ``!`` comment/separator lines, ``end`` and blanks are dropped."""
-    roots: list[Node] = []
-    stack: list[tuple[int, Node]] = []
-    for raw in text.replace("\r", "").splitlines():
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("!") or stripped == "end":
-            continue
-        indent = len(raw) - len(raw.lstrip(" "))
-        node = Node(" ".join(stripped.split()))
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        (stack[-1][1].children if stack else roots).append(node)
-        stack.append((indent, node))
-    return roots
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from controller.compile.scope import in_scope
 from controller.errors import Diagnostic
@@ -50,7 +50,7 @@ from controller.plan import (
 from controller.render import _sdwan as sd
 from controller.render import base
 from controller.render.base import Limits, Renderer
-from controller.render.cisco_iosxe import if_ident
+from controller.platforms.cisco_iosxe.renderer import if_ident
 
 PREFIX = "QOECTL"
 # The SLA class of journeys without an SLA target: the loosest thresholds an SLA class takes (latency and
@@ -216,17 +216,20 @@ def _sla_thresholds(s: SlaClass) -> sd.Thresholds:
     return sd.thresholds(s, sla_name(s.ident), min_latency=1, min_jitter=1, min_loss=1, with_mos=False)
 
 
-def _schedulers(plan: DevicePlan, iface: InterfacePlan) -> dict[str, Any]:
-    assert iface.link_kbps
-    mapping, rows = _scheduler_rows(plan.classes, iface.allocations, iface.link_kbps, iface.name)
-    return {"iface": iface, "map": mapping, "rows": [dict(row) for row in rows]}
+class QosMap(NamedTuple):
+    """A WAN interface's qos-map; ``schedulers`` are (name, class, bandwidth %, buffer %, scheduling, drops)."""
+
+    iface: str
+    shape_kbps: int | None
+    map: str
+    schedulers: tuple[tuple[str, str, int, int, str, str], ...]
 
 
 @functools.lru_cache(maxsize=4096)
-def _scheduler_rows(
-    classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...], link_kbps: int, iface: str
-) -> tuple[str, tuple[Mapping[str, Any], ...]]:
-    """One WAN interface's qos-map name and scheduler rows (read-only); memoised per classes, link and name."""
+def _qos_map(
+    classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...], link_kbps: int, iface: str, shape: int | None
+) -> QosMap:
+    """One WAN interface's qos-map (memoised per classes and link: many edges have the same links)."""
     ident = if_ident(iface)
     queues = _queue_numbers(classes)
     shares = dict(sd.class_shares(classes, allocations, link_kbps))
@@ -234,21 +237,36 @@ def _scheduler_rows(
     for c in sorted(classes, key=lambda c: queues[c.name]):
         share = shares[c.name]
         rows.append(
-            MappingProxyType(
-                {
-                    "cls": c,
-                    "name": sd.bounded(f"{PREFIX}-{ident}-Q{queues[c.name]}", OBJECT_NAME_MAX),
-                    "class": class_name(c),
-                    "queue": queues[c.name],
-                    "bandwidth_pct": share,
-                    "buffer_pct": share,
-                    "scheduling": "llq" if c.strict else "wrr",
-                    # RED on the LLQ is not allowed, and a priority queue should stay short anyway.
-                    "drops": "red-drop" if c.aqm and not c.strict else "tail-drop",
-                }
+            (
+                sd.bounded(f"{PREFIX}-{ident}-Q{queues[c.name]}", OBJECT_NAME_MAX),
+                class_name(c),
+                share,
+                share,
+                "llq" if c.strict else "wrr",
+                # RED on the LLQ is not allowed, and a priority queue should stay short anyway.
+                "red-drop" if c.aqm and not c.strict else "tail-drop",
             )
         )
-    return sd.bounded(f"{PREFIX}-QOS-{ident}", OBJECT_NAME_MAX), tuple(rows)
+    return QosMap(iface, shape, sd.bounded(f"{PREFIX}-QOS-{ident}", OBJECT_NAME_MAX), tuple(rows))
+
+
+class SlaRow(NamedTuple):
+    """An SLA class as the template writes it (``None``: no such line)."""
+
+    name: str
+    journeys: str  # space-separated, for the comment
+    budget: str
+    mos: float | None
+    notes: tuple[str, ...]
+    latency: int | None
+    jitter: int | None
+    loss: int | None
+
+
+@functools.lru_cache(maxsize=4096)
+def _sla_row(s: SlaClass) -> SlaRow:
+    t = _sla_thresholds(s)
+    return SlaRow(t.name, " ".join(s.journeys), t.budget, s.mos, t.notes, t.latency_ms, t.jitter_ms, t.loss_pct)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,15 +274,16 @@ class _JourneyPart:
     """What only an edge's journeys decide: its marks, app-route sequences, prefix lists and SLA classes.
 
     The same for every edge the same journeys reach, so it is memoised
-    (:func:`_journey_part`); read-only, copied into each context.
+    (:func:`_journey_part`); immutable, so contexts share it. Sequence numbers
+    are in steps of 10, marks first, then (trusted LANs) the DSCP rows.
     """
 
-    marks: tuple[Mapping[str, Any], ...]
-    routes: tuple[Mapping[str, Any], ...]
-    prefix_lists: tuple[Mapping[str, Any], ...]
-    by_dscp: tuple[Mapping[str, Any], ...]
-    slas: tuple[sd.Thresholds, ...]
-    any_path: tuple[str, ...]  # the journeys that use ANY_PATH (no SLA target, a preferred transport)
+    marks: tuple[tuple[int, str, tuple[str, ...], int, str], ...]  # (sequence, journey, match lines, DSCP, class)
+    routes: tuple[tuple[int, str, str, str, tuple[str, ...], tuple[str, ...]], ...]  # see _journey_part
+    prefix_lists: tuple[tuple[str, tuple[str, ...]], ...]  # (name, prefixes)
+    by_dscp: tuple[tuple[int, int, str], ...]  # (sequence, DSCP, class)
+    slas: tuple[SlaRow, ...]
+    any_path: str  # the journeys that use ANY_PATH (no SLA target, a preferred transport), space-separated
 
 
 @functools.lru_cache(maxsize=1024)
@@ -275,36 +294,33 @@ def _journey_part(
     classes: tuple[QosClass, ...],
 ) -> _JourneyPart:
     names = {c.name: class_name(c) for c in classes}
-    prefix_lists: dict[str, Mapping[str, Any]] = {}
-    marks = []
+    prefix_lists: dict[str, tuple[str, ...]] = {}
+    marks: list[tuple[int, str, tuple[str, ...], int, str]] = []
     for rule in markings:
         for lists, lines in _mark_rows(rule):
             for lst in lists:
-                prefix_lists[lst["name"]] = lst
-            marks.append(
-                MappingProxyType({"rule": rule, "match": lines, "class": names[rule.class_name], "dscp": rule.dscp})
-            )
-    by_dscp = tuple(
-        MappingProxyType({"dscp": d, "class": names[c.name]})
-        for c in classes
-        if not c.is_default
-        for d in sorted(set(c.dscps))
-    )
+                prefix_lists[lst["name"]] = tuple(lst["prefixes"])
+            marks.append((10 * (len(marks) + 1), rule.journey, lines, rule.dscp, names[rule.class_name]))
+    dscps = [(d, names[c.name]) for c in classes if not c.is_default for d in sorted(set(c.dscps))]
+    by_dscp = tuple((10 * (len(marks) + k), d, name) for k, (d, name) in enumerate(dscps, start=1))
     slas = {s.name: _sla_thresholds(s) for s in sla_classes}
-    routes = []
+    # (sequence, journey, priority, ", strict" or "", match lines, action lines)
+    routes: list[tuple[int, str, str, str, tuple[str, ...], tuple[str, ...]]] = []
     for p in prefs:
         sla = slas[p.sla_class].name if p.sla_class else None
         for lists, match, action in _route_rows(p, sla):
             for lst in lists:
-                prefix_lists[lst["name"]] = lst
-            routes.append(MappingProxyType({"pref": p, "match": match, "action": action}))
+                prefix_lists[lst["name"]] = tuple(lst["prefixes"])
+            routes.append(
+                (10 * (len(routes) + 1), p.journey, p.priority, ", strict" if p.strict else "", match, action)
+            )
     return _JourneyPart(
         tuple(marks),
         tuple(routes),
-        tuple(prefix_lists[n] for n in sorted(prefix_lists)),
+        tuple((n, prefix_lists[n]) for n in sorted(prefix_lists)),
         by_dscp,
-        tuple(slas[s.name] for s in sla_classes),
-        tuple(p.journey for p in prefs if p.sla_class is None and p.preferred),
+        tuple(_sla_row(s) for s in sla_classes),
+        " ".join(p.journey for p in prefs if p.sla_class is None and p.preferred),
     )
 
 
@@ -394,40 +410,47 @@ class CiscoSdwanRenderer(Renderer):
         )
 
     def context(self, plan: DevicePlan) -> dict[str, Any]:
+        """Flat rows (tuples the templates unpack), mostly shared by every edge with the same journeys."""
         shared = _journey_part(plan.markings, plan.path_preferences, plan.sla_classes, plan.classes)
         queues = queue_numbers(plan)
-        names = {c.name: class_name(c) for c in plan.classes}
         default = next(c for c in plan.classes if c.is_default)
-        marks = [{**row, "match": list(row["match"])} for row in shared.marks]
-        routes = [{**row, "match": list(row["match"]), "action": list(row["action"])} for row in shared.routes]
         lan = plan.lan_interfaces
         vpns = service_vpns(plan)
-        wan = [i for i in plan.wan_interfaces if i.link_kbps]
+        acl = {True: f"{PREFIX}-MARK", False: f"{PREFIX}-MARK-UNTRUSTED"}
+        lan_by_vpn = [
+            (v, [(i.name, acl[i.trust_dscp]) for i in lan if service_vpn(i) == v])
+            for v in sorted({service_vpn(i) for i in lan})
+        ]
+        marks = len(shared.marks)
         return {
             "plan": plan,
-            "prefix": PREFIX,
             "transport_vpn": TRANSPORT_VPN,
             "service_vpns": vpns,
             "vpn_list": sd.bounded(f"{PREFIX}-VPN{'-'.join(str(v) for v in vpns)}", LIST_NAME_MAX),
-            "lan_by_vpn": [(v, [i for i in lan if service_vpn(i) == v]) for v in sorted({service_vpn(i) for i in lan})],
+            "lan_by_vpn": lan_by_vpn,
             "aar_policy": aar_policy_name(plan),
             "site_list": None if plan.sdwan_site_id is None else f"{PREFIX}-SITE-{plan.sdwan_site_id}",
-            "prefix_lists": [dict(lst) for lst in shared.prefix_lists],
-            "classes": [{"cls": c, "name": names[c.name], "queue": queues[c.name]} for c in plan.classes],
-            "marks": marks,
-            "by_dscp": [dict(row) for row in shared.by_dscp],
-            "default_class": names[default.name],
-            "slas": list(shared.slas),
-            "any_path": {"name": ANY_PATH, "journeys": list(shared.any_path), **ANY_PATH_THRESHOLDS}
+            "prefix_lists": shared.prefix_lists,
+            "classes": [(class_name(c), queues[c.name]) for c in plan.classes],
+            "marks": shared.marks,
+            "by_dscp": shared.by_dscp,
+            "default_class": class_name(default),
+            "slas": shared.slas,
+            "any_path": {"name": ANY_PATH, "journeys": shared.any_path, **ANY_PATH_THRESHOLDS}
             if shared.any_path
             else None,
-            "routes": routes,
-            "qos": [_schedulers(plan, i) for i in wan],
-            "lan": lan,
-            "acl_trusted": f"{PREFIX}-MARK",
-            "acl_untrusted": f"{PREFIX}-MARK-UNTRUSTED",
-            "need_trusted": any(i.trust_dscp for i in lan),
-            "need_untrusted": any(not i.trust_dscp for i in lan),
+            "routes": shared.routes,
+            "qos": [
+                _qos_map(plan.classes, i.allocations, i.link_kbps, i.name, i.shape_kbps)
+                for i in plan.wan_interfaces
+                if i.link_kbps
+            ],
+            # Access lists by trust: (name, sequence of the catch-all row); only those some LAN interface uses.
+            "acls": [
+                (acl[trusted], 10 * (marks + (len(shared.by_dscp) if trusted else 0) + 1), trusted)
+                for trusted in (True, False)
+                if any(i.trust_dscp == trusted for i in lan)
+            ],
         }
 
     def explain_tokens(self, plan: DevicePlan, journey: str) -> list[str]:

@@ -140,7 +140,7 @@ def main() -> int:
             known.write_text("".join(d["key"] + "\n" for d in emus.devices.values()))
             result = build(policy)
             assert result.ok, [d.format() for d in result.errors]
-            rendered = render_all(result)
+            rendered = render_all(result.plans)
 
             # 1. naive sequential loop
             start = time.perf_counter()

@@ -52,7 +52,7 @@ from controller.lab.state import USER_ENV, LabState, current  # noqa: E402
 from controller.loop import LoopConfig, cycle  # noqa: E402
 from controller.measure.samples import Vocabulary  # noqa: E402
 from controller.pipeline import Build, build  # noqa: E402
-from controller.render.linux import classid  # noqa: E402
+from controller.platforms.linux.renderer import classid  # noqa: E402
 
 LAB = REPO / "examples" / "lab" / "lab.yaml"
 POLICY = REPO / "examples" / "lab" / "policies"

@@ -46,7 +46,7 @@ from controller.lab.state import LabState
 from controller.measure.samples import SampleSet, Vocabulary
 from controller.measure.sources import SourceOptions, read_sources
 from controller.pipeline import Build, build
-from controller.render.linux import classid
+from controller.platforms.linux.renderer import classid
 
 
 class LoopError(RuntimeError):
@@ -156,7 +156,7 @@ def _apply(cfg: LoopConfig, result: Build, devices: Sequence[str], dry_run: bool
     options = ApplyOptions(host_keys=HostKeyPolicy(known_hosts=cfg.known_hosts, accept_new=False), dry_run=dry_run)
     return run(
         result.policy.devices,
-        render_all(result),
+        render_all(result.plans),
         options,
         limit=tuple(devices),
         run_dir=run_dir,

@@ -30,12 +30,13 @@ from controller.compile.adjustments import effective_policy
 from controller.compile.budgets import Budget
 from controller.compile.capabilities import check_plan
 from controller.compile.compiler import NETWORK_CONTROL_PCT, CompileContext, compile_device, derive_budgets
-from controller.errors import Diagnostic, PolicyError, errors_only, sort_diagnostics
+from controller.errors import Diagnostic, errors_only, sort_diagnostics
 from controller.load.loader import load_policy
 from controller.model import Device, Policy
 from controller.parallel import can_fork
 from controller.plan import DevicePlan
 from controller.render import get_renderer, platforms
+from controller.render import render_plan as render_plan  # its callers import it from here too
 from controller.validate.adjustments import check_adjustments
 from controller.validate.checks import run_checks
 
@@ -188,13 +189,6 @@ def build(path: Path | str, progress: Progress | None = None, jobs: int = 1) -> 
     with bulk_allocation():
         policy, problems = load_policy(path, jobs)
         return compile_policy(policy, problems, progress)
-
-
-def render_plan(plan: DevicePlan) -> dict[str, str]:
-    renderer = get_renderer(plan.platform)
-    if renderer is None:  # pragma: no cover - build() already reported it
-        raise PolicyError([])
-    return renderer.render(plan)
 
 
 # --------------------------------------------------------------------------- whole fleets, in workers

@@ -28,9 +28,9 @@ from click.testing import CliRunner, Result
 from controller.apply.connection import Session
 from controller.apply.drivers import linux as linux_driver
 from controller.apply.drivers.base import Snapshot
-from controller.apply.drivers.linux import LinuxDriver, normalize_state, state_script, tc_restore_batch, tick_in_usec
 from controller.apply.result import ErrorKind
 from controller.cli.main import cli
+from controller.platforms.linux.driver import LinuxDriver, normalize_state, state_script, tc_restore_batch, tick_in_usec
 from tests import apply_support
 from tests.apply_support import by_device
 from tests.conftest import REPO

@@ -16,8 +16,6 @@ from controller.apply.credentials import resolve
 from controller.apply.drivers import driver_for, drivers
 from controller.apply.drivers._ioslike import Ownership, canonical, commands, owned, parse
 from controller.apply.drivers.base import DriverContext, Snapshot
-from controller.apply.drivers.juniper_junos import JunosDriver
-from controller.apply.drivers.linux import Unsupported, nft_restore, normalize_state, tc_restore_batch
 from controller.apply.engine import targets_for
 from controller.apply.errors import ApplyError, LockedError, UsageError
 from controller.apply.lock import device_locks
@@ -27,6 +25,8 @@ from controller.apply.selection import canary_split, parse_shard, select, shard
 from controller.apply.sources import read_rendered
 from controller.cli.main import cli
 from controller.model import Credentials, Device
+from controller.platforms.juniper_junos.driver import JunosDriver
+from controller.platforms.linux.driver import Unsupported, nft_restore, normalize_state, tc_restore_batch
 from controller.render.outputs import write_tree
 from tests.conftest import EXAMPLE_POLICIES
 

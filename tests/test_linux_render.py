@@ -31,7 +31,7 @@ import pytest
 
 from controller.pipeline import Build, build, render_plan
 from controller.plan import DevicePlan, PlanMatch, QosClass
-from controller.render import linux
+from controller.platforms.linux import renderer as linux
 from controller.spec.types import DSCP_NAMES
 from tests.conftest import EXAMPLE_POLICIES
 from tests.lab.netns import Lab, Netns, requires_netns

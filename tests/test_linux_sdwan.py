@@ -20,7 +20,7 @@ from controller.cli.main import cli
 from controller.errors import PolicyError
 from controller.pipeline import Build, build, render_plan
 from controller.plan import DevicePlan
-from controller.render import linux
+from controller.platforms.linux import renderer as linux
 from controller.spec import types as t
 from controller.spec.schema import json_schema
 from tests.parsers import ParseError, journey_key
@@ -219,8 +219,8 @@ def test_a_plan_built_in_code_cannot_inject_a_line(tmp_path: Path, field: str) -
 def test_the_driver_refuses_routing_beyond_its_ranges(tmp_path: Path, line: str) -> None:
     from controller.apply.connection import Timeouts
     from controller.apply.drivers.base import DriverContext
-    from controller.apply.drivers.linux import LinuxDriver
     from controller.apply.errors import ApplyError
+    from controller.platforms.linux.driver import LinuxDriver
 
     b = built(repo_with(edge({"mpls": "198.18.7.1", "internet": "198.18.8.1"}), BOTH), tmp_path)
     files = render_plan(the_plan(b))

@@ -35,7 +35,7 @@ from typing import Literal
 from controller.apply.audit import RunFolder
 from controller.apply.connection import HostKeyPolicy, Session, Timeouts, classify, connect
 from controller.apply.credentials import SshCredentials, resolve
-from controller.apply.drivers import Driver, DriverContext, Snapshot, driver_for
+from controller.apply.drivers import Driver, DriverContext, Snapshot, driver_for, unsupported
 from controller.apply.drivers.base import unified
 from controller.apply.errors import ApplyError, UsageError
 from controller.apply.result import DeviceResult, ErrorKind, FleetResult, LeftIn, Status
@@ -77,7 +77,11 @@ def targets_for(devices: Sequence[Device], rendered: Mapping[str, tuple[str, Map
         driver = driver_for(d.platform)
         entry = rendered.get(d.name)
         if driver is None:
-            problems.append(f"{d.name}: no apply driver for platform '{d.platform}' (use --limit to leave it out)")
+            why = unsupported(d.platform)
+            reason = f": {why}" if why else ""
+            problems.append(
+                f"{d.name}: no apply driver for platform '{d.platform}'{reason} (use --limit to leave it out)"
+            )
         elif entry is None:
             problems.append(f"{d.name}: no rendered config (re-run qoectl plan, or drop --out)")
         elif entry[0] and entry[0] != d.platform:

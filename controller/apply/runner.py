@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from controller.apply.audit import RunFolder, new_run_id, who
@@ -21,16 +21,17 @@ from controller.apply.secrets import redact
 from controller.apply.selection import Shard, select, shard
 from controller.apply.sources import Rendered, read_rendered
 from controller.model import Device, SdwanController
-from controller.pipeline import Build, render_plan
+from controller.plan import DevicePlan
+from controller.render import render_plan
 
 
-def render_all(result: Build) -> dict[str, tuple[str, Mapping[str, str]]]:
-    """Render every plan of a build now (what ``qoectl plan`` would write)."""
-    return {p.device: (p.platform, render_plan(p)) for p in result.plans}
+def render_all(plans: Iterable[DevicePlan]) -> dict[str, tuple[str, Mapping[str, str]]]:
+    """Render every plan now (what ``qoectl plan`` would write)."""
+    return {p.device: (p.platform, render_plan(p)) for p in plans}
 
 
-def rendered_from(result: Build, out: Path | None) -> Rendered:
-    return read_rendered(out) if out is not None else render_all(result)
+def rendered_from(plans: Iterable[DevicePlan], out: Path | None) -> Rendered:
+    return read_rendered(out) if out is not None else render_all(plans)
 
 
 def selected(devices: Sequence[Device], limit: Sequence[str], part: Shard | None) -> list[Device]:

@@ -222,7 +222,7 @@ def register(cli: click.Group) -> None:
         )
         fleet: FleetResult | None = None
         try:
-            rendered = rendered_from(result_build, out_dir)
+            rendered = rendered_from(result_build.plans, out_dir)
             with _progress(not as_json) as (on_start, on_result):
                 fleet = run(
                     result_build.policy.devices,

@@ -20,11 +20,11 @@ import math
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from controller import capabilities as cap
+from controller.capabilities import Capabilities as Renderer
 from controller.errors import Diagnostic, Location
 from controller.model import Device, Policy
 from controller.plan import Allocation, DevicePlan, MarkingRule, QosClass
-from controller.render import base as cap
-from controller.render.base import Renderer
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
+from controller.compile.budgets import Budget
 from controller.evaluate import measures as ms
 from controller.evaluate import slo
 from controller.evaluate.checks import STATISTIC, CheckSpec, checks_for, plot_metric
 from controller.measure.feedback import Answer
 from controller.measure.samples import SampleSet, Segment, Vocabulary
-from controller.model import Journey, VoiceTarget
-from controller.pipeline import Build
+from controller.model import Journey, Policy, VoiceTarget
+from controller.plan import DevicePlan
 from controller.qoe import composite as cq
 
 Verdict = Literal["pass", "fail", "unknown"]
@@ -146,8 +147,21 @@ def _fmt(x: float) -> str:
 # --------------------------------------------------------------------------- entry point
 
 
+class Compiled(Protocol):
+    """What judging needs of a compiled policy (a :class:`controller.pipeline.Build` is one): plain values."""
+
+    @property
+    def policy(self) -> Policy: ...
+
+    @property
+    def budgets(self) -> Mapping[str, Budget]: ...
+
+    @property
+    def plans(self) -> Sequence[DevicePlan]: ...
+
+
 def evaluate(
-    build: Build, samples: SampleSet, answers: Sequence[Answer] = (), options: Options | None = None
+    build: Compiled, samples: SampleSet, answers: Sequence[Answer] = (), options: Options | None = None
 ) -> Evaluation:
     """Judge every journey with a measurable target; results ranked worst first."""
     opts = options or Options()
@@ -203,7 +217,7 @@ def _range(samples: SampleSet, opts: Options) -> tuple[float | None, float | Non
     return start, end
 
 
-def _scope(build: Build, vocab: Vocabulary) -> dict[str, set[int]]:
+def _scope(build: Compiled, vocab: Vocabulary) -> dict[str, set[int]]:
     """Journey -> segment codes of the sites whose devices carry it (the sites it promises something to)."""
     out: dict[str, set[int]] = {}
     for plan in build.plans:
@@ -215,7 +229,7 @@ def _scope(build: Build, vocab: Vocabulary) -> dict[str, set[int]]:
     return out
 
 
-def _markings(build: Build) -> dict[str, int]:
+def _markings(build: Compiled) -> dict[str, int]:
     out: dict[str, int] = {}
     for plan in build.plans:
         for rule in plan.markings:

@@ -1,37 +1,46 @@
-"""Renderers: one module and one template folder per platform.
+"""Renderers: one per platform, found through the platform registry (:mod:`controller.registry`).
 
-Every module in this package that defines ``RENDERER`` (an instance of
-:class:`controller.render.base.Renderer`) is a platform; adding a platform is
-adding a module and a ``templates/<platform>/`` folder.
+A platform's ``renderer`` module defines ``RENDERER``, an instance of
+:class:`controller.render.base.Renderer`; the platform is registered in the
+entry point group ``qoectl.platforms`` (qoectl's own six in its
+``pyproject.toml``, others by their own distribution).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from functools import lru_cache
+import functools
 
+from controller import registry
+from controller.plan import DevicePlan
 from controller.render.base import Renderer
 
-_NOT_PLATFORMS = {"base", "outputs"}
 
-
-@lru_cache(maxsize=1)
-def _registry() -> dict[str, Renderer]:
-    found: dict[str, Renderer] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if info.name in _NOT_PLATFORMS or info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        renderer = getattr(module, "RENDERER", None)
-        if isinstance(renderer, Renderer):
-            found[renderer.platform] = renderer
-    return found
-
-
+@functools.cache
 def get_renderer(platform: str) -> Renderer | None:
-    return _registry().get(platform)
+    """The renderer of a registered platform (``None``: no platform of that name); checks the contract."""
+    renderer = registry.attribute(platform, "renderer")
+    if renderer is None:
+        return None
+    reg = registry.registered()[platform]
+    if not isinstance(renderer, Renderer):
+        raise registry.PlatformError(f"{reg.where()}: RENDERER is not a controller.render.base.Renderer")
+    if renderer.platform != platform:
+        raise registry.PlatformError(f"{reg.where()}: RENDERER.platform is {renderer.platform!r}, not {platform!r}")
+    if not renderer.capabilities or not renderer.outputs:
+        raise registry.PlatformError(f"{reg.where()}: RENDERER declares no capabilities or no outputs")
+    if not renderer.template_path().is_dir():
+        raise registry.PlatformError(f"{reg.where()}: its template folder {renderer.template_path()} does not exist")
+    return renderer
+
+
+def render_plan(plan: DevicePlan) -> dict[str, str]:
+    """The config files of one device's plan: file name -> text."""
+    renderer = get_renderer(plan.platform)
+    if renderer is None:
+        raise registry.PlatformError(f"no platform {plan.platform!r} is registered (have: {', '.join(platforms())})")
+    return renderer.render(plan)
 
 
 def platforms() -> list[str]:
-    return sorted(_registry())
+    """Every registered platform's name, sorted."""
+    return registry.names()

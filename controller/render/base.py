@@ -11,63 +11,54 @@ from __future__ import annotations
 import functools
 import ipaddress
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import jinja2
 
+# The declarations are the contract's (controller.capabilities); renderers keep importing them from here.
+from controller.capabilities import (
+    AQM,
+    CAPABILITY_TEXT,
+    DSCP_CLASSIFY,
+    FAIR_QUEUE,
+    IPV6,
+    MARKING,
+    PORT_RANGES,
+    QUEUING,
+    SDWAN_PATH,
+    SDWAN_SLA,
+    SERVICE_VPN,
+    SHAPING,
+    STRICT_PRIORITY,
+    Capabilities,
+    Limits,
+)
 from controller.plan import DevicePlan
 
-if TYPE_CHECKING:
-    from controller.errors import Diagnostic
-    from controller.model import Device, Policy
-
-# Capabilities a plan may need.
-MARKING = "marking"  # classify by 5-tuple and set DSCP
-DSCP_CLASSIFY = "dscp_classify"  # queue by DSCP
-STRICT_PRIORITY = "strict_priority"
-SHAPING = "shaping"
-AQM = "aqm"
-FAIR_QUEUE = "fair_queue"
-PORT_RANGES = "port_ranges"
-IPV6 = "ipv6"
-SDWAN_SLA = "sdwan_sla"
-SDWAN_PATH = "sdwan_path"
-QUEUING = "queuing"
-SERVICE_VPN = "service_vpn"
-
-CAPABILITY_TEXT = {
-    MARKING: "marking traffic by protocol, ports and prefixes",
-    DSCP_CLASSIFY: "queuing by DSCP",
-    STRICT_PRIORITY: "a strict-priority (LLQ) queue",
-    SHAPING: "shaping to a sub-rate link",
-    AQM: "active queue management (WRED/fq_codel)",
-    FAIR_QUEUE: "flow-fair queuing within a class",
-    PORT_RANGES: "matching port ranges",
-    IPV6: "matching IPv6 prefixes",
-    SDWAN_SLA: "SD-WAN SLA classes",
-    SDWAN_PATH: "SD-WAN path preference",
-    QUEUING: "per-class queues and bandwidth",
-    SERVICE_VPN: "app-route policies scoped to the LAN interfaces' service VPNs (interfaces[].vpn)",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_classes: int = 8
-    max_strict_classes: int = 1
-    min_bandwidth_pct: float = 1.0  # smallest guarantee the platform can express
-    sla_latency_ms: tuple[float, float] = (1, 1000)
-    sla_jitter_ms: tuple[float, float] = (1, 1000)
-    sla_loss_pct: tuple[float, float] = (0, 100)
-    # Range of an interface shaper (kbit/s); None: no documented bound to check.
-    min_shape_kbps: int | None = None
-    max_shape_kbps: int | None = None
-    # Names of the limits above that are qoectl's own (its renderer does not support more *yet*), not the
-    # device's: their messages say "qoectl's <platform> renderer does not support ... yet".
-    qoectl_limits: frozenset[str] = frozenset()
+__all__ = [
+    "AQM",
+    "CAPABILITY_TEXT",
+    "DSCP_CLASSIFY",
+    "FAIR_QUEUE",
+    "IPV6",
+    "MARKING",
+    "PORT_RANGES",
+    "QUEUING",
+    "SDWAN_PATH",
+    "SDWAN_SLA",
+    "SERVICE_VPN",
+    "SHAPING",
+    "STRICT_PRIORITY",
+    "Capabilities",
+    "Limits",
+    "Renderer",
+    "environment",
+    "lines_mentioning",
+    "network",
+    "percent_split",
+    "templates_root",
+]
 
 
 def templates_root() -> Path:
@@ -116,10 +107,11 @@ def network(prefix: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(prefix)
 
 
-@functools.lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
+@functools.lru_cache(maxsize=16)
+def environment(root: str | None = None) -> jinja2.Environment:
+    """The Jinja environment over ``root`` (default: qoectl's ``templates/``); one per template root."""
     env = _Environment(
-        loader=jinja2.FileSystemLoader(str(templates_root())),
+        loader=jinja2.FileSystemLoader(root or str(templates_root())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -131,62 +123,25 @@ def environment() -> jinja2.Environment:
     return env
 
 
-class Renderer(ABC):
-    platform: ClassVar[str]
-    capabilities: ClassVar[frozenset[str]]
-    limits: ClassVar[Limits] = Limits()
-    # Capabilities that may be missing with a documented fallback: capability -> what happens instead.
-    degradable: ClassVar[Mapping[str, str]] = {}
-    # Capabilities the platform documents but this renderer does not render yet: capability -> where the
-    # platform documents it. Missing ones are reported as qoectl's limit, never as the device's; every other
-    # capability the renderer lacks is a limit of the device itself.
-    not_rendered_yet: ClassVar[Mapping[str, str]] = {}
-    # Optional features a device can declare in the inventory (device.features) that add capabilities.
-    feature_capabilities: ClassVar[Mapping[str, frozenset[str]]] = {}
-    # The plan owns the device's egress queues: its plans get the network-control class
-    # (DevicePlan.network_control), which the renderer must express. SD-WAN edges keep False: their
-    # platform queues its own control traffic (e.g. Cisco SD-WAN's BFD/OMP on queue 0).
-    network_control: ClassVar[bool] = False
+class Renderer(Capabilities, ABC):
+    """A platform's renderer: its declarations (:class:`controller.capabilities.Capabilities`) and its templates."""
 
-    def capabilities_for(self, features: tuple[str, ...]) -> frozenset[str]:
-        caps = set(self.capabilities)
-        for f in features:
-            caps |= self.feature_capabilities.get(f, frozenset())
-        return frozenset(caps)
-
-    def sdwan_edge(self, device: Device) -> bool:
-        """Whether ``device`` gets SLA classes and path preferences in its plan (default: its platform has SLA classes).
-
-        A platform that steers only devices with several WAN transports (linux) says so here.
-        """
-        return SDWAN_SLA in self.capabilities_for(device.features)
-
-    def check(self, plan: DevicePlan, device: Device, policy: Policy) -> list[Diagnostic]:
-        """Platform rules the generic capabilities and limits cannot state (default: none).
-
-        For example a Cisco SD-WAN transport must be named after a TLOC colour. Each problem
-        is a located diagnostic, reported with all the others before anything is rendered.
-        """
-        return []
-
-    def notes(self, plan: DevicePlan) -> tuple[str, ...]:
-        """What the engineer should know about this device's output that is not an error.
-
-        By default: that LAN interfaces' service VPNs are not used where the platform has no use for them.
-        """
-        if SERVICE_VPN in self.capabilities or not any(i.vpn is not None for i in plan.interfaces):
-            return ()
-        return (
-            f"interfaces[].vpn is not used on {self.platform}: its QoS applies to the interface whatever "
-            "VPN/VRF it is in (service VPNs scope Cisco SD-WAN app-route policies)",
-        )
+    # The platform's template folder: None for qoectl's own ``templates/<template_dir>/``; an out-of-tree
+    # platform sets it to the folder it ships (``Path(__file__).parent / "templates"``). Templates may include
+    # each other as ``<folder name>/<file>``.
+    template_folder: ClassVar[Path | None] = None
 
     @property
     def template_dir(self) -> str:
-        return self.platform
+        return self.platform if self.template_folder is None else self.template_folder.name
+
+    def template_path(self) -> Path:
+        """The folder this platform's templates are read from."""
+        return templates_root() / self.template_dir if self.template_folder is None else self.template_folder
 
     def template(self, name: str) -> jinja2.Template:
-        return environment().get_template(f"{self.template_dir}/{name}")
+        root = None if self.template_folder is None else str(self.template_folder.parent)
+        return environment(root).get_template(f"{self.template_dir}/{name}")
 
     # Output files: (file name, template name inside the platform's template folder).
     outputs: ClassVar[tuple[tuple[str, str], ...]]

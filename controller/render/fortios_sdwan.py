@@ -48,10 +48,10 @@ from controller.plan import (
     QosClass,
     SlaClass,
 )
+from controller.platforms.cisco_iosxe.renderer import if_ident
 from controller.render import _sdwan as sd
 from controller.render import base
 from controller.render.base import Limits, Renderer
-from controller.render.cisco_iosxe import if_ident
 
 PREFIX = "QOECTL"
 NAME_MAX = 35  # SD-WAN rule, health-check, shaping-profile and shaping-policy names

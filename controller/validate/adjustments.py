@@ -14,6 +14,7 @@ import difflib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from controller import capabilities
 from controller.compile.adjustments import Adjusted, strict_class
 from controller.compile.compiler import class_name_for, in_scope, marking_dscp
 from controller.errors import Diagnostic, Severity
@@ -324,11 +325,8 @@ def allowed_transports(journey: Journey, device: Device) -> list[str]:
 
 def steers_paths(device: Device) -> bool:
     """Does the device's platform select a path per journey (SLA classes and path preference)?"""
-    from controller.render import get_renderer
-    from controller.render.base import SDWAN_SLA
-
-    renderer = get_renderer(device.platform)
-    return renderer is not None and SDWAN_SLA in renderer.capabilities_for(device.features)
+    declared = capabilities.declared(device.platform)
+    return declared is not None and capabilities.SDWAN_SLA in declared.capabilities_for(device.features)
 
 
 def _path_entry(e: _Entry, c: PathChange, journey: Journey, device: Device) -> None:

@@ -19,6 +19,7 @@ Both trees must render the same bytes: each worker hashes every rendered file
 
     python bench/render_bench.py                         # 2,000 devices, 5 rounds, before = BASELINE
     python bench/render_bench.py --devices 10000 --runs 7 --before HEAD~3
+    python bench/render_bench.py --after HEAD                # a commit instead of the working tree
 
 Results go to ``bench/results/render.json``.
 """
@@ -26,6 +27,7 @@ Results go to ``bench/results/render.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -125,7 +127,8 @@ class _Tree:
 
     def close(self) -> None:
         if self.proc.stdin:
-            self.proc.stdin.close()
+            with contextlib.suppress(BrokenPipeError):  # the worker has already exited (its error is on stderr)
+                self.proc.stdin.close()
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -186,6 +189,7 @@ def main() -> None:
     ap.add_argument("--journeys", type=int, default=50)
     ap.add_argument("--runs", type=int, default=5, help="interleaved rounds (each: one pass per tree)")
     ap.add_argument("--before", default=BASELINE, help="commit to compare with (default: %(default)s)")
+    ap.add_argument("--after", help="a commit to measure instead of this working tree (also checked out)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "render.json")
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--fleet", type=Path, help=argparse.SUPPRESS)
@@ -199,20 +203,29 @@ def main() -> None:
         sys.path.insert(0, str(REPO))
     from bench import fleet
 
-    before = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--verify", f"{args.before}^{{commit}}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    def commit(ref: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    before = commit(args.before)
+    after = commit(args.after) if args.after else None
     with tempfile.TemporaryDirectory(prefix="qoectl-render-bench-") as tmp:
         root = Path(tmp)
         fleet.generate(root / "fleet", args.devices, args.journeys)
-        worktree = root / "before"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(worktree), before], check=True)
+        checkouts = {"before": before, "after": after}
+        worktrees: dict[str, Path] = {}
         trees: dict[str, _Tree] = {}
         try:
-            trees = {"before": _Tree(worktree, root / "fleet"), "after": _Tree(REPO, root / "fleet")}
+            for side, ref in checkouts.items():
+                if ref is not None:
+                    worktrees[side] = root / side
+                    add = ["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(root / side), ref]
+                    subprocess.run(add, check=True)
+            trees = {side: _Tree(worktrees.get(side, REPO), root / "fleet") for side in checkouts}
             hashes = {side: tree.ask("hash") for side, tree in trees.items()}
             same = hashes["before"]["files"] == hashes["after"]["files"]
             devices: dict[str, int] = hashes["after"]["devices"]
@@ -224,7 +237,8 @@ def main() -> None:
         finally:
             for tree in trees.values():
                 tree.close()
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], check=False)
+            for path in worktrees.values():
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
     summary = _summary(rounds, platforms)
     _print(summary, platforms, devices)
     whole = hashlib.sha256()
@@ -234,6 +248,7 @@ def main() -> None:
     print(f"rendered files: {len(hashes['after']['files'])}, identical before/after: {same} (sha256 of all: {digest})")
     result = {
         "before": before,
+        "after": after or "working tree",
         "devices": args.devices,
         "journeys": args.journeys,
         "runs": args.runs,

@@ -1,4 +1,9 @@
-"""``qoectl explain``: how one journey's targets became budgets, classes and config lines."""
+"""``qoectl explain``: how one journey's targets became budgets, classes and config lines.
+
+Beside what the plan says, each device shows what its rendered config does with the journey, read back by the
+platform's parser (:mod:`controller.platforms.meaning`): the same reading apply, the BDD probes and the tests use,
+so a template that says something other than the plan shows here.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from controller.compile.compiler import class_name_for
+from controller.platforms.meaning import ParseError, journey_key, parse, path_parser
 from controller.render import get_renderer
 
 
@@ -49,6 +55,7 @@ def explain(build: Any, journey_name: str, device: str | None = None) -> dict[st
                 else None,
                 "notes": list(plan.notes),
                 "config_lines": lines,
+                "read_back": read_back(plan.platform, files, journey_name) if files else None,
             }
         )
     return {
@@ -60,4 +67,29 @@ def explain(build: Any, journey_name: str, device: str | None = None) -> dict[st
         "service_class": class_name_for(journey),
         "budget": dataclasses.asdict(budget) if budget else None,
         "devices": devices,
+    }
+
+
+def read_back(platform: str, files: dict[str, str], journey: str) -> dict[str, Any]:
+    """What the platform's parser reads from ``files`` for one journey (``error``: the text does not read back)."""
+    key = journey_key(journey)
+    try:
+        found = parse(platform, files).get(key)
+        paths = path_parser(platform)
+        choice = paths(files).get(key) if paths else None
+    except ParseError as e:
+        return {"error": str(e)}
+    if found is None:
+        return {"error": f"journey {key} is not in the rendered config"}
+    return {
+        "dscp": found.dscp,
+        "strict_priority": found.strict,
+        "shares": [{"interface": name, "pct": share} for name, share in found.shares],
+        "path": {
+            "preferred": sorted(choice.preferred),
+            "order": None if choice.order is None else list(choice.order),
+            "sla": choice.sla,
+        }
+        if choice
+        else None,
     }

@@ -32,10 +32,11 @@ rule that runs before a ``dscp:`` match shows up as a wrong DSCP.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+
+from controller import registry
 
 DSCP_VALUES: dict[str, int] = {
     "default": 0,
@@ -223,14 +224,11 @@ PathParser = Callable[[dict[str, str]], DevicePaths]
 
 
 def parser_of(platform: str) -> ModuleType:
-    """The parser module of a platform (``controller.platforms.<platform>.parser``); a platform without one, or
-    whose module has no ``parse``, cannot register: :class:`LookupError`."""
-    try:
-        module = importlib.import_module(f"controller.platforms.{platform}.parser")
-    except ModuleNotFoundError as e:
-        raise LookupError(f"platform {platform} has no parser (controller.platforms.{platform}.parser)") from e
-    if not callable(getattr(module, "parse", None)):
-        raise LookupError(f"{module.__name__} has no parse(files) function")
+    """The parser module of a registered platform (its package's ``parser``; :mod:`controller.registry` refuses a
+    platform without one); :class:`LookupError` for a name no platform is registered under."""
+    module = registry.module(platform, "parser")
+    if module is None:
+        raise LookupError(f"no platform {platform!r} is registered")
     return module
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 
+from controller import registry
 from controller.plan import DevicePlan, QosClass
 from controller.platforms.meaning import ParseError, journey_key, parse, parser_of, path_parser
 
@@ -36,9 +37,7 @@ def strict_priority_probe(platform: str) -> Probe | None:
 
 
 def probed_platforms() -> list[str]:
-    from controller.render import platforms
-
-    return [p for p in platforms() if _has_parser(p)]
+    return [p for p in registry.names() if _has_parser(p)]
 
 
 def queued_wan(plan: DevicePlan) -> int:

@@ -7,7 +7,7 @@ strict (the same doctoring as the BDD probe test).
 
 from __future__ import annotations
 
-from controller.compile.explain import explain, read_back
+from controller.explain import explain, read_back
 from controller.pipeline import Build, render_plan
 from controller.platforms.meaning import dscp_value
 

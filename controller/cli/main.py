@@ -466,7 +466,7 @@ def explain(journey: str, path: Path, device: str | None, as_json: bool) -> None
 
     PATH is the policy repository (default: policies).
     """
-    from controller.compile.explain import explain as do_explain
+    from controller.explain import explain as do_explain
 
     result = _build(path, as_json)
     if device is not None and result.plan(device) is None:

@@ -2,9 +2,16 @@
 
 Why wrap netmiko: the engine needs to know *what kind* of failure happened
 (wrong key, unknown host key, refused, dropped mid-push) to decide between
-"nothing was sent" and "roll back", and to say it in one line. netmiko and
-paramiko express these as a handful of exception types with long multi-line
-messages; :func:`classify` maps them to :class:`ApplyError` kinds.
+"nothing was sent" and "roll back", and to say it in one line. :func:`classify`
+maps exceptions to :class:`ApplyError` kinds by their *type* (and by whether the
+session was already up), never by their message text: netmiko re-raises
+paramiko's and the socket's exceptions as its own while handling them, so the
+original is in the exception's ``__context__`` chain.
+
+Only netmiko's public API is used: the platform's driver class comes from
+``netmiko.ssh_dispatcher`` and qoectl subclasses it, overriding its public
+``establish_connection`` (the host key policy), ``session_preparation`` (Linux)
+and ``read_channel`` (a closed channel raises at once).
 
 Host keys are verified against a known_hosts file by default (paramiko's
 ``RejectPolicy``). ``accept_new`` behaves like OpenSSH's
@@ -22,26 +29,27 @@ command timeout later.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import paramiko  # type: ignore[import-untyped]  # no stubs; pyproject is not ours to change
-from netmiko import ConnectHandler
-from netmiko.channel import SSHChannel
-from netmiko.exceptions import (
+import paramiko
+from netmiko import (
+    BaseConnection,
     ConfigInvalidException,
-    NetmikoAuthenticationException,
     NetmikoTimeoutException,
     ReadException,
     ReadTimeout,
+    ssh_dispatcher,
 )
+from netmiko.exceptions import WriteException
 
 from controller.apply.credentials import SshCredentials
 from controller.apply.errors import ApplyError
@@ -63,6 +71,17 @@ class Timeouts:
 _known_hosts_lock = threading.Lock()
 
 
+class UnknownHostKey(paramiko.SSHException):  # type: ignore[misc]  # paramiko is untyped
+    """The server's host key is not in known_hosts (qoectl's own type: told apart from other SSH errors by type)."""
+
+
+class _RejectUnknownPolicy(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # paramiko is untyped
+    """paramiko's ``RejectPolicy``, but raising :class:`UnknownHostKey` (a changed key never reaches here)."""
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise UnknownHostKey(f"{hostname}: host key not in known_hosts")
+
+
 class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # paramiko is untyped
     """Add unknown hosts to the known_hosts file (changed keys never reach here: paramiko refuses them)."""
 
@@ -79,19 +98,49 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]  # 
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
-class _EofAwareChannel(SSHChannel):
-    """netmiko's SSH channel, but a closed channel raises at once instead of waiting for a read timeout.
+_Prepare = Callable[[Any], None]
+if TYPE_CHECKING:
+    _Base = BaseConnection
+else:
+    _Base = object  # the mixin comes first in the MRO; the driver class is its sibling base
 
-    Why: a device that drops the session mid-push would otherwise look like a
-    slow device until ``read_timeout`` expires; rollback should start right away.
-    """
 
-    def read_buffer(self) -> str:
-        out = super().read_buffer()
-        conn = self.remote_conn
+class _QoectlConnection(_Base):
+    """Mixed into the platform's netmiko driver class: what qoectl changes, through netmiko's public methods."""
+
+    def __init__(self, *, qoectl_key_policy: paramiko.MissingHostKeyPolicy, qoectl_prepare: _Prepare | None, **kw: Any):
+        self.qoectl_key_policy = qoectl_key_policy
+        self.qoectl_prepare = qoectl_prepare
+        super().__init__(**kw)
+
+    def establish_connection(self, width: int = 511, height: int = 1000) -> None:
+        self.key_policy = self.qoectl_key_policy  # what netmiko's SSH client checks the host key with
+        super().establish_connection(width, height)
+
+    def session_preparation(self) -> None:
+        if self.qoectl_prepare is None:
+            super().session_preparation()
+        else:
+            self.qoectl_prepare(self)
+
+    def read_channel(self) -> str:
+        """netmiko's read, but a closed channel raises at once instead of waiting for a read timeout.
+
+        Why: a device that drops the session mid-push would otherwise look like a
+        slow device until ``read_timeout`` expires; rollback should start right away.
+        """
+        out = super().read_channel()
+        conn: Any = self.remote_conn  # a paramiko Channel: qoectl speaks SSH only
         if not out and conn is not None and (conn.closed or conn.eof_received) and not conn.recv_ready():
             raise ReadException("Channel stream closed by remote device.")
         return out
+
+
+@functools.cache
+def _connection_class(device_type: str) -> type[_QoectlConnection]:
+    """The platform's netmiko driver class (what ``ConnectHandler`` would make) with qoectl's changes."""
+    base = ssh_dispatcher(device_type)
+    return type(f"Qoectl{base.__name__}", (_QoectlConnection, base), {})
 
 
 def _first_line(text: str) -> str:
@@ -101,43 +150,63 @@ def _first_line(text: str) -> str:
     return text.strip()
 
 
-def classify(exc: BaseException, where: str) -> ApplyError:
-    """An :class:`ApplyError` for any exception netmiko/paramiko/socket code may raise."""
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from or while handling: netmiko wraps paramiko's and the socket's errors."""
+    out: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(out) < 16 and not any(cur is e for e in out):
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
+
+
+def classify(exc: BaseException, where: str, *, connected: bool = True) -> ApplyError:
+    """An :class:`ApplyError` for any exception netmiko/paramiko/socket code may raise, chosen by type.
+
+    ``connected``: the session was up (an OSError or SSH error then means it was lost); ``False`` while
+    connecting (it means the device could not be reached or the SSH handshake failed).
+    """
     if isinstance(exc, ApplyError):
         return exc
-    text = redact(str(exc))
-    low = text.lower()
-    if isinstance(exc, paramiko.BadHostKeyException) or ("does not match" in low and "host key" in low):
+    chain = _chain(exc)
+
+    def found(*types: type[BaseException]) -> BaseException | None:
+        return next((e for e in chain if isinstance(e, types)), None)
+
+    if found(paramiko.BadHostKeyException):
         return ApplyError(
             "host_key",
             f"{where}: the host key has CHANGED (does not match known_hosts); refusing to connect",
         )
-    if "not found in known_hosts" in low:
+    if found(UnknownHostKey):
         return ApplyError(
             "host_key",
             f"{where}: unknown host key (not in known_hosts); add it (ssh-keyscan) "
             "or use --accept-new-host-keys in a lab",
         )
-    if isinstance(exc, NetmikoAuthenticationException | paramiko.AuthenticationException):
+    if found(paramiko.AuthenticationException):  # netmiko's NetmikoAuthenticationException is one
         return ApplyError("auth", f"{where}: authentication failed (check the user, key or password)")
+    text = redact(str(exc))
     if isinstance(exc, ConfigInvalidException):
         return ApplyError("rejected", f"{where}: device rejected a line: {_first_line(text)}")
     if isinstance(exc, ReadTimeout):
         return ApplyError("timeout", f"{where}: no answer within the command timeout")
-    if isinstance(exc, ReadException | EOFError | BrokenPipeError | ConnectionResetError) or (
-        isinstance(exc, OSError | paramiko.SSHException) and ("closed" in low or "not open" in low)
+    if isinstance(exc, ReadException | WriteException | EOFError) or (
+        connected and isinstance(exc, OSError | paramiko.SSHException) and not isinstance(exc, NetmikoTimeoutException)
     ):
         return ApplyError("session_lost", f"{where}: the SSH session was dropped ({_first_line(text)})")
-    if isinstance(exc, NetmikoTimeoutException | socket.timeout | TimeoutError):
-        if "dns failure" in low:
-            return ApplyError("connect", f"{where}: host name does not resolve")
-        if "tcp connection to device failed" in low:
-            return ApplyError("connect", f"{where}: cannot reach the SSH port (refused or unreachable)")
-        return ApplyError("connect", f"{where}: SSH connection failed or timed out ({_first_line(text)})")
-    if isinstance(exc, ConnectionRefusedError | OSError):
-        return ApplyError("connect", f"{where}: cannot reach the SSH port ({_first_line(text)})")
-    if isinstance(exc, paramiko.SSHException):
-        return ApplyError("connect", f"{where}: SSH error ({_first_line(text)})")
+    if connected and isinstance(exc, NetmikoTimeoutException):  # netmiko's session lock
+        return ApplyError("timeout", f"{where}: timed out ({_first_line(text)})")
+    # While connecting: netmiko raises NetmikoTimeoutException for socket and SSH handshake errors alike.
+    cause = chain[1] if isinstance(exc, NetmikoTimeoutException) and len(chain) > 1 else exc
+    if isinstance(cause, socket.gaierror):
+        return ApplyError("connect", f"{where}: host name does not resolve")
+    if isinstance(cause, TimeoutError):
+        return ApplyError("connect", f"{where}: cannot reach the SSH port (no answer within the connect timeout)")
+    if isinstance(cause, OSError):
+        return ApplyError("connect", f"{where}: cannot reach the SSH port (refused or unreachable)")
+    if isinstance(cause, paramiko.SSHException):
+        return ApplyError("connect", f"{where}: SSH connection failed ({_first_line(redact(str(cause)))})")
     return ApplyError("internal", f"{where}: {type(exc).__name__}: {_first_line(text)}")
 
 
@@ -198,7 +267,6 @@ def own_prompt(conn: Any, where: str, wait: float) -> bool:
 def _prepare_linux(conn: Any, where: str, wait: float) -> None:
     """Replaces netmiko's ``session_preparation`` for ``linux``: no guessing at the login's own prompt."""
     conn.ansi_escape_codes = True
-    conn.channel = _EofAwareChannel(conn.remote_conn, conn.encoding)
     # Let the login finish its dotfiles (it prints a prompt, or a banner) before typing.
     _read_for(conn, wait, quiet=0.3)
     own_prompt(conn, where, wait)
@@ -276,17 +344,6 @@ class Session:
             self.conn.disconnect()
 
 
-def _forget(conn: Any) -> None:
-    """Release what a half-opened connection holds (netmiko's log filter, paramiko's client)."""
-    import logging
-
-    try:
-        logging.getLogger("netmiko").removeFilter(conn._secrets_filter)
-        conn.paramiko_cleanup()
-    except Exception:  # noqa: S110 - best effort on a connection that never opened
-        pass
-
-
 def connect(
     *,
     device_type: str,
@@ -317,22 +374,17 @@ def connect(
         "auth_timeout": timeouts.connect,
         "banner_timeout": timeouts.connect,
         "fast_cli": True,
-        "auto_connect": False,
         **credentials.netmiko_args(),
     }
-    conn: Any = None
+    policy = _AcceptNewPolicy(known) if host_keys.accept_new else _RejectUnknownPolicy()
+    prepare: _Prepare | None = None
+    if device_type == "linux":
+        prepare = functools.partial(_prepare_linux, where=where, wait=timeouts.connect)
     try:
-        conn = ConnectHandler(**params)
-        if host_keys.accept_new:
-            conn.key_policy = _AcceptNewPolicy(known)
-        if device_type == "linux":
-            conn.session_preparation = lambda: _prepare_linux(conn, where, timeouts.connect)
-        conn._open()  # auto_connect=False above: the host key policy had to be set first
-        conn.channel = _EofAwareChannel(conn.remote_conn, conn.encoding)
+        # netmiko connects in the constructor and, when that fails, releases what it held itself.
+        conn = _connection_class(device_type)(qoectl_key_policy=policy, qoectl_prepare=prepare, **params)
     except Exception as exc:
-        if conn is not None:
-            _forget(conn)
-        raise classify(exc, where) from None
+        raise classify(exc, where, connected=False) from None
     session = Session(conn, where, timeouts)
     if credentials.become == "sudo":
         _become_root(session)

@@ -29,8 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import pytest
-from pytest_bdd import given, parsers, then, when
+try:
+    import pytest
+    from pytest_bdd import given, parsers, then, when
+except ImportError as exc:  # qoectl itself does not need pytest: the step library is an extra
+    raise ImportError(
+        f"controller.testing.bdd_steps needs pytest and pytest-bdd ({exc.name} is missing): pip install 'qoectl[bdd]'",
+        name=exc.name,
+    ) from exc
 
 from controller.compile.plan import DevicePlan
 from controller.errors import Diagnostic, PolicyError, errors_only

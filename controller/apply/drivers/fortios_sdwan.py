@@ -66,6 +66,8 @@ ERROR_PATTERN = (
     r"Command fail\. Return code|command parse error|value parse error|entry not found|node_check_object fail"
     r"|Unknown action"
 )
+# "get system status" with virtual domains on (what netmiko's fortinet driver checks at login, too).
+VDOMS = re.compile(r"Virtual domain configuration: (multiple|enable|split-task)")
 # Settings the device writes by itself (not compared, but restored with an entry a rollback re-creates).
 GENERATED = frozenset({"uuid"})
 # Values FortiOS's "show" leaves out because they are the default (FortiOS CLI reference of each table).
@@ -614,7 +616,7 @@ class FortiosDriver(Driver):
         return "".join(texts)
 
     def snapshot(self, s: Session) -> Snapshot:
-        if getattr(s.conn, "_vdoms", False):  # netmiko's fortinet driver reads this from "get system status"
+        if VDOMS.search(self._exchange(s, "get system status")):
             raise ApplyError(
                 "precondition",
                 f"{s.where}: virtual domains are enabled; qoectl reads and writes the global sections of a "

@@ -42,6 +42,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check controller
+	$(BIN)/lint-imports --no-logo   # the one-way stages (.importlinter, docs/architecture.md)
 
 typecheck: install
 	$(BIN)/mypy

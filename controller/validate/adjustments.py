@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from controller import capabilities
-from controller.compile.adjustments import Adjusted, strict_class
-from controller.compile.compiler import class_name_for, in_scope, marking_dscp
+from controller.compile import Adjusted, class_name_for, in_scope, marking_dscp, strict_class
 from controller.errors import Diagnostic, Severity
 from controller.model import (
     Adjustment,

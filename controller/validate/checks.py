@@ -15,9 +15,7 @@ import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from controller.compile.budgets import Budget
-from controller.compile.compiler import NETWORK_CONTROL, class_name_for, ident, in_scope, marking_dscp
-from controller.compile.scope import ScopeKey, Scopes
+from controller.compile import NETWORK_CONTROL, Budget, ScopeKey, Scopes, class_name_for, ident, in_scope, marking_dscp
 from controller.errors import Diagnostic, Location
 from controller.model import (
     PRIORITY_RANK,

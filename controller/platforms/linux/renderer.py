@@ -46,7 +46,6 @@ import ipaddress
 import math
 import re
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, ClassVar
 
 from controller import linux_routing as owned
@@ -165,6 +164,21 @@ def _rule_marks(rule: MarkingRule) -> tuple[tuple[str, str, str], ...]:
     return tuple((fam, nft_match(m, fam), dscp) for m in rule.matches for fam in families(m))
 
 
+@functools.lru_cache(maxsize=4096)
+def _mark_rows(rule: MarkingRule) -> tuple[tuple[str, str, str, str], ...]:
+    """(nft match and a space, or "", ``ip``/``ip6``, DSCP, journey) of every ``qoe_mark`` rule of one journey."""
+    return tuple(
+        (f"{match} " if match else "", "ip" if fam == "ipv4" else "ip6", dscp, rule.journey)
+        for fam, match, dscp in _rule_marks(rule)
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _classify(classes: tuple[QosClass, ...]) -> tuple[tuple[str, str, str], ...]:
+    """(DSCP set, class id, class name) of each class but the default one (memoised per set of classes)."""
+    return tuple((_dscp_set(c.dscps), classid(c), c.name) for c in classes if not c.is_default)
+
+
 @functools.lru_cache(maxsize=1024)
 def _dscp_set(dscps: tuple[int, ...]) -> str:
     """The nft set of a class's DSCPs (memoised per DSCP list)."""
@@ -177,40 +191,41 @@ def _leaf(c: QosClass, fq_codel: bool) -> str:
     return f"pfifo limit {c.queue_depth}"
 
 
-def _tree(plan: DevicePlan, iface: InterfacePlan, fq_codel: bool) -> dict[str, Any]:
+def kbit(kbps: int) -> str:
+    """A rate as tc writes it."""
+    return f"{int(kbps)}kbit"
+
+
+def _tree(plan: DevicePlan, iface: InterfacePlan, fq_codel: bool) -> tuple[Any, ...]:
+    """(interface, rate in kbit/s, the same for tc, " via <transport>" or "", default class, quantum, classes)."""
     assert iface.link_kbps is not None
     rate = iface.shape_kbps or iface.link_kbps
     rows, default = _tree_rows(plan.classes, iface.allocations, rate, fq_codel)
-    return {
-        "iface": iface,
-        "rate": rate,
-        "quantum": _quantum(rate),
-        "classes": [dict(row) for row in rows],
-        "default": default,
-    }
+    via = f" via {iface.transport}" if iface.transport else ""
+    return (iface.name, rate, kbit(rate), via, default, _quantum(rate), rows)
 
 
 @functools.lru_cache(maxsize=4096)
 def _tree_rows(
     classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...], rate: int, fq_codel: bool
-) -> tuple[tuple[Mapping[str, Any], ...], str]:
-    """One interface's HTB classes (read-only) and default class handle. Memoised per classes and link."""
+) -> tuple[tuple[tuple[str, str, str, int, int, str, str], ...], str]:
+    """One interface's HTB classes and default class handle. Memoised per classes and link.
+
+    A class is (class id, rate, ceil, prio, quantum, leaf handle, leaf qdisc), rates as tc writes them.
+    """
     alloc = {a.class_name: a for a in reversed(allocations)}  # the first per class, as InterfacePlan.allocation
     rows = []
     for c in classes:
         a = alloc[c.name]
         rows.append(
-            MappingProxyType(
-                {
-                    "cls": c,
-                    "classid": classid(c),
-                    "handle": f"{CLASS_BASE + c.queue:x}",
-                    "rate": a.guaranteed_kbps,
-                    "ceil": min(a.max_kbps, rate),
-                    "prio": _htb_prio(c),
-                    "quantum": _quantum(a.guaranteed_kbps),
-                    "leaf": _leaf(c, fq_codel),
-                }
+            (
+                classid(c),
+                kbit(a.guaranteed_kbps),
+                kbit(min(a.max_kbps, rate)),
+                _htb_prio(c),
+                _quantum(a.guaranteed_kbps),
+                f"{CLASS_BASE + c.queue:x}",
+                _leaf(c, fq_codel),
             )
         )
     default = next(c for c in classes if c.is_default)
@@ -232,33 +247,53 @@ def transports(carried: tuple[str | None, ...]) -> list[str]:
     return sorted({t for t in carried if t})
 
 
-def _route(iface: InterfacePlan, table: int) -> dict[str, Any]:
+def _route(iface: InterfacePlan, table: int) -> tuple[str, str, int, str]:
+    """(gateway, interface, table, family) of one transport's default route."""
     assert iface.gateway is not None and iface.transport is not None
+    _safe(iface.transport, "transport")
     gateway = ipaddress.ip_address(iface.gateway)  # a plan built in code: nothing but an address reaches the file
-    return {
-        "transport": _safe(iface.transport, "transport"),
-        "iface": iface.name,
-        "gateway": str(gateway),
-        "family": f"ipv{gateway.version}",
-        "table": table,
-    }
+    return (str(gateway), iface.name, table, f"ipv{gateway.version}")
 
 
-def _journey_rules(n: int, p: PathPreference, tables: Mapping[str, int]) -> dict[str, Any]:
+# A steered journey: (journey, mark, its transports in order joined by " then ", " then unreachable (strict)"
+# or "", its ip rules as (priority, "lookup <table>" or "unreachable")).
+Steered = tuple[str, str, str, str, tuple[tuple[int, str], ...]]
+
+
+def _journey_rules(n: int, p: PathPreference, tables: Mapping[str, int]) -> Steered:
     """Mark ``n`` of one journey and its rules: the plan's order (preferred, then backup unless strict), as given."""
     order = list(dict.fromkeys(t for t in p.preferred + (() if p.strict else p.backup) if t in tables))
     if len(order) >= owned.RULES_PER_JOURNEY:
         raise ValueError(f"journey {p.journey}: more than {owned.RULES_PER_JOURNEY - 1} transports")
-    rules = [{"priority": owned.rule_priority(n, i), "table": tables[t], "transport": t} for i, t in enumerate(order)]
+    rules = [
+        (owned.rule_priority(n, i), f"lookup {tables[t]}" if tables[t] else "unreachable") for i, t in enumerate(order)
+    ]
     if p.strict:
-        rules.append({"priority": owned.rule_priority(n, len(order)), "table": None, "transport": None})
-    return {
-        "journey": _safe(p.journey, "journey"),
-        "mark": f"0x{owned.mark(n):x}",
-        "order": order,
-        "strict": p.strict,
-        "rules": rules,
-    }
+        rules.append((owned.rule_priority(n, len(order)), "unreachable"))
+    strict = " then unreachable (strict)" if p.strict else ""
+    return (_safe(p.journey, "journey"), f"0x{owned.mark(n):x}", " then ".join(order), strict, tuple(rules))
+
+
+@functools.lru_cache(maxsize=1024)
+def _steered(
+    prefs: tuple[PathPreference, ...], marked: tuple[str, ...], names: tuple[str, ...]
+) -> tuple[tuple[Steered, ...], tuple[tuple[str, str, str], ...]]:
+    """Journeys' marks and rules, and the ``qoe_path`` rules as (nft match and a space or "", mark, journey).
+
+    ``marked``: the journeys of the plan's marking rules, in order; ``names``: the transports (their tables).
+    Memoised: the same for every router with the same journeys and transports.
+    """
+    tables = {t: owned.table(k) for k, t in enumerate(names)}
+    journeys = tuple(_journey_rules(n, p, tables) for n, p in enumerate(prefs, start=1))
+    by_name = {j[0]: (j, p) for j, p in zip(journeys, prefs, strict=True)}
+    order = [j for j in marked if j in by_name]
+    order += [name for name in by_name if name not in order]
+    marks = tuple(
+        (f"{match} " if match else "", by_name[name][0][1], name)
+        for name in order
+        for match in _path_marks(by_name[name][1].matches)
+    )
+    return journeys, marks
 
 
 @functools.lru_cache(maxsize=1024)
@@ -289,22 +324,14 @@ def steering(plan: DevicePlan) -> dict[str, Any] | None:
         iface = next((i for i in plan.wan_interfaces if i.transport == t and i.gateway), None)
         if iface is not None:
             routes.append(_route(iface, tables[t]))
-    journeys = [_journey_rules(n, p, tables) for n, p in enumerate(plan.path_preferences, start=1)]
-    by_name = {j["journey"]: (j, p) for j, p in zip(journeys, plan.path_preferences, strict=True)}
-    order = [r.journey for r in plan.markings if r.journey in by_name]
-    order += [name for name in by_name if name not in order]
-    marks = [
-        {"journey": name, "mark": by_name[name][0]["mark"], "match": match}
-        for name in order
-        for match in _path_marks(by_name[name][1].matches)
-    ]
+    journeys, marks = _steered(plan.path_preferences, tuple(r.journey for r in plan.markings), tuple(names))
     return {
-        "tables": [{"transport": _safe(t, "transport"), "table": tables[t]} for t in names],
+        "tables": [(_safe(t, "transport"), tables[t]) for t in names],
         "routes": routes,
-        "families": sorted({r["family"] for r in routes}),
+        "families": sorted({r[3] for r in routes}),
         "journeys": journeys,
         "marks": marks,
-        "wan": [i.name for i in plan.wan_interfaces],
+        "wan": ", ".join(f'"{i.name}"' for i in plan.wan_interfaces),
         "slas": [_sla(s) for s in plan.sla_classes],
         "mask": f"0x{owned.MARK_MASK:08x}",
         "keep": f"0x{0xFFFFFFFF ^ owned.MARK_MASK:08x}",
@@ -446,25 +473,17 @@ class LinuxRenderer(Renderer):
                 tokens += [classid(c) for c in plan.classes if c.name == rule.class_name]
         steer = steering(plan)
         if steer is not None:  # its path mark: the qoe_path rule and its ip rules
-            tokens += [j["mark"] for j in steer["journeys"] if j["journey"] == journey]
+            tokens += [mark for name, mark, *_ in steer["journeys"] if name == journey]
         return tokens
 
     def context(self, plan: DevicePlan) -> dict[str, Any]:
         fq_codel = "fq_codel" in plan.features
-        rules = [
-            {"rule": rule, "family": fam, "match": match, "dscp": dscp}
-            for rule in plan.markings
-            for fam, match, dscp in _rule_marks(rule)
-        ]
-        classify = [
-            {"cls": c, "classid": classid(c), "dscps": _dscp_set(c.dscps)} for c in plan.classes if not c.is_default
-        ]
         trees = [_tree(plan, i, fq_codel) for i in plan.wan_interfaces if i.link_kbps]
         untrusted = [i.name for i in plan.lan_interfaces if not i.trust_dscp]
         return {
             "plan": plan,
-            "marks": rules,
-            "classify": classify,
+            "marks": [row for rule in plan.markings for row in _mark_rows(rule)],
+            "classify": _classify(plan.classes),
             "trees": trees,
             "untrusted": untrusted,
             "steering": steering(plan),

@@ -77,6 +77,8 @@ PATTERNS = {
 def _field_type(info: FieldInfo) -> str:
     """Top-level ``Annotated`` aliases are flattened by pydantic: recognise them by their metadata."""
     for meta in info.metadata:
+        if meta is v1.RegisteredPlatform:
+            return v1.RegisteredPlatform.reference_text()
         pattern = getattr(meta, "pattern", None)
         if pattern in PATTERNS:
             return PATTERNS[pattern]

@@ -11,8 +11,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
+from controller import registry
 from controller.spec.rules import absent, equals, given, nonempty, rules, when
 from controller.spec.types import (
     Address,
@@ -30,7 +41,30 @@ from controller.spec.types import (
 
 API_VERSION = "qoectl/v1"
 
-Platform = Literal["linux", "cisco_iosxe", "juniper_junos", "arista_eos", "cisco_sdwan", "fortios_sdwan"]
+
+def _registered_platform(value: str) -> str:
+    """A platform name is any platform registered in the ``qoectl.platforms`` entry point group."""
+    names = registry.names()
+    if value not in names:
+        raise ValueError(f"unknown platform {value!r}: registered platforms are {', '.join(names)}")
+    return value
+
+
+class RegisteredPlatform:
+    """JSON Schema of a platform name: an enum of the platforms registered where the schema is generated."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core)
+        schema["enum"] = registry.names()
+        return schema
+
+    @staticmethod
+    def reference_text() -> str:
+        return " / ".join(f"`{name}`" for name in registry.names())
+
+
+Platform = Annotated[str, AfterValidator(_registered_platform), RegisteredPlatform]
 Priority = Literal["critical", "high", "normal", "low", "scavenger"]
 Codec = Literal["g711", "g711-plc", "g729a"]
 

@@ -7,6 +7,7 @@ Exit codes follow ``terraform plan -detailed-exitcode``: 0 nothing to change,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from controller.load.loader import load_policy
 from controller.parallel import default_jobs
 from controller.pipeline import (
     Build,
+    DeviceOutput,
     FleetRun,
     build,
     bulk_allocation,
@@ -38,7 +40,7 @@ from controller.pipeline import (
     validate_policy,
 )
 from controller.plan import DevicePlan
-from controller.render import tree
+from controller.render import incremental, tree
 from controller.render.outputs import DeviceChange, compare_device, update_tree, write_device
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -245,6 +247,7 @@ def _plan_fleet(
     jobs: int,
     as_json: bool,
     with_diff: bool,
+    session: incremental.Session,
 ) -> tuple[FleetRun[Written], Path]:
     """Compile and render every device into a staging folder beside ``out_dir``, comparing each with ``before``.
 
@@ -252,12 +255,14 @@ def _plan_fleet(
     process when ``jobs`` > 1), so only hashes, line counts and (``with_diff``) diffs come back. Only the
     files ``before_manifest`` lists are read. Returns the run and the staging
     folder to swap in; on errors the staging folder and any folder created for
-    it are removed (nothing is written, as before) and this exits 1.
+    it are removed (nothing is written, as before) and this exits 1. Devices that ``session`` (the plan
+    cache) can reuse are not compiled: they are in the run, unchanged, as the output has them.
     """
     try:
         with bulk_allocation():
-            policy, problems = load_policy(path, jobs)
+            policy, problems = load_policy(path, jobs, session.parse.read_documents)
             validated = validate_policy(policy, problems)
+            todo = session.select(validated.context, validated.devices, validated.diagnostics)
     except PolicyError as exc:
         _report_failure(exc.diagnostics, as_json)
         raise SystemExit(EXIT_ERROR) from None
@@ -272,8 +277,8 @@ def _plan_fleet(
         return compare_device(plan.device, plan.platform, old, files, with_diff), hashes
 
     try:
-        with _progress(len(validated.devices), "rendering") as advance, bulk_allocation():
-            run = render_fleet(validated, write_and_compare, jobs, advance)
+        with _progress(len(todo), "rendering") as advance, bulk_allocation():
+            run = render_fleet(dataclasses.replace(validated, devices=todo), write_and_compare, jobs, advance)
     except BaseException:
         tree.discard(staging)
         _remove_empty(created)
@@ -283,6 +288,9 @@ def _plan_fleet(
         _remove_empty(created)
         _report_failure(list(run.diagnostics), as_json)
         raise SystemExit(EXIT_ERROR)
+    if session.reused:
+        kept = [DeviceOutput(d, p, notes, (change, files)) for d, p, notes, change, files in session.reused_devices()]
+        run = dataclasses.replace(run, outputs=tuple(sorted((*run.outputs, *kept), key=lambda o: o.device)))
     return run, staging
 
 
@@ -327,6 +335,12 @@ def _plan_fleet(
     type=click.Path(path_type=Path, exists=True),
     help="The policy as it is on the target branch: the summary lists the journeys whose budgets differ.",
 )
+@click.option(
+    "--cache/--no-cache",
+    default=None,
+    help="Keep a plan cache in --out and recompile only the devices whose inputs changed since "
+    f"(default: for fleets of {incremental.AUTO_DEVICES} devices or more); --no-cache: a full plan, no cache kept.",
+)
 @json_opt
 def plan(
     path: Path,
@@ -339,6 +353,7 @@ def plan(
     fmt: str,
     summary_file: Path | None,
     base_policy: Path | None,
+    cache: bool | None,
 ) -> None:
     """Compile and render every device into --out and show what changed.
 
@@ -348,7 +363,11 @@ def plan(
     current, before_manifest = _claim_outputs(path, out_dir, baseline)
     before = baseline or out_dir
     with_diff = as_json or (diff and fmt == "table")  # the diff text only where it is printed or in the JSON
-    result, staging = _plan_fleet(path, out_dir, before, before_manifest, jobs or default_jobs(), as_json, with_diff)
+    replacing = before.resolve() == out_dir.resolve()
+    session = incremental.Session(out_dir, current, cache, replacing)
+    result, staging = _plan_fleet(
+        path, out_dir, before, before_manifest, jobs or default_jobs(), as_json, with_diff, session
+    )
     try:
         rendered = {o.device: o for o in result.outputs}
         old_devices = before_manifest.devices if before_manifest is not None else {}
@@ -358,8 +377,16 @@ def plan(
             if d not in rendered
         ]
         changes = sorted([o.value[0] for o in result.outputs] + gone, key=lambda c: c.device)
-        manifest = tree.Manifest({o.device: tree.DeviceEntry(o.platform, o.value[1]) for o in result.outputs})
-        tree.finish(out_dir, staging, manifest, current)
+        manifest = tree.Manifest(
+            {o.device: tree.DeviceEntry(o.platform, o.value[1]) for o in result.outputs},
+            cache=session.keeps(len(result.diagnostics)),
+        )
+        now = {
+            o.device: (o.notes, o.value[0].status != "unchanged")
+            for o in result.outputs
+            if o.device not in session.reused
+        }
+        session.finish(staging, manifest, current, now)
     except tree.OutputFolderError as exc:
         err.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
         raise SystemExit(EXIT_ERROR) from None

@@ -21,6 +21,15 @@ or file system cannot exchange, two renames are used and a run that died
 between them is recovered by the next plan (the old tree is put back first).
 Leftovers of killed runs (``.NAME.qoectl-*`` folders beside the output, named
 after their process ID) are removed by the next plan once that process is gone.
+
+An incremental plan (:mod:`controller.render.incremental`) changes only a few
+device folders, so it does not rebuild the tree: :func:`patch` moves the new
+device folders in and the old ones out through a ``.NAME.qoectl-patch-PID-*``
+folder beside the output, and replaces the manifest last. A run killed before
+that last rename is rolled back by the next plan (the old device folders put
+back), one killed after it only leaves the patch folder to remove. The plan
+cache lives in the output folder's ``.qoectl-cache`` folder, which the manifest
+names (``"cache"``) when there is one.
 """
 
 from __future__ import annotations
@@ -44,7 +53,8 @@ MANIFEST = ".qoectl-plan.json"
 LEGACY_MANIFEST = "manifest.json"  # written by qoectl before 0.x output ownership; read, never written
 MANIFEST_KIND = "qoectl-plan-output"
 MANIFEST_VERSION = 1
-_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.qoectl-(?P<what>staging|old)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
+CACHE_DIR = ".qoectl-cache"  # the plan cache (controller.render.incremental), when the manifest names it
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.qoectl-(?P<what>staging|old|patch)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$")
 
 
@@ -63,6 +73,7 @@ class Manifest:
     """What one plan wrote into an output folder (and so all that qoectl owns there)."""
 
     devices: Mapping[str, DeviceEntry]
+    cache: bool = False  # the folder holds a plan cache (CACHE_DIR)
 
     def owned_paths(self) -> frozenset[str]:
         """Relative POSIX paths of the files the manifest lists."""
@@ -73,6 +84,7 @@ class Manifest:
             "kind": MANIFEST_KIND,
             "version": MANIFEST_VERSION,
             "qoectl": __version__,
+            **({"cache": CACHE_DIR} if self.cache else {}),
             "devices": {
                 d: {"platform": e.platform, "files": dict(sorted(e.files.items()))}
                 for d, e in sorted(self.devices.items())
@@ -123,7 +135,7 @@ def read_manifest(folder: Path) -> Manifest | None:
                 f"{path}: manifest version {doc.get('version')!r} is not {MANIFEST_VERSION}; "
                 "this qoectl cannot read it (plan into a new folder)"
             )
-        return Manifest(_parse_devices(doc.get("devices"), path))
+        return Manifest(_parse_devices(doc.get("devices"), path), doc.get("cache") == CACHE_DIR)
     legacy = folder / LEGACY_MANIFEST
     if legacy.is_file():
         try:
@@ -225,6 +237,8 @@ def _recover(root: Path) -> None:
             continue
         if what == "old" and not root.exists() and read_manifest(path) is not None:
             os.replace(path, root)  # the run died between its two renames: the old tree is the last whole one
+        elif what == "patch":
+            _roll_back(root, path)
         else:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -253,7 +267,12 @@ def carry_over(root: Path, staging: Path, previous: Manifest | None, replacing: 
     if previous is None or not root.is_dir():
         return  # a new or empty folder: nothing of anyone else's to keep
     owned = (replacing if replacing is not None else previous).owned_paths() | {MANIFEST, LEGACY_MANIFEST}
-    for dirpath, dirnames, filenames in os.walk(root):
+    _carry(root, root, staging, owned, previous.cache)
+
+
+def _carry(root: Path, start: Path, staging: Path, owned: frozenset[str] | set[str], cache: bool) -> None:
+    """Hard-link what is under ``start`` (in ``root``) and not ``owned`` into the same place in ``staging``."""
+    for dirpath, dirnames, filenames in os.walk(start):
         here = Path(dirpath)
         rel_dir = here.relative_to(root)
         for name in sorted(dirnames):
@@ -263,7 +282,7 @@ def carry_over(root: Path, staging: Path, previous: Manifest | None, replacing: 
                 dirnames.remove(name)
         for name in sorted(filenames):
             rel = (rel_dir / name).as_posix()
-            if rel in owned:
+            if rel in owned or (cache and rel.startswith(CACHE_DIR + "/")):
                 continue
             src, dst = here / name, staging / rel_dir / name
             if dst.exists() or dst.is_symlink():
@@ -325,3 +344,82 @@ def finish(
         os.replace(root, old)
         os.replace(staging, root)
         shutil.rmtree(old)
+
+
+# -- in-place patches (the incremental plan) ---------------------------------------------------
+
+_OLD = ".old"  # inside a patch folder: what the patch moved out of the output (device names never start with '.')
+
+
+def patch(root: Path, staging: Path, manifest: Manifest, previous: Manifest, touched: list[str]) -> None:
+    """Replace only the device folders ``touched`` in ``root`` by ``staging``'s (absent there: removed), then the
+    manifest and the plan cache (``staging/CACHE_DIR``, when there).
+
+    What ``root`` holds in those folders that ``previous`` does not list is kept (hard-linked into the new
+    folder; a rendered file on such a path raises :class:`OutputFolderError`, nothing touched). The
+    other devices' folders are not touched at all. A run killed half way is rolled back by the next
+    :func:`claim` (see :func:`_roll_back`).
+    """
+    root = root.resolve()
+    owned = previous.owned_paths()
+    for device in touched:
+        if (root / device).is_dir() and not (root / device).is_symlink():
+            _carry(root, root / device, staging, owned, False)
+    (staging / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+    moving = staging.with_name(staging.name.replace(".qoectl-staging-", ".qoectl-patch-", 1))
+    os.replace(staging, moving)  # from here on, a killed run is rolled back by the next plan
+    old = moving / _OLD
+    old.mkdir()
+    for device in touched:
+        if (root / device).exists() or (root / device).is_symlink():
+            os.rename(root / device, old / device)
+        if (moving / device).exists():
+            os.rename(moving / device, root / device)
+    cache = root / CACHE_DIR
+    if (moving / CACHE_DIR).is_dir():
+        _move_cache(moving / CACHE_DIR, cache, old)
+    elif cache.is_dir():
+        os.rename(cache, old / CACHE_DIR)
+    os.replace(moving / MANIFEST, root / MANIFEST)  # the commit point
+    shutil.rmtree(moving)
+
+
+def _move_cache(new: Path, cache: Path, old: Path) -> None:
+    """The new cache's entries into ``cache`` (entries are named by their content: new names only), its index last."""
+    cache.mkdir(exist_ok=True)
+    for dirpath, _dirs, filenames in os.walk(new):
+        here = Path(dirpath)
+        target = cache / here.relative_to(new)
+        target.mkdir(exist_ok=True)
+        for name in filenames:
+            if here == new:
+                continue  # the index files: below
+            if not (target / name).exists():
+                os.rename(here / name, target / name)
+    for index in sorted(p for p in new.iterdir() if p.is_file()):
+        if (cache / index.name).exists():
+            os.rename(cache / index.name, old / f"{CACHE_DIR}-{index.name}")
+        os.rename(index, cache / index.name)
+
+
+def _roll_back(root: Path, moving: Path) -> None:
+    """Undo what a killed :func:`patch` did to ``root`` unless it reached its commit point, then drop ``moving``."""
+    if (moving / MANIFEST).is_file() and root.is_dir():
+        before = read_manifest(root)
+        after = read_manifest(moving)
+        old = moving / _OLD
+        moved_out = {p.name for p in old.iterdir()} if old.is_dir() else set()
+        added = set(after.devices if after else ()) - set(before.devices if before else ())
+        for device in sorted(added - moved_out):
+            if not (moving / device).exists() and (root / device).is_dir():
+                shutil.rmtree(root / device)  # moved in by the killed run, and there was nothing before
+        for name in sorted(moved_out):
+            if name.startswith(CACHE_DIR):
+                continue
+            target = root / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)  # the new folder the killed run moved in
+            os.rename(old / name, target)
+        for index in (root / CACHE_DIR).glob("*.json") if (root / CACHE_DIR).is_dir() else ():
+            index.unlink()  # the cache may describe the new tree: the next plan is a full one
+    shutil.rmtree(moving, ignore_errors=True)

@@ -1,0 +1,324 @@
+"""The incremental plan: recompile and re-render only the devices whose inputs changed since the last plan.
+
+A plan that keeps a cache writes ``OUT/.qoectl-cache/`` (named in the manifest):
+
+* ``plan.json``: for every device, the *fingerprint* of everything its output
+  depends on, its notes, and the size, mtime and inode of each of its files as
+  written; plus the SHA-256 of the manifest written with it and the *salt*;
+* ``yaml/``: the policy files parsed by that plan (:mod:`controller.load.cache`).
+
+The next plan into the same folder reuses a device, without compiling or
+rendering it, only when its fingerprint is the same, and its files are still
+exactly those that plan wrote (the manifest is the one the cache was written
+with, and every file has the recorded size, mtime and inode). Everything else
+is compiled, rendered and compared as in a full plan, and only the device
+folders that change are replaced (:func:`controller.render.tree.patch`).
+
+A device's fingerprint is the SHA-256 of: the salt (qoectl's version, the
+source of its code and templates and of every platform plugin's package, the
+versions of Python, Jinja2, pydantic and PyYAML); every policy-wide input
+(every document but the journeys, with the inventories' sites and devices
+left out: settings, service classes, adjustments, transports, SD-WAN
+controllers ...; an edit to any of these recompiles every device); the
+device's own YAML; its site's; and each journey that reaches it after scope
+resolution, as the compile context groups them, with the journey's budget.
+A device whose compile gave any diagnostic is not kept (the run keeps no cache
+then), so a reused device has none to report. A missing, damaged or foreign
+cache is ignored: the plan is a full one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller import __version__
+from controller.compile.compiler import CompileContext
+from controller.errors import Diagnostic, errors_only
+from controller.load.cache import ParseCache
+from controller.load.yamlsrc import YamlDocument
+from controller.model import Device, Origin
+from controller.render import get_renderer, platforms, tree
+from controller.render.base import templates_root
+from controller.render.outputs import DeviceChange, compare_device
+from controller.render.tree import CACHE_DIR, MANIFEST, Manifest
+
+INDEX = "plan.json"
+YAML = "yaml"
+KIND = "qoectl-plan-cache"
+VERSION = 1
+# Without --cache/--no-cache, fleets of at least this many devices keep a cache (smaller ones plan in about a second).
+AUTO_DEVICES = 1000
+
+Stat = tuple[int, int, int]  # size, mtime_ns, inode
+
+
+def _tree_digest(h: Any, folder: Path) -> None:
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(f"{path.relative_to(folder).as_posix()}\0".encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
+def code_salt() -> str:
+    """What else a device's output depends on: this qoectl, its templates, its platforms, their libraries."""
+    h = hashlib.sha256(f"{__version__}\0{sys.version}\0".encode())
+    for package in ("jinja2", "pydantic", "PyYAML"):
+        h.update(f"{package}={_version(package)}\0".encode())
+    here = Path(__file__).resolve().parents[1]  # the controller package
+    folders = {here, templates_root().resolve()}
+    for name in platforms():
+        renderer = get_renderer(name)
+        module = sys.modules.get(type(renderer).__module__)
+        source = getattr(module, "__file__", None)
+        if source:
+            folders.add(Path(source).resolve().parent)
+    for folder in sorted(folders):
+        if folder.is_dir() and not any(folder != f and f in folder.parents for f in folders):
+            h.update(f"{folder}\0".encode())
+            _tree_digest(h, folder)
+    return h.hexdigest()
+
+
+def _raw(origin: Origin) -> Any:
+    """The YAML an object was read from (its document, at its path)."""
+    data: Any = origin.doc.data if origin.doc is not None else None
+    for part in origin.path:
+        data = data[part]
+    return data
+
+
+def _dump(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=repr).encode()
+
+
+def policy_digest(documents: Iterable[YamlDocument], salt: str) -> str:
+    """Every policy-wide input: each document but the journeys; the inventories without their sites and devices."""
+    h = hashlib.sha256(f"{salt}\0".encode())
+    for doc in documents:
+        data = doc.data
+        if isinstance(data, dict) and data.get("kind") == "Journey":
+            continue
+        if isinstance(data, dict) and data.get("kind") == "Inventory" and isinstance(data.get("spec"), dict):
+            spec = {k: v for k, v in data["spec"].items() if k not in ("sites", "devices")}
+            data = {**data, "spec": spec}
+        h.update(_dump(data) + b"\0")
+    return h.hexdigest()
+
+
+def fingerprints(context: CompileContext, devices: Iterable[Device], policy_wide: str) -> dict[str, str]:
+    """``{device: fingerprint}`` (see the module's doc)."""
+    groups: dict[int, bytes] = {}
+    sites: dict[str, bytes] = {}
+    out: dict[str, str] = {}
+    for device in devices:
+        group = context.group(device)
+        part = groups.get(id(group))
+        if part is None:
+            h = hashlib.sha256()
+            for facts in group.journeys:
+                j = facts.journey
+                h.update(_dump(_raw(j.origin)) + repr(context.budgets.get(j.name)).encode() + b"\0")
+            part = groups[id(group)] = h.digest()
+        site = sites.get(device.site)
+        if site is None:
+            found = context.policy.site(device.site)
+            site = sites[device.site] = _dump(_raw(found.origin) if found is not None else None)
+        h = hashlib.sha256(policy_wide.encode())
+        h.update(part)
+        h.update(site + b"\0")
+        h.update(_dump(_raw(device.origin)))
+        out[device.name] = h.hexdigest()
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One device as the cached plan left it."""
+
+    fingerprint: str
+    notes: tuple[str, ...]
+    files: Mapping[str, Stat]
+
+
+@dataclass
+class PlanCache:
+    salt: str
+    manifest: str  # SHA-256 of the manifest written with it
+    devices: dict[str, Entry]
+    yaml: dict[str, str]  # the parse cache's index
+
+
+def _stat(path: Path) -> Stat | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def read_cache(folder: Path, manifest: Manifest | None, salt: str) -> PlanCache | None:
+    """The cache of ``folder`` when it is this qoectl's and was written with the manifest there now; else None."""
+    if manifest is None or not manifest.cache:
+        return None
+    try:
+        text = (folder / CACHE_DIR / INDEX).read_text(encoding="utf-8")
+        doc = json.loads(text)
+        if doc.get("kind") != KIND or doc.get("version") != VERSION or doc.get("salt") != salt:
+            return None
+        written = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
+        if doc.get("manifest") != written:
+            return None
+        devices = {
+            str(name): Entry(
+                str(e["fingerprint"]),
+                tuple(str(n) for n in e["notes"]),
+                {str(f): (int(s[0]), int(s[1]), int(s[2])) for f, s in e["files"].items()},
+            )
+            for name, e in doc["devices"].items()
+        }
+        yaml = {str(k): str(v) for k, v in doc["yaml"].items()}
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+    return PlanCache(salt, written, devices, yaml)
+
+
+@dataclass
+class Session:
+    """One ``qoectl plan`` with its cache: what it read, which devices it reuses, and what it keeps.
+
+    ``keep``: True (``--cache``), False (``--no-cache``: neither read nor written), None (fleets of at
+    least :data:`AUTO_DEVICES` devices). ``replacing``: the plan compares with the folder it writes
+    (no other ``--baseline``); otherwise nothing is reused.
+    """
+
+    out_dir: Path
+    manifest: Manifest | None
+    keep: bool | None
+    replacing: bool
+    salt: str = ""
+    cache: PlanCache | None = None
+    parse: ParseCache = field(init=False)
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    reused: dict[str, Entry] = field(default_factory=dict)
+    writes: bool = False
+    policy_wide: int = 0  # diagnostics the policy-wide checks found
+
+    def __post_init__(self) -> None:
+        if self.keep is not False:
+            self.salt = code_salt()
+            if self.replacing:
+                self.cache = read_cache(self.out_dir, self.manifest, self.salt)
+        yaml = self.out_dir / CACHE_DIR / YAML if self.cache is not None else None
+        self.parse = ParseCache(yaml, self.salt, self.cache.yaml if self.cache is not None else None)
+
+    def select(
+        self, context: CompileContext, devices: tuple[Device, ...], diagnostics: tuple[Diagnostic, ...]
+    ) -> tuple[Device, ...]:
+        """The devices to compile and render (all when ``diagnostics``, the policy-wide ones, hold an error)."""
+        self.policy_wide = len(diagnostics)
+        self.writes = not errors_only(diagnostics) and (
+            self.keep is True or (self.keep is None and len(devices) >= AUTO_DEVICES)
+        )
+        if not self.writes:
+            return devices
+        self.fingerprints = fingerprints(context, devices, policy_digest(self.parse.documents, self.salt))
+        if self.cache is not None and self.manifest is not None:
+            for name, fp in self.fingerprints.items():
+                entry = self.cache.devices.get(name)
+                listed = self.manifest.devices.get(name)
+                if entry is None or entry.fingerprint != fp or listed is None or set(listed.files) != set(entry.files):
+                    continue
+                here = self.out_dir / name
+                if all(_stat(here / f) == s for f, s in entry.files.items()):
+                    self.reused[name] = entry
+        return tuple(d for d in devices if d.name not in self.reused)
+
+    def keeps(self, diagnostics: int) -> bool:
+        """Whether this plan writes a cache, given how many diagnostics the run found (any device's: no cache)."""
+        return self.writes and diagnostics == self.policy_wide
+
+    def reused_devices(self) -> list[tuple[str, str, tuple[str, ...], DeviceChange, dict[str, str]]]:
+        """``(device, platform, notes, change, file hashes)`` of each reused device: unchanged, as the output has it."""
+        assert self.manifest is not None or not self.reused
+        out = []
+        for name, entry in sorted(self.reused.items()):
+            listed = self.manifest.devices[name] if self.manifest is not None else None
+            assert listed is not None
+            same = {f: "" for f in listed.files}
+            change = compare_device(name, listed.platform, same, same)
+            out.append((name, listed.platform, entry.notes, change, dict(listed.files)))
+        return out
+
+    def finish(
+        self,
+        staging: Path,
+        manifest: Manifest,
+        previous: Manifest | None,
+        rendered: Mapping[str, tuple[tuple[str, ...], bool]],
+    ) -> None:
+        """Put the plan in place: the cache (when ``manifest.cache``) into ``staging``, then ``staging`` into the
+        output, as a patch of the devices that change when devices were reused, else whole.
+
+        ``rendered``: device -> (notes, whether its files change) of the devices compiled now.
+        """
+        patching = bool(self.reused) and previous is not None
+        removed = sorted(set(previous.devices if previous is not None else ()) - set(manifest.devices))
+        touched = sorted(d for d, (_, changes) in rendered.items() if changes) if patching else sorted(rendered)
+        if manifest.cache:
+            self._write(staging, manifest, rendered, touched)
+        if patching:
+            assert previous is not None
+            tree.patch(self.out_dir, staging, manifest, previous, touched + removed)
+        else:
+            tree.finish(self.out_dir, staging, manifest, previous)
+
+    def _write(
+        self,
+        staging: Path,
+        manifest: Manifest,
+        rendered: Mapping[str, tuple[tuple[str, ...], bool]],
+        in_staging: Iterable[str],
+    ) -> None:
+        landing = set(in_staging)
+        devices: dict[str, Any] = {}
+        for name, listed in sorted(manifest.devices.items()):
+            reused = self.reused.get(name)
+            if reused is not None:
+                files, notes = dict(reused.files), reused.notes
+            else:
+                where = (staging if name in landing else self.out_dir) / name
+                stats = {f: _stat(where / f) for f in listed.files}
+                if any(st is None for st in stats.values()):
+                    continue  # not kept: compiled again next time
+                files, notes = {f: st for f, st in stats.items() if st is not None}, rendered[name][0]
+            devices[name] = {
+                "fingerprint": self.fingerprints[name],
+                "notes": list(notes),
+                "files": {f: list(st) for f, st in sorted(files.items())},
+            }
+        folder = staging / CACHE_DIR
+        self.parse.write(folder / YAML, self.out_dir / CACHE_DIR / YAML if self.cache is not None else None)
+        doc = {
+            "kind": KIND,
+            "version": VERSION,
+            "qoectl": __version__,
+            "salt": self.salt,
+            "manifest": hashlib.sha256(manifest.to_json().encode()).hexdigest(),
+            "yaml": self.parse.index(),
+            "devices": devices,
+        }
+        (folder / INDEX).write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")), encoding="utf-8")

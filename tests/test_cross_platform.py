@@ -2,7 +2,8 @@
 
 The bundled example is compiled once per platform with every device retargeted
 to that platform (same links, same journeys), rendered, and parsed back by the
-independent parsers in ``tests/parsers`` (never from the plan). For every
+platforms' parsers (``controller/platforms/<name>/parser.py``, which read only the text: never the plan
+or the renderer). Every registered platform is compared. For every
 journey the test then requires, across all platforms and devices:
 
 * the same DSCP,
@@ -27,7 +28,7 @@ trusted LAN and as CS0 from an untrusted one.
 On the two SD-WAN platforms the same journey must also prefer the same
 transport (:func:`test_same_preferred_transport_on_both_sdwan_platforms`),
 journeys with an SLA target and without one alike, read back by the path
-parsers (``tests/parsers/sdwan_paths.py``).
+parsers (each SD-WAN platform parser's ``paths``).
 
 Where the rendered text does not state a link rate (IOS-XE and EOS write no
 shaper on a link that is not sub-rate) the share cannot be read back and is
@@ -45,11 +46,16 @@ import pytest
 from controller.load.loader import load_policy
 from controller.pipeline import Build, compile_policy, render_plan
 from controller.plan import DevicePlan
+from controller.platforms import meaning
+from controller.platforms.meaning import ControlParser, ControlTreatment, DeviceTreatment, PathParser, journey_key
 from controller.render import platforms
 from tests.conftest import EXAMPLE_POLICIES
 from tests.example_policy import MARKED_JOURNEYS, example_with
-from tests.parsers import CONTROL_PARSERS, PARSERS, ControlTreatment, DeviceTreatment, journey_key
-from tests.parsers.sdwan_paths import PATH_PARSERS
+
+# Every registered platform: the registry refuses one without a parser, so none is left out or skipped.
+PARSERS: dict[str, meaning.Parser] = {p: meaning.parser_of(p).parse for p in platforms()}
+CONTROL_PARSERS: dict[str, ControlParser] = {p: c for p in platforms() if (c := meaning.control_parser(p))}
+PATH_PARSERS: dict[str, PathParser] = {p: c for p in platforms() if (c := meaning.path_parser(p))}
 
 # Whole-percent rounding (plus float noise from converting "remaining" shares back to the link).
 SHARE_TOLERANCE_PCT = 1.0 + 1e-6
@@ -122,10 +128,9 @@ def controls(rendered: dict[str, Rendered]) -> dict[str, dict[str, tuple[DeviceP
     }
 
 
-def test_every_platform_with_a_renderer_has_a_parser() -> None:
-    missing = sorted(set(platforms()) - set(PARSERS))
-    if missing:
-        pytest.skip(f"no parser in tests/parsers for {', '.join(missing)}: their meaning is not compared yet")
+def test_every_registered_platform_is_compared(rendered: dict[str, Rendered]) -> None:
+    assert set(rendered) == set(platforms()) == set(PARSERS), "a registered platform is not compared"
+    assert len(rendered) >= 6
 
 
 def test_every_journey_is_found_in_every_output(rendered: dict[str, Rendered]) -> None:
@@ -311,8 +316,6 @@ def test_bundled_example_as_is_agrees_across_devices(example_build: Build) -> No
     """The example as shipped (IOS-XE, Linux, Junos, EOS side by side): one DSCP and one treatment per journey."""
     seen: dict[str, dict[str, tuple[int, bool]]] = {}
     for plan in example_build.plans:
-        if plan.platform not in PARSERS:
-            continue
         for journey, t in PARSERS[plan.platform](render_plan(plan)).items():
             seen.setdefault(journey, {})[f"{plan.platform}/{plan.device}"] = (t.dscp, t.strict)
     platforms_seen = {where.split("/")[0] for s in seen.values() for where in s}

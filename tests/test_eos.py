@@ -8,8 +8,8 @@ import pytest
 from ciscoconfparse2 import CiscoConfParse
 
 from controller.pipeline import Build, build, render_plan
-from tests.parsers import ParseError
-from tests.parsers import arista_eos as eos_parser
+from controller.platforms.arista_eos import parser as eos_parser
+from controller.platforms.meaning import ParseError
 from tests.test_junos import SITES, bulk_journey, device_doc, voice_journey, write_repo
 
 DEVICE = "hq-dcsw1"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from controller.pipeline import Build, build, render_plan
-from tests.parsers import ParseError
-from tests.parsers import juniper_junos as junos_parser
+from controller.platforms.juniper_junos import parser as junos_parser
+from controller.platforms.meaning import ParseError
 
 DEVICE = "hq-dc-rtr1"
 SAFE_LINE = re.compile(r"^(set|delete) [A-Za-z0-9 ./:_-]+$")

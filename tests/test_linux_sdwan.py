@@ -2,7 +2,7 @@
 
 The inventory's ``gateway`` (validated at the user's line), which devices steer (two or more WAN
 transports), and what the rendered nftables marks, ip rules and tables *mean*, read back with the
-independent parser (tests/parsers/linux.py): each journey's transports in the plan's order, strict
+platform's parser (controller/platforms/linux/parser.py): each journey's transports in the plan's order, strict
 journeys dropped rather than sent elsewhere, the mark byte qoectl owns and nothing more. The data plane
 (real packets through namespaces) is tests/test_linux_sdwan_dataplane.py; apply is tests/test_apply_linux.py.
 """
@@ -20,11 +20,11 @@ from controller.cli.main import cli
 from controller.errors import PolicyError
 from controller.pipeline import Build, build, render_plan
 from controller.plan import DevicePlan
+from controller.platforms.linux import parser
 from controller.platforms.linux import renderer as linux
+from controller.platforms.meaning import ParseError, journey_key
 from controller.spec import types as t
 from controller.spec.schema import json_schema
-from tests.parsers import ParseError, journey_key
-from tests.parsers import linux as parser
 from tests.policy_builder import PolicyRepo, bulk_journey, device, interactive_journey, lan, wan
 
 GW = {"mpls": "198.18.7.1", "internet": "2001:db8:18::1"}

@@ -3,8 +3,8 @@
 The ``path`` entry of ``kind: Adjustments`` (what ``qoectl loop`` writes when it moves a journey off a
 transport that misses its SLA class) must change where the device sends that journey, and nothing else,
 on each platform that selects paths: Cisco SD-WAN (app-route preferred colour), FortiOS (the SD-WAN rule's
-first priority member) and a Linux edge (the journey's first ip rule). Read back by the independent path
-parsers of ``tests/parsers/sdwan_paths.py``, never from the plan.
+first priority member) and a Linux edge (the journey's first ip rule). Read back by the
+SD-WAN platforms' parsers (``paths`` in ``controller/platforms/<name>/parser.py``), never from the plan.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from controller import registry
 from controller.pipeline import build, render_plan
-from tests.parsers import journey_key
-from tests.parsers.sdwan_paths import PATH_PARSERS, DevicePaths
+from controller.platforms.meaning import DevicePaths, PathParser, journey_key, path_parser
 from tests.policy_builder import (
     PolicyRepo,
     bulk_journey,
@@ -27,6 +27,9 @@ from tests.policy_builder import (
     voice_journey,
     wan,
 )
+
+# Every registered platform whose parser reads path preference (the SD-WAN ones).
+PATH_PARSERS: dict[str, PathParser] = {p: c for p in registry.names() if (c := path_parser(p))}
 
 EDGE = "br1-edge"
 VOICE = journey_key("voice")

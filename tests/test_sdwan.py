@@ -12,7 +12,7 @@ What is checked, and why:
   ``qoectl validate`` exits 1 with them;
 * vendor name-length limits, determinism and line structure for odd but legal
   names (nothing a YAML author writes adds a line);
-* the independent parsers in ``tests/parsers`` fail on a chain that does not close.
+* the platforms' parsers (``controller/platforms/<name>/parser.py``) fail on a chain that does not close.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from hypothesis import strategies as st
 
 from controller.pipeline import Build, build, render_plan
 from controller.plan import SlaClass
+from controller.platforms.cisco_sdwan import parser as cisco_parser
+from controller.platforms.fortios_sdwan import parser as fortios_parser
+from controller.platforms.meaning import DeviceTreatment, ParseError, journey_key, parse
 from controller.render import _sdwan as sd
 from controller.spec.types import NAME_PATTERN
 from tests.conftest import EXAMPLE_POLICIES
-from tests.parsers import PARSERS, DeviceTreatment, ParseError, journey_key, sdwan_paths
-from tests.parsers import cisco_sdwan as cisco_parser
-from tests.parsers import fortios_sdwan as fortios_parser
 from tests.policy_builder import (
     PolicyRepo,
     bulk_journey,
@@ -126,8 +126,8 @@ def block(text: str, header: str) -> list[str]:
 
 
 def sdwan_block(text: str) -> fortios_parser.Block:
-    """The ``config system sdwan`` block of a rendered FortiOS script, read by the test parser."""
-    return fortios_parser.read(text).tables["system sdwan"][""]
+    """The ``config system sdwan`` block of a rendered FortiOS script, read by the platform's parser."""
+    return fortios_parser.tree(text)["system sdwan"]
 
 
 # --------------------------------------------------------------------------- conversion
@@ -195,12 +195,12 @@ def test_voice_sla_allows_no_more_than_the_plans_150_ms_one_way(example_build: B
     assert sd.one_way_ms(latency) == 150.0
     forti_plan = example_build.plan(FORTI)
     assert forti_plan is not None
-    check = sdwan_block(render_plan(forti_plan)["fortios.conf"]).tables["health-check"]["QOECTL-VOICE"]
+    check = sdwan_block(render_plan(forti_plan)["fortios.conf"]).table("health-check")["QOECTL-VOICE"]
     assert check.get("mos-codec") == "g711" and check.get("detect-mode") == "passive"
-    voice_sla = check.tables["sla"]["1"]
-    assert sd.one_way_ms(int(str(voice_sla.get("latency-threshold")))) == 150.0
+    voice_sla = check.table("sla")["1"]
+    assert sd.one_way_ms(int(voice_sla.get("latency-threshold"))) == 150.0
     assert voice_sla.get("mos-threshold") == "4.0"
-    assert voice_sla.settings["link-cost-factor"] == ["latency", "jitter", "packet-loss", "mos"]
+    assert voice_sla.words("link-cost-factor") == ("latency", "jitter", "packet-loss", "mos")
 
 
 def test_example_path_preferences_as_the_devices_state_them(example_build: Build) -> None:
@@ -214,7 +214,7 @@ def test_example_path_preferences_as_the_devices_state_them(example_build: Build
     # backups and os-updates (low priority, no budget): the cheapest transport, read back by what the actions mean.
     # Cisco applies backup-sla-preferred-color only when an SLA class is not met, so a preference without a
     # budget needs an SLA class every usable path meets: the thresholds admit every transport of the inventory.
-    paths = sdwan_paths.cisco_sdwan(render_plan(plan))
+    paths = cisco_parser.paths(render_plan(plan))
     assert paths["VOICE"].preferred == {"mpls"}
     for journey in ("BACKUPS", "OS-UPDATES"):
         choice = paths[journey]
@@ -230,17 +230,17 @@ def test_example_path_preferences_as_the_devices_state_them(example_build: Build
     assert forti_plan is not None
     text = render_plan(forti_plan)["fortios.conf"]
     sdwan = sdwan_block(text)
-    member_if = {k: m.get("interface") for k, m in sdwan.tables["members"].items() if k}
+    member_if = {k: m.get("interface") for k, m in sdwan.table("members").items()}
     transport_of = {i.name: i.transport for i in forti_plan.wan_interfaces}
-    voice_rule = next(r for k, r in sdwan.tables["service"].items() if k and r.get("name") == "QOECTL-VOICE-1")
-    assert voice_rule.get("mode") == "sla" and "QOECTL-VOICE" in voice_rule.tables["sla"]
-    assert [transport_of[str(member_if[s])] for s in voice_rule.settings["priority-members"]] == [
+    voice_rule = next(r for r in sdwan.table("service").values() if r.get("name") == "QOECTL-VOICE-1")
+    assert voice_rule.get("mode") == "sla" and "QOECTL-VOICE" in voice_rule.table("sla")
+    assert [transport_of[member_if[s]] for s in voice_rule.words("priority-members")] == [
         "mpls",
         "biz-internet",
     ]
-    backup_rule = next(r for k, r in sdwan.tables["service"].items() if k and r.get("name") == "QOECTL-BACKUPS-1")
+    backup_rule = next(r for r in sdwan.table("service").values() if r.get("name") == "QOECTL-BACKUPS-1")
     assert backup_rule.get("mode") == "manual"
-    assert transport_of[str(member_if[backup_rule.settings["priority-members"][0]])] == "biz-internet"
+    assert transport_of[member_if[backup_rule.words("priority-members")[0]]] == "biz-internet"
     assert voice_rule.get("dscp-forward-tag") == voice_rule.get("dscp-reverse-tag") == "101110"
 
 
@@ -254,10 +254,10 @@ def test_lan_trust_is_rendered(example_build: Build) -> None:
     tail = block(local, "access-list QOECTL-MARK-UNTRUSTED")[-9:]
     assert tail[:3] == ["match", "source-ip 0.0.0.0/0", "!"] and "set dscp 0" in tail
     text = render_plan(forti)["fortios.conf"]
-    policies = fortios_parser.read(text).tables["firewall shaping-policy"]
-    ef = next(p for k, p in policies.items() if k and p.get("tos") == "0xb8")
-    voice = next(p for k, p in policies.items() if k and p.get("comment") == "qoectl journey voice")
-    assert ef.get("class-id") == voice.get("class-id") and ef.settings["srcintf"] == ["internal"]
+    policies = fortios_parser.tree(text)["firewall shaping-policy"].entries or {}
+    ef = next(p for p in policies.values() if p.get("tos") == "0xb8")
+    voice = next(p for p in policies.values() if p.get("comment") == "qoectl journey voice")
+    assert ef.get("class-id") == voice.get("class-id") and ef.words("srcintf") == ("internal",)
 
 
 def test_strict_class_is_queue_zero_llq_and_capped(example_build: Build) -> None:
@@ -283,7 +283,7 @@ def test_parsed_meaning_matches_linux_shares_on_the_example() -> None:
     def parsed(platform: str) -> dict[str, DeviceTreatment]:
         b = _retargeted(platform)
         assert b.ok, [d.format() for d in b.errors]
-        return {p.device: PARSERS[platform](render_plan(p)) for p in b.plans}
+        return {p.device: parse(platform, render_plan(p)) for p in b.plans}
 
     linux = parsed("linux")
     for platform in ("cisco_sdwan", "fortios_sdwan"):

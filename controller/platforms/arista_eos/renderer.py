@@ -29,7 +29,6 @@ import functools
 import hashlib
 from collections.abc import Mapping
 from itertools import product
-from types import MappingProxyType
 from typing import Any, ClassVar
 
 from controller.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
@@ -117,7 +116,7 @@ def acl_lines(m: PlanMatch, version: int) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _rule_acls(rule: MarkingRule) -> tuple[tuple[int, str, tuple[str, ...], str], ...]:
+def _rule_acls(rule: MarkingRule) -> tuple[tuple[str, str, tuple[tuple[int, str], ...], str], ...]:
     """(IP version, ACL name, entries, DSCP) of one journey's ACLs, one per version it matches.
 
     Memoised per marking rule: the ACLs are the same on every device that carries
@@ -131,7 +130,8 @@ def _rule_acls(rule: MarkingRule) -> tuple[tuple[int, str, tuple[str, ...], str]
                 lines += acl_lines(m, version)
         if lines:
             name = eos_name("J" if version == 4 else "J6", rule.ident)
-            out.append((version, name, tuple(dict.fromkeys(lines)), eos_dscp(rule.dscp)))
+            numbered = tuple((10 * k, line) for k, line in enumerate(dict.fromkeys(lines), start=1))
+            out.append(("ip" if version == 4 else "ipv6", name, numbered, eos_dscp(rule.dscp)))
     return tuple(out)
 
 
@@ -148,8 +148,8 @@ def _tx_queues(classes: tuple[QosClass, ...]) -> tuple[int, ...]:
 @functools.lru_cache(maxsize=1024)
 def _dscp_maps(
     classes: tuple[QosClass, ...],
-) -> tuple[tuple[tuple[int, tuple[int, ...]], ...], tuple[int, ...], int]:
-    """All 64 code points grouped by traffic class, the traffic classes in use and the default class's.
+) -> tuple[tuple[tuple[int, str], ...], tuple[int, ...], int]:
+    """All 64 code points grouped by traffic class (space-separated), the traffic classes in use and the default one.
 
     Unclaimed code points go to the default class. Memoised per class list.
     """
@@ -159,16 +159,22 @@ def _dscp_maps(
     by_tc: dict[int, list[int]] = {}
     for d in range(64):
         by_tc.setdefault(tc_of_dscp.get(d, default_tc), []).append(d)
-    return tuple((tc, tuple(ds)) for tc, ds in sorted(by_tc.items())), tuple(sorted(set(queues))), default_tc
+    maps = tuple((tc, " ".join(str(d) for d in ds)) for tc, ds in sorted(by_tc.items()))
+    return maps, tuple(sorted(set(queues))), default_tc
 
 
-def _queues(plan: DevicePlan, iface: InterfacePlan) -> dict[str, Any]:
-    return {"iface": iface, "rows": [dict(row) for row in _queue_rows(plan.classes, iface.allocations)]}
+def trust_line(iface: InterfacePlan) -> str:
+    return "qos trust dscp" if iface.trust_dscp else "no qos trust"
 
 
 @functools.lru_cache(maxsize=4096)
-def _queue_rows(classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...]) -> tuple[Mapping[str, Any], ...]:
-    """One interface's tx-queue rows (read-only). Memoised: the same classes and link rate give the same rows."""
+def _queue_rows(
+    classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...]
+) -> tuple[tuple[int, bool, int | None, int | None], ...]:
+    """One interface's tx-queues: (queue, strict, shape rate in kbit/s, bandwidth percent).
+
+    Memoised: the same classes and link rate give the same rows.
+    """
     alloc = {a.class_name: a for a in reversed(allocations)}  # the first per class, as InterfacePlan.allocation
     queue = dict(zip((c.name for c in classes), _tx_queues(classes), strict=True))
     rr = [c for c in classes if not c.strict]
@@ -179,16 +185,8 @@ def _queue_rows(classes: tuple[QosClass, ...], allocations: tuple[Allocation, ..
     rows = []
     for c in sorted(classes, key=lambda c: queue[c.name]):
         a = alloc[c.name]
-        rows.append(
-            MappingProxyType(
-                {
-                    "cls": c,
-                    "queue": queue[c.name],
-                    "shape_kbps": (a.police_kbps or a.guaranteed_kbps) if c.strict else None,
-                    "percent": None if c.strict else share[c.name],
-                }
-            )
-        )
+        shape = (a.police_kbps or a.guaranteed_kbps) if c.strict else None
+        rows.append((queue[c.name], c.strict, shape, None if c.strict else share[c.name]))
     return tuple(rows)
 
 
@@ -230,28 +228,26 @@ class AristaEosRenderer(Renderer):
     def context(self, plan: DevicePlan) -> dict[str, Any]:
         queue_of = {c.name: q for c, q in zip(plan.classes, _tx_queues(plan.classes), strict=True)}
         acls = [
-            {
-                "rule": rule,
-                "version": version,
-                "name": name,
-                "lines": list(lines),
-                "dscp": dscp,
-                "tc": queue_of[rule.class_name],
-            }
+            (ip, name, lines, dscp, queue_of[rule.class_name])
             for rule in plan.markings
-            for version, name, lines, dscp in _rule_acls(rule)
+            for ip, name, lines, dscp in _rule_acls(rule)
         ]
         dscp_maps, tcs, default_tc = _dscp_maps(plan.classes)
         lan = plan.lan_interfaces
+        mark = {True: eos_name("MARK"), False: eos_name("MARK-UNTRUSTED")}
         return {
             "plan": plan,
             "acls": acls,
-            "dscp_maps": [(tc, list(dscps)) for tc, dscps in dscp_maps],
-            "tcs": list(tcs),
-            "queuing": [_queues(plan, i) for i in plan.wan_interfaces if i.link_kbps],
-            "lan": lan,
-            "mark_trusted": eos_name("MARK"),
-            "mark_untrusted": eos_name("MARK-UNTRUSTED"),
+            "dscp_maps": dscp_maps,
+            "tcs": tcs,
+            "queuing": [
+                (i.name, trust_line(i), i.shape_kbps, _queue_rows(plan.classes, i.allocations))
+                for i in plan.wan_interfaces
+                if i.link_kbps
+            ],
+            "lan": [(i.name, trust_line(i), mark[i.trust_dscp]) for i in lan],
+            "mark_trusted": mark[True],
+            "mark_untrusted": mark[False],
             "need_trusted": any(i.trust_dscp for i in lan),
             "need_untrusted": any(not i.trust_dscp for i in lan),
             "any_v4": eos_name("ANY"),

@@ -604,10 +604,15 @@ def voice(delay_ms: float, jitter_ms: float, loss_pct: float, codec: str, as_jso
 
 
 def main() -> None:  # pragma: no cover - console script
+    from controller.registry import PlatformError
+
     try:
         cli(standalone_mode=True)
     except BrokenPipeError:
         sys.exit(EXIT_OK)
+    except PlatformError as e:  # a platform package that does not keep the contract: its author's mistake
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_ERROR)
 
 
 if __name__ == "__main__":  # pragma: no cover

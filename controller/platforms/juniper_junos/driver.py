@@ -26,13 +26,10 @@ from controller.apply.connection import Session
 from controller.apply.drivers.base import Driver, DriverContext, Snapshot
 from controller.apply.errors import ApplyError
 from controller.model import Device
+from controller.platforms.juniper_junos.parser import set_lines
 
 OWNED_WORD = re.compile(r"(?<![A-Za-z0-9_-])QOECTL-[A-Za-z0-9_-]+")
 ERROR_PATTERN = r"syntax error|unknown command|^error:|missing argument|invalid value"
-
-
-def set_lines(text: str) -> list[str]:
-    return [" ".join(line.split()) for line in text.replace("\r", "").splitlines() if line.startswith("set ")]
 
 
 class JunosDriver(Driver):

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
 from itertools import product
-from types import MappingProxyType
 from typing import Any
 
 from controller.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
@@ -127,20 +125,23 @@ def _dscp_lines(dscps: tuple[int, ...]) -> tuple[str, ...]:
     )
 
 
+Numbered = tuple[tuple[int, str], ...]  # ACL entries with their sequence numbers (10, 20, ...)
+
+
 @functools.lru_cache(maxsize=4096)
-def _acl(rule: MarkingRule) -> Mapping[str, Any]:
-    """One journey's class-map and ACLs (read-only); memoised, as they are the same on every device."""
+def _acl(rule: MarkingRule) -> tuple[str, str, str | None, Numbered, str | None, Numbered]:
+    """One journey's class-map, DSCP and ACLs: (class-map, DSCP, IPv4 ACL, its entries, IPv6 ACL, its entries).
+
+    An ACL is None when the journey has no entry of that family. Memoised: the same on every device.
+    """
     v4_lines, v6_lines = _rule_acl_lines(rule)
-    return MappingProxyType(
-        {
-            "rule": rule,
-            "dscp": ios_dscp(rule.dscp),
-            "classmap": f"{PREFIX}-J-{rule.ident}",
-            "v4": f"{PREFIX}-J-{rule.ident}" if v4_lines else None,
-            "v6": f"{PREFIX}-J6-{rule.ident}" if v6_lines else None,
-            "v4_lines": v4_lines,
-            "v6_lines": v6_lines,
-        }
+    return (
+        f"{PREFIX}-J-{rule.ident}",
+        ios_dscp(rule.dscp),
+        f"{PREFIX}-J-{rule.ident}" if v4_lines else None,
+        tuple((10 * k, line) for k, line in enumerate(v4_lines, start=1)),
+        f"{PREFIX}-J6-{rule.ident}" if v6_lines else None,
+        tuple((10 * k, line) for k, line in enumerate(v6_lines, start=1)),
     )
 
 
@@ -162,19 +163,25 @@ def _rule_acl_lines(rule: MarkingRule) -> tuple[tuple[str, ...], tuple[str, ...]
     return tuple(dict.fromkeys(v4)), tuple(dict.fromkeys(v6))
 
 
-def _queuing(plan: DevicePlan, iface: InterfacePlan, ident: str) -> dict[str, Any]:
-    return {
-        "iface": iface,
-        "policy": f"{PREFIX}-Q-{ident}",
-        "shaper": f"{PREFIX}-SHAPE-{ident}" if iface.shape_kbps else None,
-        "shape_bps": (iface.shape_kbps or 0) * 1000,
-        "rows": [dict(row) for row in _queuing_rows(plan.classes, iface.allocations)],
-    }
+def _queuing(plan: DevicePlan, iface: InterfacePlan, ident: str) -> tuple[Any, ...]:
+    """(interface, queuing policy, shaping policy or None, shape rate in bps, the queuing policy's classes)."""
+    return (
+        iface.name,
+        f"{PREFIX}-Q-{ident}",
+        f"{PREFIX}-SHAPE-{ident}" if iface.shape_kbps else None,
+        (iface.shape_kbps or 0) * 1000,
+        _queuing_rows(plan.classes, iface.allocations),
+    )
+
+
+# A queuing-policy class: (name, strict, priority level, police bps, bandwidth remaining percent, fair queue,
+# queue limit in packets, AQM); the strict fields are None for the other classes and the other way round.
+QueuingRow = tuple[str, bool, int | None, int | None, int | None, bool, int, bool]
 
 
 @functools.lru_cache(maxsize=4096)
-def _queuing_rows(classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...]) -> tuple[Mapping[str, Any], ...]:
-    """One interface's queuing-policy rows (read-only). Memoised: same classes and link rate, same rows."""
+def _queuing_rows(classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...]) -> tuple[QueuingRow, ...]:
+    """One interface's queuing-policy classes. Memoised: same classes and link rate, same rows."""
     alloc = {a.class_name: a for a in reversed(allocations)}  # the first per class, as InterfacePlan.allocation
     strict_level = 0
     rows = []
@@ -183,15 +190,22 @@ def _queuing_rows(classes: tuple[QosClass, ...], allocations: tuple[Allocation, 
     share = dict(zip([c.name for c in rest], shares, strict=True))
     for c in classes:
         a = alloc[c.name]
-        row: dict[str, Any] = {"cls": c, "name": "class-default" if c.is_default else class_map_name(c.ident)}
+        name = "class-default" if c.is_default else class_map_name(c.ident)
+        level = police = remaining = None
         if c.strict:
             strict_level += 1
-            row["priority_level"] = strict_level
-            row["police_bps"] = max(MIN_POLICE_BPS, (a.police_kbps or a.guaranteed_kbps) * 1000)
+            level = strict_level
+            police = max(MIN_POLICE_BPS, (a.police_kbps or a.guaranteed_kbps) * 1000)
         else:
-            row["remaining_pct"] = share[c.name]
-        rows.append(MappingProxyType(row))
+            remaining = share[c.name]
+        rows.append((name, c.strict, level, police, remaining, c.fair_queue, c.queue_depth, c.aqm))
     return tuple(rows)
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_maps(classes: tuple[QosClass, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(class-map, its ``match dscp`` values) of each class but the default one (memoised per set of classes)."""
+    return tuple((class_map_name(c.ident), _dscp_lines(c.dscps)) for c in classes if not c.is_default)
 
 
 class CiscoIosXeRenderer(Renderer):
@@ -226,28 +240,16 @@ class CiscoIosXeRenderer(Renderer):
         return tokens + [class_map_name(t) for t in tokens] + [f"{PREFIX}-J-{t}" for t in tokens]
 
     def context(self, plan: DevicePlan) -> dict[str, Any]:
-        acls = []
-        for rule in plan.markings:
-            row = _acl(rule)
-            acls.append({**row, "v4_lines": list(row["v4_lines"]), "v6_lines": list(row["v6_lines"])})
         idents = if_idents([i.name for i in plan.interfaces])
         queuing = [_queuing(plan, i, idents[i.name]) for i in plan.wan_interfaces if i.link_kbps]
         lan = plan.lan_interfaces
-        classes = [
-            {
-                "name": class_map_name(c.ident),
-                "dscp_lines": list(_dscp_lines(c.dscps)),
-            }
-            for c in plan.classes
-            if not c.is_default
-        ]
         return {
             "plan": plan,
             "prefix": PREFIX,
-            "acls": acls,
-            "classes": classes,
+            "acls": [_acl(rule) for rule in plan.markings],
+            "classes": _class_maps(plan.classes),
             "queuing": queuing,
-            "lan": lan,
+            "lan": [(i.name, f"{PREFIX}-MARK" if i.trust_dscp else f"{PREFIX}-MARK-UNTRUSTED") for i in lan],
             "mark_trusted": f"{PREFIX}-MARK",
             "mark_untrusted": f"{PREFIX}-MARK-UNTRUSTED",
             "need_untrusted": any(not i.trust_dscp for i in lan),

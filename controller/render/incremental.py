@@ -14,9 +14,10 @@ with, and every file has the recorded size, mtime and inode). Everything else
 is compiled, rendered and compared as in a full plan, and only the device
 folders that change are replaced (:func:`controller.render.tree.patch`).
 
-A device's fingerprint is the SHA-256 of: the salt (qoectl's version, the
-source of its code and templates and of every platform plugin's package, the
-versions of Python, Jinja2, pydantic and PyYAML); every policy-wide input
+A device's fingerprint is the SHA-256 of: the salt (qoectl's version; the
+name, size and modification time of every file of its code and templates and
+of every platform plugin's package; the versions of Python, Jinja2, pydantic
+and PyYAML); every policy-wide input
 (every document but the journeys, with the inventories' sites and devices
 left out: settings, service classes, adjustments, transports, SD-WAN
 controllers ...; an edit to any of these recompiles every device); the
@@ -47,7 +48,7 @@ from controller.load.yamlsrc import YamlDocument
 from controller.model import Device, Origin
 from controller.render import get_renderer, platforms, tree
 from controller.render.base import templates_root
-from controller.render.outputs import DeviceChange, compare_device
+from controller.render.outputs import DeviceChange, FileChange
 from controller.render.tree import CACHE_DIR, MANIFEST, Manifest
 
 INDEX = "plan.json"
@@ -61,9 +62,10 @@ Stat = tuple[int, int, int]  # size, mtime_ns, inode
 
 
 def _tree_digest(h: Any, folder: Path) -> None:
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        h.update(f"{path.relative_to(folder).as_posix()}\0".encode())
-        h.update(hashlib.sha256(path.read_bytes()).digest())
+    """Every file under ``folder`` by name, size and modification time (a checkout or an install changes them)."""
+    for path in sorted(p for p in folder.rglob("*") if "__pycache__" not in p.parts):
+        st = path.stat()
+        h.update(f"{path.relative_to(folder).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
 
 
 def _version(package: str) -> str:
@@ -258,8 +260,8 @@ class Session:
         for name, entry in sorted(self.reused.items()):
             listed = self.manifest.devices[name] if self.manifest is not None else None
             assert listed is not None
-            same = {f: "" for f in listed.files}
-            change = compare_device(name, listed.platform, same, same)
+            files = tuple(FileChange(f, "unchanged", "", 0, 0) for f in sorted(listed.files))
+            change = DeviceChange(name, listed.platform, "unchanged", files)  # what compare_device says for it
             out.append((name, listed.platform, entry.notes, change, dict(listed.files)))
         return out
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shlex
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +49,8 @@ from controller.apply.connection import Session
 from controller.apply.drivers.base import Driver, DriverContext, Snapshot
 from controller.apply.errors import ApplyError
 from controller.model import Device
+from controller.platforms.fortios_sdwan.parser import Block, Value
+from controller.platforms.fortios_sdwan.parser import tree as parse
 
 # Sections in the renderer's (dependency) order.
 SECTIONS = (
@@ -94,69 +95,6 @@ ORDERED: tuple[tuple[str, ...], ...] = (("firewall shaping-policy",), ("system s
 SDWAN_DELETE_ORDER = ("service", "health-check", "members")
 
 Path = tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Value:
-    words: tuple[str, ...]  # for comparing
-    raw: str  # as written, for sending
-
-
-@dataclass
-class Block:
-    """A ``config`` object or an ``edit`` entry (settings and nested blocks), or a table (``entries``)."""
-
-    settings: dict[str, Value] = field(default_factory=dict)
-    blocks: dict[str, Block] = field(default_factory=dict)
-    entries: dict[str, Block] | None = None
-
-    def get(self, name: str) -> str:
-        v = self.settings.get(name)
-        return v.words[0] if v and v.words else ""
-
-
-def words_of(text: str) -> tuple[str, ...]:
-    try:
-        return tuple(shlex.split(text, posix=True))
-    except ValueError:
-        return tuple(text.split())
-
-
-def parse(text: str) -> dict[str, Block]:
-    """A FortiOS script or ``show`` output -> top-level sections (``"system sdwan"`` ...) as blocks."""
-    tops: dict[str, Block] = {}
-    stack: list[tuple[Path, Block]] = []
-    for raw in text.replace("\r", "").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        verb, _, rest = line.partition(" ")
-        args = words_of(rest)
-        if verb == "config":
-            name = " ".join(args)
-            if not stack:
-                block = tops.setdefault(name, Block())
-                stack.append(((name,), block))
-            else:
-                path, parent = stack[-1]
-                block = parent.blocks.setdefault(name, Block())
-                stack.append(((*path, name), block))
-        elif verb == "edit" and stack and args:
-            path, table = stack[-1]
-            if table.entries is None:
-                table.entries = {}
-            stack.append((path, table.entries.setdefault(args[0], Block())))
-        elif verb == "set" and stack and args:
-            path, block = stack[-1]
-            value_text = rest.partition(" ")[2].strip()
-            block.settings[args[0]] = Value(words_of(value_text), value_text)
-        elif verb in ("next", "end") and stack:
-            stack.pop()
-        else:
-            raise ValueError(f"unexpected FortiOS line {line!r}")
-    if stack:
-        raise ValueError("unbalanced config/edit blocks")
-    return tops
 
 
 def _is_table(block: Block) -> bool:

@@ -38,9 +38,9 @@ except ImportError as exc:  # qoectl itself does not need pytest: the step libra
         name=exc.name,
     ) from exc
 
-from controller.compile.plan import DevicePlan
 from controller.errors import Diagnostic, PolicyError, errors_only
 from controller.pipeline import Build, build, render_plan
+from controller.plan import DevicePlan
 from controller.spec.types import DSCP_NAMES, dscp_name
 from controller.testing.config_probes import probed_platforms, sla_latency_probe, strict_priority_probe
 

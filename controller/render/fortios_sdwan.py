@@ -302,7 +302,6 @@ class _JourneyPart:
     and interfaces. All immutable, so contexts share them.
     """
 
-    checks: tuple[tuple[sd.Thresholds, tuple[str, ...], str | None], ...]
     health_checks: tuple[HealthCheck, ...]
     rules: tuple[tuple[tuple[str, ...], RuleFields], ...]
     services: tuple[Service, ...]
@@ -355,7 +354,6 @@ def _journey_part(
             service = svc.name if svc else "ALL"
             shaping.append((name, comment, names(src), names(dst), service, tos_, ids[rule.class_name], None))
     return _JourneyPart(
-        tuple(checks[s.name] for s in sla_classes),
         tuple(_health_check_row(s) for s in sla_classes),
         tuple(rules),
         tuple(services),
@@ -491,8 +489,6 @@ class FortiosSdwanRenderer(Renderer):
             "addresses": shared.addresses,
             "members": [(k, i.name) for k, i in enumerate(wan, start=1)],
             "all_seqs": " ".join(str(k) for k in range(1, len(wan) + 1)),
-            # What config probes read (controller.testing.config_probes); the template reads health_checks.
-            "checks": [{"t": t, "factors": list(factors), "codec": codec} for t, factors, codec in shared.checks],
             "health_checks": shared.health_checks,
             "rules": rules,
             "traffic_classes": _traffic_classes(plan.classes),

@@ -246,18 +246,26 @@ def _marking_terms(
     return tuple(terms)
 
 
-def filter_terms(plan: DevicePlan, family: str, trusted: bool, fc_of: Mapping[str, str]) -> list[Term]:
-    terms = list(_marking_terms(plan.markings, plan.classes, family, tuple(sorted(fc_of.items()))))
-    default = next(c for c in plan.classes if c.is_default)
+def _filter_terms(
+    markings: tuple[MarkingRule, ...],
+    classes: tuple[QosClass, ...],
+    family: str,
+    trusted: bool,
+    fc_of: Mapping[str, str],
+) -> tuple[Term, ...]:
+    terms = _marking_terms(markings, classes, family, tuple(sorted(fc_of.items())))
+    default = next(c for c in classes if c.is_default)
     if trusted:
-        terms.append(Term("TRUSTED", (), ("accept",)))
-    else:
-        terms.append(Term("UNTRUSTED", (), _mark_actions(fc_of[default.name], "low", 0, family)))
-    return terms
+        return (*terms, Term("TRUSTED", (), ("accept",)))
+    return (*terms, Term("UNTRUSTED", (), _mark_actions(fc_of[default.name], "low", 0, family)))
+
+
+Codes = tuple[tuple[str, str], ...]  # (code point, loss priority)
+Rewrites = tuple[tuple[str, str], ...]  # (loss priority, code point)
 
 
 @functools.lru_cache(maxsize=1024)
-def _class_codes(c: QosClass) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], tuple[str, ...]]:
+def _class_codes(c: QosClass) -> tuple[Codes, Rewrites, tuple[str, ...]]:
     """A class's (code point, loss priority) pairs, its rewrite code points and its loss priorities in order.
 
     Memoised per class: they depend on the class alone, and every device and WAN
@@ -310,6 +318,59 @@ class LanUnit(NamedTuple):
     filter6: str
 
 
+@functools.lru_cache(maxsize=1024)
+def _forwarding_classes(classes: tuple[QosClass, ...]) -> tuple[tuple[str, int, Codes, Rewrites], ...]:
+    """(forwarding class, queue, classifier code points, rewrite code points) per class, in queue order (memoised)."""
+    rows = []
+    for c in sorted(classes, key=junos_queue):
+        codes, rewrites, _ = _class_codes(c)
+        # Only the journeys' classes are rewritten: what the plan does not own keeps its DSCP.
+        rows.append((junos_name(c.ident), junos_queue(c), codes, () if c.is_default or c.network_control else rewrites))
+    return tuple(rows)
+
+
+@functools.lru_cache(maxsize=4096)
+def _wan_link(classes: tuple[QosClass, ...], iface: InterfacePlan) -> WanLink:
+    """One WAN interface's schedulers and scheduler map (memoised: many devices have the same classes and links)."""
+    assert iface.link_kbps
+    ifd, unit = split_unit(iface.name)
+    pct = dict(_transmit_percents(classes, iface.allocations, iface.link_kbps))
+    ident = if_ident(iface.name)
+    rows = []
+    for c in sorted(classes, key=junos_queue):
+        a = iface.allocation(c.name)
+        assert a is not None
+        lps = _class_codes(c)[2]
+        drops = tuple((lp, junos_name(DROP_PROFILE_BY_LP[lp])) for lp in lps) if c.aqm else ()
+        rate = strict_rate_bps(a) if c.strict else None
+        rows.append(Scheduler(junos_name(c.ident), junos_name(ident, c.ident), c.strict, rate, pct[c.name], drops))
+    return WanLink(
+        ifd,
+        unit,
+        0 if unit is None else unit,
+        ifd if unit is None else f"{ifd} unit {unit}",
+        junos_name("SM", ident),
+        iface.shape_kbps * 1000 if iface.shape_kbps else None,
+        iface.trust_dscp,
+        tuple(rows),
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _filters(
+    markings: tuple[MarkingRule, ...], classes: tuple[QosClass, ...], need: frozenset[tuple[str, bool]]
+) -> tuple[tuple[str, bool, str, tuple[Term, ...]], ...]:
+    """(family, trusted, name, terms) of each marking filter in ``need`` (memoised per journeys and classes)."""
+    fc_of = {c.name: junos_name(c.ident) for c in classes}
+    out = []
+    for fam in ("inet", "inet6"):
+        for trusted in (True, False):
+            if (fam, trusted) in need:
+                name = junos_name("MARK" + ("6" if fam == "inet6" else ""), *(() if trusted else ("UNTRUSTED",)))
+                out.append((fam, trusted, name, _filter_terms(markings, classes, fam, trusted, fc_of)))
+    return tuple(out)
+
+
 class JuniperJunosRenderer(Renderer):
     platform = "juniper_junos"
     capabilities = frozenset(
@@ -354,75 +415,30 @@ class JuniperJunosRenderer(Renderer):
 
     def context(self, plan: DevicePlan) -> dict[str, Any]:
         """Flat rows the template unpacks (see :class:`WanLink`, :class:`LanUnit`): its loops look nothing up."""
-        fc_of = {c.name: junos_name(c.ident) for c in plan.classes}
-        ordered = sorted(plan.classes, key=junos_queue)
-        codes = {c.name: _class_codes(c) for c in ordered}
-        classes = [
-            (
-                fc_of[c.name],
-                junos_queue(c),
-                codes[c.name][0],
-                # Only the journeys' classes are rewritten: what the plan does not own keeps its DSCP.
-                () if c.is_default or c.network_control else codes[c.name][1],
-            )
-            for c in ordered
-        ]
-        wan: list[WanLink] = []
-        uses_aqm = False
-        for iface in plan.wan_interfaces:
-            if not iface.link_kbps:
-                continue
-            ifd, unit = split_unit(iface.name)
-            pct = transmit_percents(plan, iface)
-            ident = if_ident(iface.name)
-            rows = []
-            for c in ordered:
-                a = iface.allocation(c.name)
-                assert a is not None
-                drops = tuple((lp, junos_name(DROP_PROFILE_BY_LP[lp])) for lp in codes[c.name][2]) if c.aqm else ()
-                uses_aqm = uses_aqm or bool(drops)
-                rate = strict_rate_bps(a) if c.strict else None
-                rows.append(Scheduler(fc_of[c.name], junos_name(ident, c.ident), c.strict, rate, pct[c.name], drops))
-            wan.append(
-                WanLink(
-                    ifd,
-                    unit,
-                    0 if unit is None else unit,
-                    ifd if unit is None else f"{ifd} unit {unit}",
-                    junos_name("SM", ident),
-                    iface.shape_kbps * 1000 if iface.shape_kbps else None,
-                    iface.trust_dscp,
-                    tuple(rows),
-                )
-            )
-        need = {(fam, i.trust_dscp) for i in plan.lan_interfaces for fam in ("inet", "inet6")}
-        filter_name = {
-            (fam, trusted): junos_name("MARK" + ("6" if fam == "inet6" else ""), *(() if trusted else ("UNTRUSTED",)))
-            for fam in ("inet", "inet6")
-            for trusted in (True, False)
-            if (fam, trusted) in need
-        }
+        wan = [_wan_link(plan.classes, i) for i in plan.wan_interfaces if i.link_kbps]
+        need = frozenset((fam, i.trust_dscp) for i in plan.lan_interfaces for fam in ("inet", "inet6"))
+        filters = _filters(plan.markings, plan.classes, need)
+        filter_name = {(fam, trusted): name for fam, trusted, name, _ in filters}
         lan: list[LanUnit] = []
         for iface in plan.lan_interfaces:
             ifd, unit = split_unit(iface.name)
             trusted = iface.trust_dscp
             names = (filter_name[("inet", trusted)], filter_name[("inet6", trusted)])
             lan.append(LanUnit(ifd, 0 if unit is None else unit, trusted, *names))
-        filters = [(fam, name, filter_terms(plan, fam, trusted, fc_of)) for (fam, trusted), name in filter_name.items()]
         host_class = plan.network_control or next(c for c in plan.classes if c.is_default)
         return {
             "plan": plan,
-            "classes": classes,
+            "classes": _forwarding_classes(plan.classes),
             "wan": wan,
             "lan": lan,
-            "filters": filters,
-            "uses_aqm": uses_aqm,
+            "filters": [(fam, name, terms) for fam, _, name, terms in filters],
+            "uses_aqm": any(sched.drop_profiles for link in wan for sched in link.schedulers),
             "drop_profiles": [(junos_name(n), points) for n, points in DROP_PROFILES],
             "classifier": junos_name("CLASSIFY"),
             "classifier6": junos_name("CLASSIFY6"),
             "rewrite": junos_name("REWRITE"),
             "rewrite6": junos_name("REWRITE6"),
-            "host_fc": fc_of[host_class.name],
+            "host_fc": junos_name(host_class.ident),
         }
 
 

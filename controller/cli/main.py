@@ -289,8 +289,10 @@ def _plan_fleet(
         _report_failure(list(run.diagnostics), as_json)
         raise SystemExit(EXIT_ERROR)
     if session.reused:
-        kept = [DeviceOutput(d, p, notes, (change, files)) for d, p, notes, change, files in session.reused_devices()]
-        run = dataclasses.replace(run, outputs=tuple(sorted((*run.outputs, *kept), key=lambda o: o.device)))
+        with bulk_allocation():
+            reused = session.reused_devices()
+            kept = [DeviceOutput(d, p, notes, (change, files)) for d, p, notes, change, files in reused]
+            run = dataclasses.replace(run, outputs=tuple(sorted((*run.outputs, *kept), key=lambda o: o.device)))
     return run, staging
 
 
@@ -386,7 +388,8 @@ def plan(
             for o in result.outputs
             if o.device not in session.reused
         }
-        session.finish(staging, manifest, current, now)
+        with bulk_allocation():
+            session.finish(staging, manifest, current, now)
     except tree.OutputFolderError as exc:
         err.print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
         raise SystemExit(EXIT_ERROR) from None

@@ -104,7 +104,8 @@ def _raw(origin: Origin) -> Any:
 
 
 def _dump(data: Any) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=repr).encode()
+    """YAML values as bytes to hash: their ``repr`` (the same text parses to the same values in the same order)."""
+    return repr(data).encode()
 
 
 def policy_digest(documents: Iterable[YamlDocument], salt: str) -> str:
@@ -154,6 +155,7 @@ class Entry:
     fingerprint: str
     notes: tuple[str, ...]
     files: Mapping[str, Stat]
+    raw: Any = None  # as read from the cache, written again as it is when the device is reused
 
 
 @dataclass
@@ -164,7 +166,7 @@ class PlanCache:
     yaml: dict[str, str]  # the parse cache's index
 
 
-def _stat(path: Path) -> Stat | None:
+def _stat(path: str | Path) -> Stat | None:
     try:
         st = os.stat(path, follow_symlinks=False)
     except OSError:
@@ -189,6 +191,7 @@ def read_cache(folder: Path, manifest: Manifest | None, salt: str) -> PlanCache 
                 str(e["fingerprint"]),
                 tuple(str(n) for n in e["notes"]),
                 {str(f): (int(s[0]), int(s[1]), int(s[2])) for f, s in e["files"].items()},
+                e,
             )
             for name, e in doc["devices"].items()
         }
@@ -244,8 +247,8 @@ class Session:
                 listed = self.manifest.devices.get(name)
                 if entry is None or entry.fingerprint != fp or listed is None or set(listed.files) != set(entry.files):
                     continue
-                here = self.out_dir / name
-                if all(_stat(here / f) == s for f, s in entry.files.items()):
+                here = f"{self.out_dir}/{name}/"
+                if all(_stat(here + f) == s for f, s in entry.files.items()):
                     self.reused[name] = entry
         return tuple(d for d in devices if d.name not in self.reused)
 
@@ -299,6 +302,9 @@ class Session:
         devices: dict[str, Any] = {}
         for name, listed in sorted(manifest.devices.items()):
             reused = self.reused.get(name)
+            if reused is not None and reused.raw is not None:
+                devices[name] = reused.raw
+                continue
             if reused is not None:
                 files, notes = dict(reused.files), reused.notes
             else:

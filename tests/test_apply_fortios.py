@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from controller.apply.drivers.fortios_sdwan import SECTIONS
 from controller.cli.main import cli
 from controller.platforms.fortios_sdwan import parser
+from controller.platforms.fortios_sdwan.driver import SECTIONS
 from tests import apply_support
 from tests.apply_support import apply_cli
 from tests.lab.emulators import DeviceLab, EmulatedDevice

@@ -18,10 +18,11 @@ tables (IPv4 and IPv6), so a rule or table of anyone else is never diffed, chang
 
 from __future__ import annotations
 
-import re
 from itertools import pairwise
 
 from controller import linux_routing as owned
+from controller.platforms.linux.parser import routing_lines
+from controller.platforms.meaning import ParseError
 
 FAMILIES = ("4", "6")
 FLAGS = frozenset({"linkdown", "dead"})  # link state, not configuration
@@ -136,27 +137,20 @@ def restore_script() -> str:
     )
 
 
-_LINE = re.compile(
-    r"^(?:route add .* table (\d+)\b.*|rule add priority (\d+) fwmark 0x[0-9a-f]+/(0x[0-9a-f]+) "
-    r"(?:lookup (\d+)|unreachable))$"
-)
-
-
 def outside(text: str) -> str | None:
     """The first line of a rendered routing file that is not a route in qoectl's tables or a rule in its range
-    (testing only its mark bits), or None: such a file is refused before anything is sent."""
+    (testing only its mark bits), or None: such a file is refused before anything is sent. Lines are read by the
+    Linux parser (:func:`controller.platforms.linux.parser.routing_lines`)."""
     for line in text.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        m = _LINE.match(line)
-        if m is None:
+        try:
+            commands = routing_lines(line)
+        except ParseError:
             return line
-        table, prio, mask, lookup = m.groups()
-        for t in (table, lookup):
-            if t is not None and not owned.TABLE_FIRST <= int(t) <= owned.TABLE_LAST:
+        for cmd in commands:
+            if cmd.table is not None and not owned.TABLE_FIRST <= cmd.table <= owned.TABLE_LAST:
                 return line
-        if prio is not None and (
-            not owned.RULE_FIRST <= int(prio) <= owned.RULE_LAST or int(mask, 16) & ~owned.MARK_MASK
-        ):
-            return line
+            if cmd.priority is not None and (
+                not owned.RULE_FIRST <= cmd.priority <= owned.RULE_LAST or cmd.mask & ~owned.MARK_MASK
+            ):
+                return line
     return None

@@ -11,6 +11,10 @@ explains most of the spread between runs.
 
     .venv/bin/python bench/verify_bench.py [--samples 1000000] [--keep DIR] [--exact]
 
+``--readers`` times every CSV reader (the csv module, the bulk split, pyarrow as one table and
+streamed, and ``read_csv``, which picks among them) on the same file, interleaved in one process, as a
+ratio against the csv module: on the clean file and on a copy with one bad row, which pyarrow declines.
+
 ``--process 1000000,5000000`` times instead the whole ``qoectl verify`` process (start-up, policy build,
 reading, evaluation, the terminal summary) on files of those sizes, ``--runs`` times each (min / median
 / max), each run next to the floor: a process that reads the same file with ``pyarrow.csv.read_csv``.
@@ -32,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,10 +160,9 @@ def measure(policy: Path, samples: Path, exact: bool = False) -> dict[str, float
     evaluate_s = time.perf_counter() - t
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # Which reader took the file, asked after the peak was read so that asking costs the figures nothing.
-    plain = samples.read_bytes()
-    head = plain.split(b"\n", 1)[0]
+    head = samples.open("rb").readline().rstrip(b"\n")
     columns = {n: i for i, n in enumerate(head.rstrip(b"\r").decode().split(","))}
-    fast = not exact and fastcsv.read(plain, columns, head.endswith(b"\r"), vocab, now) is not None
+    fast = not exact and fastcsv.read_path(samples, columns, head.endswith(b"\r"), vocab, now) is not None
     counts = evaluation.counts()
     return {
         "reader": "pyarrow fast path" if fast else "exact path" + ("" if fastcsv.available() else " (no pyarrow)"),
@@ -210,6 +214,76 @@ def process_runs(
     return out
 
 
+def readers_measure(policy: Path, samples: Path, runs: int) -> dict[str, list[float]]:
+    """Each CSV reader on the same file, ``runs`` rounds in one process (readers interleaved), seconds.
+
+    "exact" is the csv module (:func:`controller.measure.files.read_csv_module`); every other reader must
+    give its samples and problems (``tests/test_measure_csv_readers.py``) and earns its place by this.
+    """
+    from controller.measure import fastcsv
+    from controller.measure.files import read_csv, read_csv_module, read_csv_split
+    from controller.measure.samples import Problems, Vocabulary
+    from controller.pipeline import build
+
+    vocab, now = Vocabulary(build(policy).policy), time.time()
+    head = samples.open("rb").readline().rstrip(b"\n")
+    columns = {n: i for i, n in enumerate(head.rstrip(b"\r").decode().split(","))}
+    crlf = head.endswith(b"\r")
+
+    def streamed() -> object:
+        whole, fastcsv.WHOLE_BYTES = fastcsv.WHOLE_BYTES, 0
+        try:
+            return fastcsv.read_path(samples, columns, crlf, vocab, now)
+        finally:
+            fastcsv.WHOLE_BYTES = whole
+
+    readers: dict[str, Callable[[], object]] = {
+        "exact (csv module)": lambda: read_csv_module(samples, vocab, now, Problems("m")),
+        "split in bulk": lambda: read_csv_split(samples, vocab, now, Problems("m")),
+        "pyarrow, one table": lambda: fastcsv.read_path(samples, columns, crlf, vocab, now),
+        "pyarrow, streamed": streamed,
+        "read_csv (what verify runs)": lambda: read_csv(samples, vocab, now, Problems("m")),
+    }
+    out: dict[str, list[float]] = {name: [] for name in readers}
+    out.update({f"{name}: took it": [] for name in readers})
+    for _ in range(runs):
+        for name, reader in readers.items():
+            t = time.perf_counter()
+            got = reader()
+            out[name].append(time.perf_counter() - t)
+            out[f"{name}: took it"].append(float(got is not None))
+            del got
+    return out
+
+
+def readers_main(samples_n: int, runs: int, keep: Path | None) -> None:
+    """``--readers``: every CSV reader against the exact one, on a clean file and on one with one bad row."""
+    print(f"CSV readers, {runs} rounds, min / median / max; load average {os.getloadavg()[0]:.2f} before")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_policy(folder / "policy")
+        clean = folder / f"samples-{samples_n}.csv"
+        if not clean.exists():
+            write_samples(clean, samples_n)
+        bad = folder / f"samples-{samples_n}-one-bad-row.csv"
+        lines = clean.read_bytes().split(b"\n")
+        fields = lines[len(lines) // 2].split(b",")
+        lines[len(lines) // 2] = b",".join([*fields[:-1], b"lots"])  # a value that is no number
+        bad.write_bytes(b"\n".join(lines))
+        del lines
+        for path, label in ((clean, "clean file"), (bad, "one bad row (pyarrow declines)")):
+            child = [sys.executable, __file__, "--readers-child", str(runs), str(folder / "policy"), str(path)]
+            r = json.loads(subprocess.run(child, capture_output=True, text=True, check=True).stdout)
+            print(f"{label}: {path.stat().st_size / 2**20:.0f} MiB")
+            base = r["exact (csv module)"]
+            for name in [k for k in r if not k.endswith(": took it")]:
+                ratio = [x / b for x, b in zip(r[name], base, strict=True)]
+                took = "took the file" if all(r[f"{name}: took it"]) else "declined"
+                print(f"  {name:<28} {_mmm(r[name])} s  {_mmm(ratio)} x exact  ({took})")
+    print(f"load average {os.getloadavg()[0]:.2f} after")
+
+
 def _mmm(values: list[float], fmt: str = "{:.2f}") -> str:
     return " / ".join(fmt.format(x) for x in (min(values), statistics.median(values), max(values)))
 
@@ -253,8 +327,17 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="Keep the generated files in this folder.")
     parser.add_argument("--exact", action="store_true", help="Time the exact CSV reader (no pyarrow fast path).")
+    parser.add_argument("--readers", action="store_true", help="Time every CSV reader against the exact one.")
     parser.add_argument("--measure", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--readers-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.readers_child:
+        runs, policy, samples = args.readers_child
+        print(json.dumps(readers_measure(Path(policy), Path(samples), int(runs))))
+        return
+    if args.readers:
+        readers_main(args.samples, args.runs, args.keep)
+        return
     if args.measure:
         print(json.dumps(measure(args.measure[0], args.measure[1], exact=args.exact)))
         return

@@ -13,17 +13,18 @@ diagnostic is the exact reader's own. It accepts a file when:
 * the bytes are plain: no quote character (the caller sends quoted CSV to the csv module before
   asking), line ends all LF or all CRLF as the header's, no other carriage return. Then one line is
   one record, and data row *i* is line *i + 2*;
-* every line has exactly the header's number of fields (pyarrow fails on any other count, and the
-  commas are counted as well, which rules out blank lines);
+* every line has exactly the header's number of fields (pyarrow fails on any other count; a blank
+  line becomes a row of nulls, which is refused as an empty number);
 * every timestamp and value is a plain number, which pyarrow converts to the same double as the exact
   reader (``tests/test_measure_fastcsv.py`` checks this); an ISO 8601 timestamp, an empty field or
   anything else makes pyarrow fail or leaves a null, and the file goes to the exact reader;
 * names are UTF-8, and every row passes the checks of :func:`controller.measure.samples.from_coded`,
   the same check functions :func:`~controller.measure.samples.from_columns` uses.
 
-Files are streamed (:func:`read_path`): the checks above count bytes a block at a time, Arrow parses
-1 MiB blocks into batches, and each batch is checked and written into columns sized for the rows
-counted, so memory stays near the samples' own columns (5,000,000 rows: < 500 MiB in all).
+:func:`read_path` checks the bytes a block at a time. Files up to 64 MiB are parsed as one table (Arrow
+parses its blocks in parallel); larger ones are streamed: Arrow parses 1 MiB blocks into batches, and
+each batch is checked and written into columns sized for the lines counted, so memory stays near the
+samples' own columns (5,000,000 rows: < 500 MiB in all).
 
 pyarrow is optional: without it every file takes the exact reader, only more slowly.
 """
@@ -59,25 +60,6 @@ def available() -> bool:
     return _arrow() is not None
 
 
-def plain_rows(data: bytes, crlf: bool, width: int) -> int | None:
-    """The number of data rows when one line is one record of ``width`` fields, else ``None``.
-
-    Counting bytes is cheap (a pass of ``memchr``-like scans) next to parsing, and it is what makes
-    "data row i is line i + 2" true: no carriage return but in the header's line end, and as many
-    commas as the rows need.
-    """
-    breaks = data.count(b"\n")
-    if crlf:
-        if not data.count(b"\r") == data.count(b"\r\n") == breaks:
-            return None
-    elif b"\r" in data:
-        return None
-    lines = breaks + (0 if data.endswith(b"\n") else 1)
-    if data.count(b",") != lines * (width - 1):
-        return None
-    return lines - 1
-
-
 SCAN_BYTES = 1 << 24  # bytes counted at a time by scan_plain
 BLOCK_BYTES = 1 << 20  # bytes Arrow parses into one batch: Arrow reads ahead several, so this bounds memory
 WHOLE_BYTES = 1 << 26  # files up to this size are parsed as one table (in parallel: faster); larger ones streamed
@@ -108,50 +90,35 @@ def _options(pacsv: Any, pa: Any, columns: dict[str, int], block_size: int | Non
     }
 
 
-def read(data: bytes, columns: dict[str, int], crlf: bool, vocab: Vocabulary, now: float) -> SampleSet | None:
-    """The samples of a plain, clean CSV file; ``None``: ask the exact reader.
+def scan_plain(path: Path, crlf: bool, count: bool) -> int | None:
+    """The number of lines of a plain file at ``path`` (``count`` or ``crlf``: else 0), read a block at a time.
 
-    ``data`` is the whole file, header included; ``columns`` the header's field -> index;
-    ``crlf`` whether the header line ends in CRLF.
+    ``None`` when the file is not plain: a quote character, or a line end other than the header's (an LF
+    file may hold no carriage return; in a CRLF file every carriage return and every line feed is one
+    of a CRLF pair). Then one line is one record, and data row *i* is line *i + 2*. The width of every
+    line is Arrow's to check (a line with too many or too few fields fails the parse, a blank line
+    becomes a row of nulls, which :func:`_numbers` refuses). ``in`` finds a byte at memory speed; only
+    a CRLF file, and a file streamed (its columns are sized before it is parsed), are counted.
     """
-    if b'"' in data:
-        return None
-    rows = plain_rows(data, crlf, len(columns))
-    arrow = _arrow()
-    if not rows or arrow is None:
-        return None
-    pa, pacsv = arrow
-    try:
-        table = pacsv.read_csv(pa.BufferReader(_arrow_copy(pa, data)), **_options(pacsv, pa, columns))
-        return _convert(table.to_batches(), rows, columns, vocab, now)
-    except pa.ArrowException:
-        return None
-
-
-def scan_plain(path: Path, crlf: bool, width: int) -> int | None:
-    """:func:`plain_rows` (and no quote character) of the file at ``path``, read a block at a time."""
-    breaks = cr = crlf_pairs = commas = 0
+    lines = cr = crlf_pairs = 0
     last = b""
     with path.open("rb") as fh:
         while block := fh.read(SCAN_BYTES):
             if b'"' in block:
                 return None
-            breaks += block.count(b"\n")
-            cr += block.count(b"\r")
-            crlf_pairs += block.count(b"\r\n") + (last == b"\r" and block[:1] == b"\n")
-            commas += block.count(b",")
+            if crlf:
+                cr += block.count(b"\r")
+                crlf_pairs += block.count(b"\r\n") + (last == b"\r" and block[:1] == b"\n")
+            elif b"\r" in block:
+                return None
+            if count or crlf:
+                lines += block.count(b"\n")
             last = block[-1:]
-    if not breaks and not last:
+    if not last:
         return None
-    if crlf:
-        if not cr == crlf_pairs == breaks:
-            return None
-    elif cr:
+    if crlf and not cr == crlf_pairs == lines:
         return None
-    lines = breaks + (0 if last == b"\n" else 1)
-    if commas != lines * (width - 1):
-        return None
-    return lines - 1
+    return lines + (0 if last == b"\n" or not (count or crlf) else 1)
 
 
 def read_path(path: Path, columns: dict[str, int], crlf: bool, vocab: Vocabulary, now: float) -> SampleSet | None:
@@ -160,22 +127,26 @@ def read_path(path: Path, columns: dict[str, int], crlf: bool, vocab: Vocabulary
     Arrow's table reader parses blocks in parallel (about a fifth faster on 2 cores) but holds the whole
     table; the streaming reader holds a few blocks, whatever the size of the file.
 
-    Arrow opens the file itself, so its threads never hold a Python object (see :func:`_arrow_copy`).
+    Arrow opens the file itself, so its threads never hold a Python object: a worker that dropped the last
+    reference to one after ``read_csv`` returned would take the GIL, and abort the process if the command
+    has exited by then (``tests/test_verify_exit.py``).
     Memory stays near the samples' own columns, however large the file.
     """
     arrow = _arrow()
     if arrow is None:
         return None
-    rows = scan_plain(path, crlf, len(columns))
-    if not rows:
+    whole = path.stat().st_size <= WHOLE_BYTES
+    lines = scan_plain(path, crlf, count=not whole)
+    if lines is None:
         return None
     pa, pacsv = arrow
     try:
-        if path.stat().st_size <= WHOLE_BYTES:
-            batches = pacsv.read_csv(str(path), **_options(pacsv, pa, columns)).to_batches()
+        if whole:
+            table = pacsv.read_csv(str(path), **_options(pacsv, pa, columns))
+            rows, batches = table.num_rows, table.to_batches()
         else:
-            batches = pacsv.open_csv(str(path), **_options(pacsv, pa, columns, BLOCK_BYTES))
-        return _convert(batches, rows, columns, vocab, now)
+            rows, batches = lines - 1, pacsv.open_csv(str(path), **_options(pacsv, pa, columns, BLOCK_BYTES))
+        return _convert(batches, rows, columns, vocab, now) if rows > 0 else None
     except pa.ArrowException:
         return None
 
@@ -236,22 +207,6 @@ def _batch(
         position=position,
     )
     return from_coded(coded, vocab, now)
-
-
-def _arrow_copy(pa: Any, data: bytes) -> Any:
-    """``data`` copied into a buffer Arrow allocated, so that no Arrow thread ever holds a Python object.
-
-    ``read_csv`` returns before its last continuation has run on a worker of Arrow's CPU pool, and that
-    continuation drops the reader, its input stream and the stream's buffer. Were the buffer
-    ``pa.py_buffer(data)``, dropping it would release ``data``, which takes the GIL; if the command exits
-    at once (bad values: report and exit 1), the interpreter may be finalizing by then, Python ends the
-    worker with ``pthread_exit``, the unwind meets a ``noexcept`` destructor, and ``std::terminate``
-    aborts the process (exit 134) after the right diagnostics were printed. Memory Arrow allocated is
-    freed without the GIL, whenever that happens. The copy costs a ``memcpy`` of the file, next to parsing it.
-    """
-    buffer = pa.allocate_buffer(len(data))
-    memoryview(buffer).cast("B")[:] = data
-    return buffer
 
 
 def _numbers(column: Any) -> F64 | None:

@@ -141,7 +141,7 @@ class _CsvLines:
             return row + 2
         if self._starts is None:
             starts: list[int] = []
-            with self.path.open(newline="", encoding="utf-8") as fh:
+            with self.path.open(newline="", encoding="utf-8", errors="replace") as fh:
                 reader = csv.reader(fh)
                 next(reader, None)
                 last = reader.line_num
@@ -163,21 +163,32 @@ def read_csv(path: Path, vocab: Vocabulary, now: float, problems: Problems, *, f
         samples = _read_csv_fast(path, vocab, now)
         if samples is not None:
             return samples
+        samples = read_csv_split(path, vocab, now, problems)
+        if samples is not None:
+            return samples
+    return read_csv_module(path, vocab, now, problems)
+
+
+def read_csv_split(path: Path, vocab: Vocabulary, now: float, problems: Problems) -> SampleSet | None:
+    """Plain CSV (no quote character) split in bulk, with the samples and problems of :func:`read_csv_module`.
+
+    ``None`` (nothing reported): the file is empty or quoted, or holds a carriage return that does not
+    end a line (the csv module ends a record there); ask :func:`read_csv_module`. Line ends may mix LF
+    and CRLF, as the csv module allows.
+    """
     data = path.read_bytes()
     if not data or b'"' in data:
-        return _read_csv_module(path, vocab, now, problems)
+        return None
+    crlf = b"\r" in data
+    if crlf and data.count(b"\r") != data.count(b"\r\n"):
+        return None
     file = display(path)
     end = data.find(b"\n")
     head = data if end < 0 else data[:end]
-    crlf = head.endswith(b"\r")
     # Not decoded as a whole: names are ASCII by the policy language, so a byte that is not UTF-8 can only
     # be in a field that then fails its check (unknown name, not a number) and is reported with its line.
-    try:
-        header_text = (head[:-1] if crlf else head).decode("utf-8")
-    except UnicodeDecodeError:
-        problems.add(Location(file, 1, 1), "", "the header is not UTF-8 text", "save the file as UTF-8")
-        return SampleSet.empty()
-    header = header_text.split(",")
+    header_text = (head[:-1] if head.endswith(b"\r") else head).decode("utf-8", "replace")
+    header = header_text.split(",") if header_text else []  # a blank line is no field, as the csv module reads it
     columns = _header(header, file, problems)
     if columns is None:
         return SampleSet.empty()
@@ -230,8 +241,8 @@ def _read_split_lines(
         if bool((commas == width - 1).all()):
             flat = b",".join(block).split(b",")
             transposed = [flat[i::width] for i in range(width)]
-            if crlf:  # Windows line ends: the last field of each row carries the '\r'
-                transposed[-1] = [v.rstrip(b"\r") for v in transposed[-1]]
+            if crlf:  # Windows line ends: the last field of a row may carry the '\r'
+                transposed[-1] = [v[:-1] if v.endswith(b"\r") else v for v in transposed[-1]]
             parts.append(_from_transposed(transposed, columns, vocab, where, now, problems))
             continue
         kept, index = [], []
@@ -240,7 +251,7 @@ def _read_split_lines(
             if len(fields) == width:
                 kept.append(fields)
                 index.append(i)
-            elif line.strip():  # blank lines are skipped, as the csv module does
+            elif line not in (b"", b"\r"):  # empty lines are skipped, as the csv module does
                 problems.add(where(i), "", f"{len(fields)} fields where the header has {width}", "one value per column")
 
         def where_kept(k: int, index: list[int] = index, where: Callable[[int], Location] = where) -> Location:
@@ -250,12 +261,18 @@ def _read_split_lines(
     return SampleSet.concat(parts)
 
 
-def _read_csv_module(path: Path, vocab: Vocabulary, now: float, problems: Problems) -> SampleSet:
-    """The general path (quoted fields, records over several lines): Python's csv module."""
+def read_csv_module(path: Path, vocab: Vocabulary, now: float, problems: Problems) -> SampleSet:
+    """The exact reader (quoted fields, records over several lines): Python's csv module.
+
+    The other readers of :func:`read_csv` are faster ways to exactly its samples and problems
+    (``tests/test_measure_csv_readers.py``).
+    """
     file = display(path)
     lines = _CsvLines(path)
     parts: list[SampleSet] = []
-    with path.open(newline="", encoding="utf-8") as fh:
+    # A byte that is not UTF-8 becomes U+FFFD: the field it is in fails its check (unknown name, not a
+    # number) and is reported with its line, rather than the whole file refused.
+    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
         reader = csv.reader(fh)
         try:
             header = next(reader, None)

@@ -3,9 +3,8 @@
 A platform registered in ``qoectl.platforms`` brings its driver (a subclass of
 :class:`controller.apply.drivers.base.Driver`), or says why qoectl does not
 apply to it (``DRIVER = None``, ``UNSUPPORTED = "..."``). The modules here are
-apply's own: the shared driver families (``_ioslike``, ``_confd``,
-``_linux_routing``) and the Cisco SD-WAN controller's driver, which is no
-inventory platform.
+apply's own: the shared driver families (``_ioslike``, ``_confd``) and the
+Cisco SD-WAN controller's driver, which is no inventory platform.
 """
 
 from __future__ import annotations

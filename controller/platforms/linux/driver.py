@@ -61,11 +61,11 @@ from itertools import pairwise
 
 from controller import linux_routing as owned
 from controller.apply.connection import Session
-from controller.apply.drivers import _linux_routing as routing
 from controller.apply.drivers.base import Driver, DriverContext, Snapshot, ensure_newline
 from controller.apply.errors import ApplyError
 from controller.apply.result import ErrorKind
 from controller.model import Device
+from controller.platforms.linux import routing
 
 RC = "__QOECTL_RC="
 CHUNK = 384  # base64 characters per upload line: well under netmiko's 511-column terminal

@@ -10,16 +10,7 @@ from __future__ import annotations
 from controller.explain import explain, read_back
 from controller.pipeline import Build, render_plan
 from controller.platforms.meaning import dscp_value
-
-# Each platform's strict-priority statement, and a plausible non-strict replacement for it.
-STRICT_TEXT = {
-    "cisco_iosxe": ("priority level 1", "bandwidth remaining percent 9"),
-    "linux": (" prio 0 ", " prio 1 "),
-    "juniper_junos": ("priority strict-high", "priority low"),
-    "arista_eos": ("priority strict", "no priority"),
-    "fortios_sdwan": ("set priority top", "set priority high"),
-    "cisco_sdwan": ("scheduling llq", "scheduling wrr"),
-}
+from tests.test_features_steps import STRICT_TEXT  # each platform's strict statement and a non-strict stand-in
 
 
 def test_explain_reads_every_device_back_as_the_plan_says(example_build: Build) -> None:

@@ -16,6 +16,7 @@ must exist. Any dangling reference is a :class:`ParseError`.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from controller.platforms.cli_tree import Node
 from controller.platforms.cli_tree import parse as parse_tree
@@ -43,6 +44,13 @@ def _journey(node: Node) -> str | None:
     """The journey a ``! journey NAME`` comment right before the node names."""
     m = JOURNEY.match(node.comment or "")
     return m.group(1) if m else None
+
+
+def _defined(name: str, known: Collection[str], what: str) -> str:
+    """``name``, which a reference names; ParseError when nothing of that name is defined."""
+    if name not in known:
+        raise ParseError(f"{what} {name}")
+    return name
 
 
 def _named(parent: Node, kind: str) -> dict[str, Node]:
@@ -85,13 +93,11 @@ def _localized(text: str) -> tuple[dict[str, tuple[int, str]], dict[str, dict[st
                     attached.add(words[1])
     marks: dict[str, tuple[int, str]] = {}
     for acl in sorted(attached):
-        if acl not in acls:
-            raise ParseError(f"interface uses undefined access-list {acl}")
-        for seq in acls[acl].child("sequence"):
+        for seq in acls[_defined(acl, acls, "interface uses undefined access-list")].child("sequence"):
             for m in seq.child("match"):
                 for line in m.children:
-                    if line.line.split()[0].endswith("data-prefix-list") and line.line.split()[1] not in lists:
-                        raise ParseError(f"access-list {acl} uses undefined list {line.line.split()[1]}")
+                    if line.words[0].endswith("data-prefix-list"):
+                        _defined(line.words[1], lists, f"access-list {acl} uses undefined list")
             journey = _journey(seq)
             if journey is None:
                 continue
@@ -108,14 +114,11 @@ def _localized(text: str) -> tuple[dict[str, tuple[int, str]], dict[str, dict[st
                 raise ParseError(f"journey {journey} is marked or classed two ways")
     per_if: dict[str, dict[str, tuple[bool, float]]] = {}
     for ifname, qmap in wan_maps.items():
-        if qmap not in maps:
-            raise ParseError(f"{ifname} uses undefined qos-map {qmap}")
+        _defined(qmap, maps, f"{ifname} uses undefined qos-map")
         classes: dict[str, tuple[bool, float]] = {}
         total = 0
         for ref in maps[qmap].children:
-            sname = ref.line.split()[1]
-            if sname not in schedulers:
-                raise ParseError(f"qos-map {qmap} uses undefined qos-scheduler {sname}")
+            sname = _defined(ref.words[1], schedulers, f"qos-map {qmap} uses undefined qos-scheduler")
             s = schedulers[sname]
             cls = str(s.value("class"))
             strict = s.value("scheduling") == "llq"
@@ -139,11 +142,9 @@ def _check_applied(root: Node, policy: Node, lists: Node) -> None:
     aars = set(_named(policy, "app-route-policy"))
     for applied in root.child("apply-policy"):
         for site_list in applied.child("site-list"):
-            if site_list.line.split()[1] not in sites:
-                raise ParseError(f"apply-policy uses undefined site-list {site_list.line.split()[1]}")
+            _defined(site_list.words[1], sites, "apply-policy uses undefined site-list")
             for aar in site_list.child("app-route-policy"):
-                if aar.line.split()[1] not in aars:
-                    raise ParseError(f"apply-policy uses undefined app-route-policy {aar.line.split()[1]}")
+                _defined(aar.words[1], aars, "apply-policy uses undefined app-route-policy")
 
 
 def _check_centralized(text: str, marks: dict[str, tuple[int, str]]) -> None:
@@ -155,18 +156,15 @@ def _check_centralized(text: str, marks: dict[str, tuple[int, str]]) -> None:
     slas = set(_named(policy, "sla-class"))
     for aar in policy.child("app-route-policy"):
         for vpn_list in aar.child("vpn-list"):
-            if vpn_list.line.split()[1] not in known:
-                raise ParseError(f"app-route-policy uses undefined vpn-list {vpn_list.line.split()[1]}")
+            _defined(vpn_list.words[1], known, "app-route-policy uses undefined vpn-list")
             for seq in vpn_list.child("sequence"):
                 match = seq.child("match")[0]
                 for line in match.children:
-                    words = line.line.split()
-                    if words[0].endswith("data-prefix-list") and words[1] not in known:
-                        raise ParseError(f"app-route sequence uses undefined list {words[1]}")
+                    if line.words[0].endswith("data-prefix-list"):
+                        _defined(line.words[1], known, "app-route sequence uses undefined list")
                 for line in seq.child("action")[0].children:
-                    words = line.line.split()
-                    if words[0] == "sla-class" and words[1] not in slas:
-                        raise ParseError(f"app-route sequence uses undefined sla-class {words[1]}")
+                    if line.words[0] == "sla-class":
+                        _defined(line.words[1], slas, "app-route sequence uses undefined sla-class")
                 journey = _journey(seq)
                 if journey is None:
                     continue
@@ -220,8 +218,7 @@ def _choice(action: Node, slas: dict[str, dict[str, float]]) -> PathChoice:
         words = line.words
         if words[0] != "sla-class":
             continue
-        if words[1] not in slas:
-            raise ParseError(f"app-route sequence uses undefined sla-class {words[1]}")
+        _defined(words[1], slas, "app-route sequence uses undefined sla-class")
         colours = words[words.index("preferred-color") + 1 :] if "preferred-color" in words else []
         return PathChoice(frozenset(colours), slas[words[1]])
     # Only backup-sla-preferred-color (or nothing): it applies when an SLA class is not met, and there is none.

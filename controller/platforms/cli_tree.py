@@ -11,7 +11,7 @@ each journey's sequence that way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from controller.platforms.meaning import dscp_value
@@ -73,6 +73,18 @@ def parse(text: str) -> list[Node]:
         (stack[-1][1].children if stack else roots).append(node)
         stack.append((indent, node))
     return roots
+
+
+def journey_classes(
+    inputs: Mapping[str, str], policies: Mapping[str, Mapping[str, list[str]]], key_of: Callable[[str], str | None]
+) -> Iterator[tuple[str, str, str, str, list[str]]]:
+    """(LAN interface, input policy, class, journey key, class lines) of every journey class (``key_of`` gives its
+    journey, None for other classes) of every interface's MQC input policy, in the policy's order."""
+    for ifname, policy in sorted(inputs.items()):
+        for cls, lines in policies[policy].items():
+            key = key_of(cls)
+            if key is not None:
+                yield ifname, policy, cls, key, lines
 
 
 def set_dscp(lines: Sequence[str], dscp: int) -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from controller.platforms.cli_tree import Node, set_dscp
+from controller.platforms.cli_tree import Node, journey_classes, set_dscp
 from controller.platforms.cli_tree import parse as tree
 from controller.platforms.meaning import (
     ControlTreatment,
@@ -158,26 +158,25 @@ def _bleaches(p: _Parsed, policy: str) -> bool:
     )
 
 
+def _journey(cls: str) -> str | None:
+    m = JOURNEY.match(cls)
+    return m.group(1) if m else None
+
+
 def parse(files: dict[str, str]) -> DeviceTreatment:
     p = _parse(files)
     marks: dict[str, set[int]] = {}
     lan: dict[str, dict[str, set[int]]] = {}
-    for ifname, policy in sorted(p.inputs.items()):
-        for cls, lines in p.policies[policy].items():
-            m = JOURNEY.match(cls)
-            if not m:
-                continue
-            sets = dict(line.split(" ", 2)[1:] for line in lines if line.startswith("set "))
-            dscp = dscp_value(sets["dscp"])
-            if int(sets["traffic-class"]) != p.tc_of_dscp.get(dscp):
-                raise ParseError(
-                    f"{policy} {cls}: set traffic-class {sets['traffic-class']} but DSCP {dscp} maps elsewhere"
-                )
-            marks.setdefault(m.group(1), set()).add(dscp)
-            version, entries = p.acls[p.class_maps[cls]]
-            for arrives in entries:
-                out = _ingress(p, policy, version, 0 if arrives is None else arrives, cls)
-                lan.setdefault(m.group(1), {}).setdefault(ifname, set()).add(out)
+    for ifname, policy, cls, key, lines in journey_classes(p.inputs, p.policies, _journey):
+        sets = dict(line.split(" ", 2)[1:] for line in lines if line.startswith("set "))
+        dscp = dscp_value(sets["dscp"])
+        if int(sets["traffic-class"]) != p.tc_of_dscp.get(dscp):
+            raise ParseError(f"{policy} {cls}: set traffic-class {sets['traffic-class']}, DSCP {dscp} maps elsewhere")
+        marks.setdefault(key, set()).add(dscp)
+        version, entries = p.acls[p.class_maps[cls]]
+        for arrives in entries:
+            out = _ingress(p, policy, version, 0 if arrives is None else arrives, cls)
+            lan.setdefault(key, {}).setdefault(ifname, set()).add(out)
     return journeys(marks, lan, lambda dscp: _queue(p, _tx_queue(p, dscp)))
 
 

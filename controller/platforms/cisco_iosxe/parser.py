@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from controller.platforms.cli_tree import Node, set_dscp
+from controller.platforms.cli_tree import Node, journey_classes, set_dscp
 from controller.platforms.cli_tree import parse as tree
 from controller.platforms.meaning import (
     ControlTreatment,
@@ -162,21 +162,21 @@ def _shares(p: _Parsed, cls: str) -> Scheduling:
     return queue_scheduling(here, f"class {cls}")
 
 
+def _journey(cls: str) -> str | None:
+    return cls[len(JOURNEY_CLASS) :] if cls.startswith(JOURNEY_CLASS) else None
+
+
 def parse(files: dict[str, str]) -> DeviceTreatment:
     p = _parse(files)
     marks: dict[str, set[int]] = {}
     lan: dict[str, dict[str, set[int]]] = {}
-    for ifname, policy in sorted(p.inputs.items()):
-        for cls, lines in p.policies[policy].items():
-            if not cls.startswith(JOURNEY_CLASS):
-                continue
-            key = cls[len(JOURNEY_CLASS) :]
-            for line in lines:
-                if line.startswith("set dscp "):
-                    marks.setdefault(key, set()).add(dscp_value(line.split()[-1]))
-            for arrives in _acl_entries(p, cls):
-                out_dscp = _egress(p, _ingress(p, policy, 0 if arrives is None else arrives, cls))
-                lan.setdefault(key, {}).setdefault(ifname, set()).add(out_dscp)
+    for ifname, policy, cls, key, lines in journey_classes(p.inputs, p.policies, _journey):
+        for line in lines:
+            if line.startswith("set dscp "):
+                marks.setdefault(key, set()).add(dscp_value(line.split()[-1]))
+        for arrives in _acl_entries(p, cls):
+            out_dscp = _egress(p, _ingress(p, policy, 0 if arrives is None else arrives, cls))
+            lan.setdefault(key, {}).setdefault(ifname, set()).add(out_dscp)
     return journeys(marks, lan, lambda dscp: _shares(p, p.queue_class.get(dscp, "class-default")))
 
 

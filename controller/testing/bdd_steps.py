@@ -471,9 +471,9 @@ def then_strict_on_every_platform(qoectl_outcome: Outcome, journey: str) -> None
         probe = strict_priority_probe(platform)
         if probe is None:
             problems.append(
-                f"cannot read {platform} configs: no strict-priority probe for it "
+                f"cannot read {platform} configs: no parser for it "
                 f"(have: {', '.join(probed_platforms())}); "
-                "add one with controller.testing.config_probes.register_strict_priority_probe"
+                "a registered platform brings one (controller/platforms/<name>/parser.py)"
             )
             continue
         for plan in carrying:

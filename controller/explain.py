@@ -70,6 +70,19 @@ def explain(build: Any, journey_name: str, device: str | None = None) -> dict[st
     }
 
 
+def read_back_text(back: dict[str, Any]) -> str:
+    """One line for the terminal: what the rendered config does with the journey."""
+    if "error" in back:
+        return f"does not read back: {back['error']}"
+    shares = ", ".join(f"{s['interface']} {s['pct']:g} %" for s in back["shares"] if s["pct"] is not None)
+    words = [f"DSCP {back['dscp']}", "strict priority" if back["strict_priority"] else "not strict"]
+    if shares:
+        words.append(f"shares {shares}")
+    if back["path"] and back["path"]["preferred"]:
+        words.append(f"prefers {', '.join(back['path']['preferred'])}")
+    return "; ".join(words)
+
+
 def read_back(platform: str, files: dict[str, str], journey: str) -> dict[str, Any]:
     """What the platform's parser reads from ``files`` for one journey (``error``: the text does not read back)."""
     key = journey_key(journey)

@@ -42,3 +42,16 @@ def test_explain_read_back_follows_the_text_not_the_plan(example_build: Build) -
         back = read_back(plan.platform, doctored, "voice")
         assert back.get("strict_priority") is not True, (plan.platform, back)
     assert seen == set(STRICT_TEXT)
+
+
+def test_explain_prints_the_read_back_of_every_device(example_build: Build) -> None:
+    from click.testing import CliRunner
+
+    from controller.cli.main import cli
+    from tests.conftest import EXAMPLE_POLICIES
+
+    result = CliRunner().invoke(cli, ["explain", "voice", str(EXAMPLE_POLICIES)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if "the rendered config, read back:" in line]
+    carrying = [p for p in example_build.plans if any(m.journey == "voice" for m in p.markings)]
+    assert len(lines) == len(carrying) and all("DSCP 46; strict priority; shares " in line for line in lines), lines

@@ -497,6 +497,7 @@ def explain(journey: str, path: Path, device: str | None, as_json: bool) -> None
     PATH is the policy repository (default: policies).
     """
     from controller.explain import explain as do_explain
+    from controller.explain import read_back_text
 
     result = _build(path, as_json)
     if device is not None and result.plan(device) is None:
@@ -554,6 +555,8 @@ def explain(journey: str, path: Path, device: str | None, as_json: bool) -> None
             out.print(
                 f"  path: prefer {', '.join(d['path']['preferred'])}; backup {', '.join(d['path']['backup']) or '-'}"
             )
+        if d["read_back"]:
+            out.print(f"  the rendered config, read back: {read_back_text(d['read_back'])}", markup=False)
         for name, lines in d["config_lines"].items():
             out.print(f"  [dim]{name}[/dim]")
             for line in lines:

@@ -3,8 +3,9 @@
 A plan that keeps a cache writes ``OUT/.qoectl-cache/`` (named in the manifest):
 
 * ``plan.json``: for every device, the *fingerprint* of everything its output
-  depends on, its notes, and the size, mtime and inode of each of its files as
-  written; plus the SHA-256 of the manifest written with it and the *salt*;
+  depends on, its notes (numbers in a table of notes), and the size, mtime and
+  inode of each of its files as written; plus the SHA-256 of the manifest
+  written with it and the *salt*;
 * ``yaml/``: the policy files parsed by that plan (:mod:`controller.load.cache`).
 
 The next plan into the same folder reuses a device, without compiling or
@@ -155,7 +156,6 @@ class Entry:
     fingerprint: str
     notes: tuple[str, ...]
     files: Mapping[str, Stat]
-    raw: Any = None  # as read from the cache, written again as it is when the device is reused
 
 
 @dataclass
@@ -186,12 +186,12 @@ def read_cache(folder: Path, manifest: Manifest | None, salt: str) -> PlanCache 
         written = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
         if doc.get("manifest") != written:
             return None
+        texts = [str(n) for n in doc["notes"]]
         devices = {
             str(name): Entry(
                 str(e["fingerprint"]),
-                tuple(str(n) for n in e["notes"]),
+                tuple(texts[int(n)] for n in e["notes"]),
                 {str(f): (int(s[0]), int(s[1]), int(s[2])) for f, s in e["files"].items()},
-                e,
             )
             for name, e in doc["devices"].items()
         }
@@ -283,28 +283,28 @@ class Session:
         patching = bool(self.reused) and previous is not None
         removed = sorted(set(previous.devices if previous is not None else ()) - set(manifest.devices))
         touched = sorted(d for d, (_, changes) in rendered.items() if changes) if patching else sorted(rendered)
+        text = manifest.to_json()
         if manifest.cache:
-            self._write(staging, manifest, rendered, touched)
+            self._write(staging, manifest, text, rendered, touched)
         if patching:
             assert previous is not None
-            tree.patch(self.out_dir, staging, manifest, previous, touched + removed)
+            tree.patch(self.out_dir, staging, manifest, previous, touched + removed, text)
         else:
-            tree.finish(self.out_dir, staging, manifest, previous)
+            tree.finish(self.out_dir, staging, manifest, previous, text=text)
 
     def _write(
         self,
         staging: Path,
         manifest: Manifest,
+        text: str,
         rendered: Mapping[str, tuple[tuple[str, ...], bool]],
         in_staging: Iterable[str],
     ) -> None:
         landing = set(in_staging)
         devices: dict[str, Any] = {}
+        note_index: dict[str, int] = {}  # each note once: a fleet's devices share a few
         for name, listed in sorted(manifest.devices.items()):
             reused = self.reused.get(name)
-            if reused is not None and reused.raw is not None:
-                devices[name] = reused.raw
-                continue
             if reused is not None:
                 files, notes = dict(reused.files), reused.notes
             else:
@@ -315,7 +315,7 @@ class Session:
                 files, notes = {f: st for f, st in stats.items() if st is not None}, rendered[name][0]
             devices[name] = {
                 "fingerprint": self.fingerprints[name],
-                "notes": list(notes),
+                "notes": [note_index.setdefault(n, len(note_index)) for n in notes],
                 "files": {f: list(st) for f, st in sorted(files.items())},
             }
         folder = staging / CACHE_DIR
@@ -325,8 +325,9 @@ class Session:
             "version": VERSION,
             "qoectl": __version__,
             "salt": self.salt,
-            "manifest": hashlib.sha256(manifest.to_json().encode()).hexdigest(),
+            "manifest": hashlib.sha256(text.encode()).hexdigest(),
             "yaml": self.parse.index(),
+            "notes": list(note_index),
             "devices": devices,
         }
         (folder / INDEX).write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")), encoding="utf-8")

@@ -347,12 +347,20 @@ def exchange(a: Path, b: Path) -> bool:
 
 
 def finish(
-    root: Path, staging: Path, manifest: Manifest, previous: Manifest | None, replacing: Manifest | None = None
+    root: Path,
+    staging: Path,
+    manifest: Manifest,
+    previous: Manifest | None,
+    replacing: Manifest | None = None,
+    text: str | None = None,
 ) -> None:
-    """Write the manifest into ``staging``, keep what is not replaced (:func:`carry_over`), swap it in for ``root``."""
+    """Write the manifest into ``staging``, keep what is not replaced (:func:`carry_over`), swap it in for ``root``.
+
+    ``text``: ``manifest.to_json()``, when the caller has it.
+    """
     root = root.resolve()
     carry_over(root, staging, previous, replacing)
-    (staging / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+    (staging / MANIFEST).write_text(manifest.to_json() if text is None else text, encoding="utf-8")
     if not root.exists():
         os.replace(staging, root)
     elif exchange(staging, root):
@@ -369,21 +377,24 @@ def finish(
 _OLD = ".old"  # inside a patch folder: what the patch moved out of the output (device names never start with '.')
 
 
-def patch(root: Path, staging: Path, manifest: Manifest, previous: Manifest, touched: list[str]) -> None:
+def patch(
+    root: Path, staging: Path, manifest: Manifest, previous: Manifest, touched: list[str], text: str | None = None
+) -> None:
     """Replace only the device folders ``touched`` in ``root`` by ``staging``'s (absent there: removed), then the
     manifest and the plan cache (``staging/CACHE_DIR``, when there).
 
     What ``root`` holds in those folders that ``previous`` does not list is kept (hard-linked into the new
     folder; a rendered file on such a path raises :class:`OutputFolderError`, nothing touched). The
     other devices' folders are not touched at all. A run killed half way is rolled back by the next
-    :func:`claim` (see :func:`_roll_back`).
+    :func:`claim` (see :func:`_roll_back`). ``text``: ``manifest.to_json()``, when the caller has it.
     """
     root = root.resolve()
-    owned = previous.owned_paths()
+    gone = DeviceEntry("", {})
+    owned = {f"{d}/{name}" for d in touched for name in previous.devices.get(d, gone).files}
     for device in touched:
         if (root / device).is_dir() and not (root / device).is_symlink():
             _carry(root, root / device, staging, owned, False)
-    (staging / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+    (staging / MANIFEST).write_text(manifest.to_json() if text is None else text, encoding="utf-8")
     moving = staging.with_name(staging.name.replace(".qoectl-staging-", ".qoectl-patch-", 1))
     os.replace(staging, moving)  # from here on, a killed run is rolled back by the next plan
     old = moving / _OLD

@@ -1,7 +1,7 @@
 """``qoectl explain``: how one journey's targets became budgets, classes and config lines.
 
 Beside what the plan says, each device shows what its rendered config does with the journey, read back by the
-platform's parser (:mod:`controller.platforms.meaning`): the same reading apply, the BDD probes and the tests use,
+platform's parser (:mod:`controller.configtext.meaning`): the same reading apply, the BDD probes and the tests use,
 so a template that says something other than the plan shows here.
 """
 
@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from controller.compile.compiler import class_name_for
-from controller.platforms.meaning import ParseError, journey_key, parse, path_parser
+from controller.configtext.meaning import ParseError, journey_key, parse, path_parser
 from controller.render import get_renderer
 
 

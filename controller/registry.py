@@ -12,7 +12,7 @@ needs it (planning never imports an apply driver, and so never netmiko):
 ``renderer``  ``RENDERER``: a :class:`controller.render.base.Renderer` (its
               capabilities, limits, outputs, template folder and ``context()``)
 ``parser``    ``parse(files)``: the meaning of the platform's config text
-              (:mod:`controller.platforms.meaning`)
+              (:mod:`controller.configtext.meaning`)
 ``driver``    ``DRIVER``: a :class:`controller.apply.drivers.base.Driver`
               subclass, or ``DRIVER = None`` with ``UNSUPPORTED = "why"``
               for a platform that qoectl plans for but does not apply to

@@ -43,11 +43,11 @@ from pathlib import Path
 
 import pytest
 
+from controller.configtext import meaning
+from controller.configtext.meaning import ControlParser, ControlTreatment, DeviceTreatment, PathParser, journey_key
 from controller.load.loader import load_policy
 from controller.pipeline import Build, compile_policy, render_plan
 from controller.plan import DevicePlan
-from controller.platforms import meaning
-from controller.platforms.meaning import ControlParser, ControlTreatment, DeviceTreatment, PathParser, journey_key
 from controller.render import platforms
 from tests.conftest import EXAMPLE_POLICIES
 from tests.example_policy import MARKED_JOURNEYS, example_with

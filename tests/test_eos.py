@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from ciscoconfparse2 import CiscoConfParse
 
+from controller.configtext.meaning import ParseError
 from controller.pipeline import Build, build, render_plan
 from controller.platforms.arista_eos import parser as eos_parser
-from controller.platforms.meaning import ParseError
 from tests.test_junos import SITES, bulk_journey, device_doc, voice_journey, write_repo
 
 DEVICE = "hq-dcsw1"

@@ -7,9 +7,9 @@ strict (the same doctoring as the BDD probe test).
 
 from __future__ import annotations
 
+from controller.configtext.meaning import dscp_value
 from controller.explain import explain, read_back
 from controller.pipeline import Build, render_plan
-from controller.platforms.meaning import dscp_value
 from tests.test_features_steps import STRICT_TEXT  # each platform's strict statement and a non-strict stand-in
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from controller.configtext.meaning import ParseError
 from controller.pipeline import Build, build, render_plan
 from controller.platforms.juniper_junos import parser as junos_parser
-from controller.platforms.meaning import ParseError
 
 DEVICE = "hq-dc-rtr1"
 SAFE_LINE = re.compile(r"^(set|delete) [A-Za-z0-9 ./:_-]+$")

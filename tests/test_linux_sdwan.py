@@ -17,12 +17,12 @@ import pytest
 from click.testing import CliRunner
 
 from controller.cli.main import cli
+from controller.configtext.meaning import ParseError, journey_key
 from controller.errors import PolicyError
 from controller.pipeline import Build, build, render_plan
 from controller.plan import DevicePlan
 from controller.platforms.linux import parser
 from controller.platforms.linux import renderer as linux
-from controller.platforms.meaning import ParseError, journey_key
 from controller.spec import types as t
 from controller.spec.schema import json_schema
 from tests.policy_builder import PolicyRepo, bulk_journey, device, interactive_journey, lan, wan

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from controller import registry
+from controller.configtext.meaning import DevicePaths, PathParser, journey_key, path_parser
 from controller.pipeline import build, render_plan
-from controller.platforms.meaning import DevicePaths, PathParser, journey_key, path_parser
 from tests.policy_builder import (
     PolicyRepo,
     bulk_journey,

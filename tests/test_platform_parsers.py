@@ -19,15 +19,15 @@ import pytest
 from controller import linux_routing as owned
 from controller import registry
 from controller.apply.drivers import _ioslike
+from controller.configtext import cli_tree
+from controller.configtext.meaning import parser_of
 from controller.pipeline import Build, render_plan
-from controller.platforms import cli_tree
 from controller.platforms.fortios_sdwan import driver as fortios_driver
 from controller.platforms.fortios_sdwan import parser as fortios_parser
 from controller.platforms.juniper_junos import driver as junos_driver
 from controller.platforms.juniper_junos import parser as junos_parser
 from controller.platforms.linux import parser as linux_parser
 from controller.platforms.linux import routing
-from controller.platforms.meaning import parser_of
 
 # What a parser must not import (module name prefixes); the platform's own renderer and driver are added per platform.
 FORBIDDEN = (
@@ -43,7 +43,7 @@ FORBIDDEN = (
     "jinja2",
 )
 # Modules a parser may import whose own imports are followed too (the shared syntax and meaning).
-FOLLOWED = ("controller.platforms.meaning", "controller.platforms.cli_tree")
+FOLLOWED = ("controller.configtext.meaning", "controller.configtext.cli_tree")
 
 
 def _imports(source: str, module: str) -> set[str]:

@@ -93,7 +93,7 @@ PLUGIN: dict[str, str] = {
         {% endfor %}
     """,
     "acme_qoectl/parser.py": """
-        from controller.platforms.meaning import DeviceTreatment, ParseError, journey_key, treatment
+        from controller.configtext.meaning import DeviceTreatment, ParseError, journey_key, treatment
 
 
         def parse(files: dict[str, str]) -> DeviceTreatment:

@@ -30,11 +30,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from controller.configtext.meaning import DeviceTreatment, ParseError, journey_key, parse
 from controller.pipeline import Build, build, render_plan
 from controller.plan import SlaClass
 from controller.platforms.cisco_sdwan import parser as cisco_parser
 from controller.platforms.fortios_sdwan import parser as fortios_parser
-from controller.platforms.meaning import DeviceTreatment, ParseError, journey_key, parse
 from controller.render import _sdwan as sd
 from controller.spec.types import NAME_PATTERN
 from tests.conftest import EXAMPLE_POLICIES

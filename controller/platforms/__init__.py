@@ -1,4 +1,4 @@
 """One package per platform: its renderer, capabilities, apply driver and the parser of its config language.
 
-``controller.platforms.<name>.parser`` reads the platform's config text back (see :mod:`controller.platforms.meaning`).
+``controller.platforms.<name>.parser`` reads the platform's config text back (see :mod:`controller.configtext.meaning`).
 """

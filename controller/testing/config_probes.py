@@ -17,8 +17,8 @@ import functools
 from collections.abc import Callable, Mapping
 
 from controller import registry
+from controller.configtext.meaning import ParseError, journey_key, parse, parser_of, path_parser
 from controller.plan import DevicePlan, QosClass
-from controller.platforms.meaning import ParseError, journey_key, parse, parser_of, path_parser
 
 Probe = Callable[[Mapping[str, str], DevicePlan, QosClass], list[str]]
 

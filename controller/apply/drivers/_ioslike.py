@@ -1,6 +1,6 @@
 """Block-structured CLI configs (IOS-XE, EOS): find what qoectl owns, and compute minimal commands.
 
-The config text is read by the platforms' one syntax layer (:mod:`controller.platforms.cli_tree`), the
+The config text is read by the platforms' one syntax layer (:mod:`controller.configtext.cli_tree`), the
 same tree their parsers read the meaning from.
 
 Why ownership and not "the whole config": qoectl must never touch what it
@@ -36,8 +36,8 @@ from typing import ClassVar
 from controller.apply.connection import Session
 from controller.apply.drivers.base import Driver, DriverContext, Snapshot
 from controller.apply.errors import ApplyError
+from controller.configtext.cli_tree import Node, parse
 from controller.model import Device
-from controller.platforms.cli_tree import Node, parse
 
 __all__ = ["IosLikeDriver", "Node", "Ownership", "canonical", "commands", "one_line", "owned", "parse"]
 

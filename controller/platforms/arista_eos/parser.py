@@ -1,4 +1,4 @@
-"""Arista EOS QoS config: the syntax (:mod:`controller.platforms.cli_tree`) and the meaning.
+"""Arista EOS QoS config: the syntax (:mod:`controller.configtext.cli_tree`) and the meaning.
 
 Chain: LAN ``service-policy type qos input`` policy -> ``class QOECTL-J-X`` /
 ``QOECTL-J6-X`` -> ``set dscp`` (and ``set traffic-class``, which must equal
@@ -22,9 +22,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from controller.platforms.cli_tree import Node, journey_classes, set_dscp
-from controller.platforms.cli_tree import parse as tree
-from controller.platforms.meaning import (
+from controller.configtext.cli_tree import Node, journey_classes, set_dscp
+from controller.configtext.cli_tree import parse as tree
+from controller.configtext.meaning import (
     ControlTreatment,
     DeviceTreatment,
     ParseError,

@@ -1,4 +1,4 @@
-"""Cisco IOS-XE MQC: the syntax (:mod:`controller.platforms.cli_tree`) and the meaning of the QoS config.
+"""Cisco IOS-XE MQC: the syntax (:mod:`controller.configtext.cli_tree`) and the meaning of the QoS config.
 
 Chain: marking policy (attached ``service-policy input``) ``class QOECTL-J-X``
 -> ``set dscp`` -> the DSCP class-map (``match dscp``) that holds the value, or
@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from controller.platforms.cli_tree import Node, journey_classes, set_dscp
-from controller.platforms.cli_tree import parse as tree
-from controller.platforms.meaning import (
+from controller.configtext.cli_tree import Node, journey_classes, set_dscp
+from controller.configtext.cli_tree import parse as tree
+from controller.configtext.meaning import (
     ControlTreatment,
     DeviceTreatment,
     ParseError,

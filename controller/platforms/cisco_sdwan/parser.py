@@ -18,9 +18,9 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from controller.platforms.cli_tree import Node
-from controller.platforms.cli_tree import parse as parse_tree
-from controller.platforms.meaning import (
+from controller.configtext.cli_tree import Node
+from controller.configtext.cli_tree import parse as parse_tree
+from controller.configtext.meaning import (
     DevicePaths,
     DeviceTreatment,
     ParseError,
@@ -36,7 +36,7 @@ JOURNEY = re.compile(r"^journey (\S+)")
 
 
 def tree(text: str) -> Node:
-    """The config as one root node (:func:`controller.platforms.cli_tree.parse`)."""
+    """The config as one root node (:func:`controller.configtext.cli_tree.parse`)."""
     return Node("", parse_tree(text))
 
 

@@ -20,7 +20,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from controller.platforms.meaning import (
+from controller.configtext.meaning import (
     DevicePaths,
     DeviceTreatment,
     ParseError,

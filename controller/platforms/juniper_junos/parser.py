@@ -29,7 +29,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from controller.platforms.meaning import (
+from controller.configtext.meaning import (
     ControlTreatment,
     DeviceTreatment,
     ParseError,

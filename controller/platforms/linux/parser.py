@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from controller.platforms.meaning import (
+from controller.configtext.meaning import (
     ControlTreatment,
     DevicePaths,
     DeviceTreatment,

@@ -21,8 +21,8 @@ from __future__ import annotations
 from itertools import pairwise
 
 from controller import linux_routing as owned
+from controller.configtext.meaning import ParseError
 from controller.platforms.linux.parser import routing_lines
-from controller.platforms.meaning import ParseError
 
 FAMILIES = ("4", "6")
 FLAGS = frozenset({"linkdown", "dead"})  # link state, not configuration

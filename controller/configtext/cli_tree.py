@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from controller.platforms.meaning import dscp_value
+from controller.configtext.meaning import dscp_value
 
 
 @dataclass

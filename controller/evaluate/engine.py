@@ -310,21 +310,24 @@ def _journey(
     ends = (end - (n_windows - 1 - keys % max(n_windows, 1)) * win) if end is not None else keys.astype(np.float64)
     segment_values = ms.Lists(per_segment)
     points = list(zip(ends.tolist(), plotted.tolist(), strict=True))  # (window end, value) per key, as floats
+    columns = [_Column(c, segment_values) for c in checks]  # looked up once per journey, not per segment
+    per_journey = _PerJourney(journey, _weights(journey))
+    key_bounds = bounds.tolist()
     out = []
     for i, seg in enumerate(segments):
-        lo, hi = int(bounds[i]), int(bounds[len(segments) + i])
+        lo, hi = key_bounds[i], key_bounds[len(segments) + i]
         series = tuple(p for p in points[lo:hi] if p[1] == p[1])  # NaN: nothing to draw in that window
         out.append(
             _segment(
-                journey,
-                checks,
+                per_journey,
+                columns,
                 vocab.segments[seg],
                 seg,
                 segment_values,
                 budgets[i],
                 alerts[i],
                 seg in scope,
-                [a for a in answers if a.segment == seg],
+                [a for a in answers if a.segment == seg] if answers else [],
                 shown,
                 series,
             )
@@ -359,11 +362,41 @@ def _window_status(primary: list[CheckSpec], values: ms.Measures, n: int) -> np.
     return status
 
 
-def _check(spec: CheckSpec, values: ms.Lists, seg: int) -> CheckResult:
-    raw = values.value(spec.name)[seg]
+@dataclass(frozen=True, slots=True)
+class _Column:
+    """One check's whole-range figures per segment, as lists (one lookup per journey, not per segment)."""
+
+    spec: CheckSpec
+    value: list[float]
+    bounded: list[bool]
+    samples: list[int]
+    statistic: str
+
+    def __init__(self, spec: CheckSpec, values: ms.Lists) -> None:
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "value", values.value(spec.name))
+        object.__setattr__(self, "bounded", values.bounded(spec.name))
+        object.__setattr__(self, "samples", values.samples(spec.name))
+        object.__setattr__(self, "statistic", STATISTIC.get(spec.name, "mean"))
+
+
+@dataclass(frozen=True, slots=True)
+class _PerJourney:
+    journey: Journey
+    weights: dict[str, float]
+
+
+def _weights(journey: Journey) -> dict[str, float]:
+    w = journey.verify.weights
+    return {"objective": w.objective, "survey_mos": w.survey_mos, "csat": w.csat, "nps": w.nps}
+
+
+def _check(column: _Column, seg: int) -> CheckResult:
+    spec = column.spec
+    raw = column.value[seg]
     measured = None if math.isnan(raw) else raw
-    bound = values.bounded(spec.name)[seg] and measured is not None
-    samples = values.samples(spec.name)[seg]
+    bound = column.bounded[seg] and measured is not None
+    samples = column.samples[seg]
     status: CheckStatus
     margin = margin_pct = None
     if measured is None:
@@ -381,7 +414,7 @@ def _check(spec: CheckSpec, values: ms.Lists, seg: int) -> CheckResult:
         unit=spec.unit,
         primary=spec.primary,
         source=spec.source,
-        statistic=STATISTIC.get(spec.name, "mean"),
+        statistic=column.statistic,
         measured=measured,
         bound=bound,
         status=status,
@@ -442,8 +475,8 @@ def _feedback(answers: Sequence[Answer], min_responses: int, weights: dict[str, 
 
 
 def _segment(
-    journey: Journey,
-    checks: tuple[CheckSpec, ...],
+    per_journey: _PerJourney,
+    columns: list[_Column],
     segment: Segment,
     seg: int,
     values: ms.Lists,
@@ -454,8 +487,9 @@ def _segment(
     shown: str,
     series: tuple[tuple[float, float], ...],
 ) -> SegmentResult:
+    journey = per_journey.journey
     s = journey.verify
-    results = tuple(_check(c, values, seg) for c in checks)
+    results = tuple([_check(c, seg) for c in columns])
     primary = [r for r in results if r.primary]
     reasons: list[str] = [r.describe() for r in primary if r.status == "fail"]
     if budget.met is False:
@@ -480,8 +514,7 @@ def _segment(
                 f"{budget.compliance_low_pct:.1f}-{budget.compliance_high_pct:.1f} % vs objective {s.objective_pct:g} %"
             )
     reasons += [f"secondary: {r.describe()}" for r in results if not r.primary and r.status == "fail"]
-    weights = {"objective": s.weights.objective, "survey_mos": s.weights.survey_mos, "csat": s.weights.csat}
-    weights["nps"] = s.weights.nps
+    weights = per_journey.weights
     qoe = _qoe(journey, values, seg, budget)
     fb = _feedback(answers, s.min_responses, weights)
     composite = cq.composite(

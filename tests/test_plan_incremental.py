@@ -307,6 +307,8 @@ def test_a_one_journey_edit_compiles_only_the_devices_it_reaches(base: Path, tmp
     path = policies / "journeys" / "narrow.yaml"
     path.write_text("# a comment\n" + path.read_text())
     assert same_as_full(policies, out, tmp_path) == []
+    # one parsed file kept per policy file: those of earlier texts are gone
+    assert len(list((out / tree.CACHE_DIR / incremental.YAML).glob("*.json"))) == len(list(policies.rglob("*.yaml")))
 
 
 def test_a_shared_setting_compiles_every_device(base: Path, tmp_path: Path) -> None:
@@ -334,6 +336,23 @@ def test_a_site_edit_compiles_the_devices_of_that_site(base: Path, tmp_path: Pat
     site["context"] = "campus" if site["context"] != "campus" else "branch"
     _write(policies / "inventory" / "sites.yaml", docs)
     assert same_as_full(policies, out, tmp_path) == there
+
+
+def test_errors_in_files_parsed_before_point_where_a_full_plan_points(base: Path, tmp_path: Path) -> None:
+    """Positions are not cached: a diagnostic in an unchanged file is located by parsing it again."""
+    policies = tmp_path / "policies"
+    shutil.copytree(base, policies)
+    out = tmp_path / "out"
+    plan(policies, out)
+    docs = _docs(_devices_file(policies))
+    wan = next(i for i in docs[0]["spec"]["devices"][4]["interfaces"] if i["role"] == "wan")
+    wan["bandwidth_kbps"] = 10  # far too little for its journeys: errors at the journeys (unchanged files)
+    _write(_devices_file(policies), docs)
+    same_as_full(policies, out, tmp_path)
+    again = plan(policies, out)[0]
+    assert again.exit_code == 1 and ".yaml:" in again.stderr
+    cached = len(list((out / tree.CACHE_DIR / incremental.YAML).glob("*.json")))
+    assert cached == len(list(policies.rglob("*.yaml")))  # the failed plan left the cache of the last one
 
 
 # --------------------------------------------------------------------------- a cache that cannot be trusted

@@ -289,6 +289,8 @@ class Session:
         if patching:
             assert previous is not None
             tree.patch(self.out_dir, staging, manifest, previous, touched + removed, text)
+            for stale in self.parse.unused(self.out_dir / CACHE_DIR / YAML) if manifest.cache else ():
+                stale.unlink(missing_ok=True)  # files no longer in the policy, or since edited
         else:
             tree.finish(self.out_dir, staging, manifest, previous, text=text)
 

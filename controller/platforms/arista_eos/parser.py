@@ -22,20 +22,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from controller.configtext import meaning
 from controller.configtext.cli_tree import Node, journey_classes, set_dscp
 from controller.configtext.cli_tree import parse as tree
-from controller.configtext.meaning import (
-    ControlTreatment,
-    DeviceTreatment,
-    ParseError,
-    Scheduling,
-    dscp_value,
-    journeys,
-    lan_maps,
-    link_share,
-    queue_scheduling,
-    queues,
-)
+from controller.configtext.meaning import ControlTreatment, DeviceTreatment, ParseError, Scheduling, dscp_value
 
 __all__ = ["control", "parse", "tree"]
 
@@ -131,9 +121,9 @@ def _queue(p: _Parsed, queue: int) -> Scheduling:
             raise ParseError(f"{ifname}: tx-queue {queue} is used but not configured")
         caps = {q: _shape_kbps(ifname, q, lines) for q, lines in strict_q.items()}
         pct = next((int(s.split()[-1]) for s in tx[queue] if s.startswith("bandwidth percent ")), 0)
-        share = link_share(link, caps.get(queue), pct, sum(caps.values()))
+        share = meaning.link_share(link, caps.get(queue), pct, sum(caps.values()))
         here[ifname] = (queue in strict_q, any(s.startswith("random-detect") for s in tx[queue]), share)
-    return queue_scheduling(here, f"tx-queue {queue}")
+    return meaning.queue_scheduling(here, f"tx-queue {queue}")
 
 
 def _ingress(p: _Parsed, policy: str, version: int, dscp: int, own: str | None) -> int:
@@ -177,7 +167,7 @@ def parse(files: dict[str, str]) -> DeviceTreatment:
         for arrives in entries:
             out = _ingress(p, policy, version, 0 if arrives is None else arrives, cls)
             lan.setdefault(key, {}).setdefault(ifname, set()).add(out)
-    return journeys(marks, lan, lambda dscp: _queue(p, _tx_queue(p, dscp)))
+    return meaning.journeys(marks, lan, lambda dscp: _queue(p, _tx_queue(p, dscp)))
 
 
 def control(files: dict[str, str]) -> ControlTreatment:
@@ -189,9 +179,9 @@ def control(files: dict[str, str]) -> ControlTreatment:
     for policy in sorted(set(p.inputs.values())):
         for version in (4, 6):
             maps[_bleaches(p, policy)].append({d: _ingress(p, policy, version, d, None) for d in range(64)})
-    trusted, untrusted = lan_maps(maps)
+    trusted, untrusted = meaning.lan_maps(maps)
     return ControlTreatment(
-        queues=queues(set(queue_of.values()), lambda q: _queue(p, int(q))),
+        queues=meaning.queues(set(queue_of.values()), lambda q: _queue(p, int(q))),
         queue_of=queue_of,
         trusted=trusted,
         untrusted=untrusted,

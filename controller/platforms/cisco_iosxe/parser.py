@@ -21,20 +21,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from controller.configtext import meaning
 from controller.configtext.cli_tree import Node, journey_classes, set_dscp
 from controller.configtext.cli_tree import parse as tree
-from controller.configtext.meaning import (
-    ControlTreatment,
-    DeviceTreatment,
-    ParseError,
-    Scheduling,
-    dscp_value,
-    journeys,
-    lan_maps,
-    link_share,
-    queue_scheduling,
-    queues,
-)
+from controller.configtext.meaning import ControlTreatment, DeviceTreatment, ParseError, Scheduling, dscp_value
 
 __all__ = ["control", "parse", "tree"]
 
@@ -157,9 +147,9 @@ def _shares(p: _Parsed, cls: str) -> Scheduling:
         lines = queuing.get(name, [])
         police = {c: _police_kbps(ls) for c, ls in queuing.items() if any(s.startswith("priority") for s in ls)}
         pct = next((int(s.split()[-1]) for s in lines if s.startswith("bandwidth remaining percent ")), 0)
-        share = link_share(link, police.get(name), pct, sum(police.values()))
+        share = meaning.link_share(link, police.get(name), pct, sum(police.values()))
         here[ifname] = (name in police, any(s.startswith("random-detect") for s in lines), share)
-    return queue_scheduling(here, f"class {cls}")
+    return meaning.queue_scheduling(here, f"class {cls}")
 
 
 def _journey(cls: str) -> str | None:
@@ -177,7 +167,7 @@ def parse(files: dict[str, str]) -> DeviceTreatment:
         for arrives in _acl_entries(p, cls):
             out_dscp = _egress(p, _ingress(p, policy, 0 if arrives is None else arrives, cls))
             lan.setdefault(key, {}).setdefault(ifname, set()).add(out_dscp)
-    return journeys(marks, lan, lambda dscp: _shares(p, p.queue_class.get(dscp, "class-default")))
+    return meaning.journeys(marks, lan, lambda dscp: _shares(p, p.queue_class.get(dscp, "class-default")))
 
 
 def control(files: dict[str, str]) -> ControlTreatment:
@@ -189,9 +179,9 @@ def control(files: dict[str, str]) -> ControlTreatment:
     maps: dict[bool, list[dict[int, int]]] = {True: [], False: []}
     for policy in sorted(set(p.inputs.values())):
         maps[_bleaches(p, policy)].append({d: _egress(p, _ingress(p, policy, d, None)) for d in range(64)})
-    trusted, untrusted = lan_maps(maps)
+    trusted, untrusted = meaning.lan_maps(maps)
     return ControlTreatment(
-        queues=queues(set(queue_of.values()), lambda cls: _shares(p, cls)),
+        queues=meaning.queues(set(queue_of.values()), lambda cls: _shares(p, cls)),
         queue_of=queue_of,
         trusted=trusted,
         untrusted=untrusted,

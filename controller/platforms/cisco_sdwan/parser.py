@@ -18,17 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
+from controller.configtext import meaning
 from controller.configtext.cli_tree import Node
 from controller.configtext.cli_tree import parse as parse_tree
-from controller.configtext.meaning import (
-    DevicePaths,
-    DeviceTreatment,
-    ParseError,
-    PathChoice,
-    dscp_value,
-    journey_key,
-    treatment,
-)
+from controller.configtext.meaning import DevicePaths, DeviceTreatment, ParseError, dscp_value, journey_key
 
 __all__ = ["parse", "paths", "tree"]
 
@@ -186,7 +179,7 @@ def parse(files: dict[str, str]) -> DeviceTreatment:
             if cls not in classes:
                 raise ParseError(f"class {cls} has no qos-scheduler on {ifname}")
             here[ifname] = classes[cls]
-        out[journey] = treatment(journey, dscp, here)
+        out[journey] = meaning.treatment(journey, dscp, here)
     return out
 
 
@@ -213,16 +206,16 @@ def _thresholds(sla_class: Node) -> dict[str, float]:
     return out
 
 
-def _choice(action: Node, slas: dict[str, dict[str, float]]) -> PathChoice:
+def _choice(action: Node, slas: dict[str, dict[str, float]]) -> meaning.PathChoice:
     for line in action.children:
         words = line.words
         if words[0] != "sla-class":
             continue
         _defined(words[1], slas, "app-route sequence uses undefined sla-class")
         colours = words[words.index("preferred-color") + 1 :] if "preferred-color" in words else []
-        return PathChoice(frozenset(colours), slas[words[1]])
+        return meaning.PathChoice(frozenset(colours), slas[words[1]])
     # Only backup-sla-preferred-color (or nothing): it applies when an SLA class is not met, and there is none.
-    return PathChoice(frozenset(), None)
+    return meaning.PathChoice(frozenset(), None)
 
 
 def paths(files: dict[str, str]) -> DevicePaths:

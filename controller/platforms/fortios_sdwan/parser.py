@@ -20,15 +20,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from controller.configtext.meaning import (
-    DevicePaths,
-    DeviceTreatment,
-    ParseError,
-    PathChoice,
-    dscp_value,
-    journey_key,
-    treatment,
-)
+from controller.configtext import meaning
+from controller.configtext.meaning import DevicePaths, DeviceTreatment, ParseError, dscp_value, journey_key
 
 __all__ = ["Block", "Value", "parse", "paths", "tree", "words_of"]
 
@@ -184,7 +177,7 @@ def parse(files: dict[str, str]) -> DeviceTreatment:
             guaranteed = int(e.get("guaranteed-bandwidth-percentage"))
             strict = e.get("priority") == "top" and int(e.get("maximum-bandwidth-percentage")) == guaranteed
             per_if[ifname] = (strict, float(guaranteed))
-        out[journey] = treatment(journey, dscp, per_if)
+        out[journey] = meaning.treatment(journey, dscp, per_if)
     return out
 
 
@@ -232,7 +225,7 @@ def paths(files: dict[str, str]) -> DevicePaths:
             sla = {v: float(target.get(k)) for k, v in SLA_FIELDS.items() if target.get(k)}
         elif rule.get("mode") not in ("manual", ""):  # "show" leaves the default (manual) out
             raise ParseError(f"SD-WAN rule {rid}: mode {rule.get('mode')} is not read")
-        choice = PathChoice(
+        choice = meaning.PathChoice(
             frozenset({members[order[0]]}) if order else frozenset(), sla, tuple(members[k] for k in order)
         )
         if out.setdefault(journey_key(journey), choice) != choice:

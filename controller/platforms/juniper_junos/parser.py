@@ -29,17 +29,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from controller.configtext.meaning import (
-    ControlTreatment,
-    DeviceTreatment,
-    ParseError,
-    Scheduling,
-    dscp_value,
-    lan_maps,
-    queue_scheduling,
-    queues,
-    treatment,
-)
+from controller.configtext import meaning
+from controller.configtext.meaning import ControlTreatment, DeviceTreatment, ParseError, Scheduling, dscp_value
 
 __all__ = ["control", "parse", "set_lines"]
 
@@ -179,7 +170,7 @@ def _scheduling(p: _Parsed, fc: str) -> Scheduling:
         else:
             share = None if link is None or sc.bps is None else 100.0 * sc.bps / 1000.0 / link
         here[name] = (strict, sc.early_drop, share)
-    return queue_scheduling(here, f"forwarding class {fc}")
+    return meaning.queue_scheduling(here, f"forwarding class {fc}")
 
 
 def _egress(p: _Parsed, family: str, fc: str, lp: str, dscp: int) -> int:
@@ -260,7 +251,7 @@ def parse(files: dict[str, str]) -> DeviceTreatment:
         dscp, fc = next(iter(seen))
         strict, _, shares = _scheduling(p, fc)
         per_if = {name: (strict, share) for name, share in shares.items()}
-        out[journey] = treatment(journey, dscp, per_if, lan.get(journey, {}))
+        out[journey] = meaning.treatment(journey, dscp, per_if, lan.get(journey, {}))
     return out
 
 
@@ -274,11 +265,13 @@ def control(files: dict[str, str]) -> ControlTreatment:
     maps: dict[bool, list[dict[int, int]]] = {True: [], False: []}
     for (unit, family), fname in sorted(p.filter_of.items()):
         maps[_bleaches(p, family, fname)].append({d: _ingress(p, unit, family, d, None) for d in range(64)})
-    trusted, untrusted = lan_maps(maps, "LAN units")
+    trusted, untrusted = meaning.lan_maps(maps, "LAN units")
     host_fc = p.host_fc or p.default_fc
     host = {d: _egress(p, "inet", host_fc, "low", d) for d in range(64)}
     return ControlTreatment(
-        queues=queues(set(queue_of.values()) | ({p.host_fc} if p.host_fc else set()), lambda fc: _scheduling(p, fc)),
+        queues=meaning.queues(
+            set(queue_of.values()) | ({p.host_fc} if p.host_fc else set()), lambda fc: _scheduling(p, fc)
+        ),
         queue_of=queue_of,
         trusted=trusted,
         untrusted=untrusted,

@@ -22,18 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from controller.configtext.meaning import (
-    ControlTreatment,
-    DevicePaths,
-    DeviceTreatment,
-    ParseError,
-    PathChoice,
-    Queue,
-    dscp_value,
-    journey_key,
-    single_mark,
-    treatment,
-)
+from controller.configtext import meaning
+from controller.configtext.meaning import ControlTreatment, DeviceTreatment, ParseError, Queue, dscp_value, journey_key
 
 __all__ = ["Path", "control", "parse", "path_ingresses_skipped", "paths", "routing_lines", "steering"]
 
@@ -191,12 +181,12 @@ def parse(files: dict[str, str]) -> DeviceTreatment:
                 lan.setdefault(key, {}).setdefault(ingress, set()).add(_walk(own, family, ingress, arrives))
     out: DeviceTreatment = {}
     for journey, dscps in sorted(marks.items()):
-        dscp = single_mark(journey, dscps)
+        dscp = meaning.single_mark(journey, dscps)
         per_if: dict[str, tuple[bool, float | None]] = {}
         for dev, leaves in p.classes.items():
             rate, prio = leaves[_queue_here(p, dev, dscp)]
             per_if[dev] = (prio == 0, 100.0 * rate / p.root_rate[dev])
-        out[journey] = treatment(journey, dscp, per_if, lan.get(journey, {}))
+        out[journey] = meaning.treatment(journey, dscp, per_if, lan.get(journey, {}))
     return out
 
 
@@ -365,14 +355,17 @@ def steering(files: dict[str, str], family: str = "4") -> dict[str, Path]:
     return out
 
 
-def paths(files: dict[str, str]) -> DevicePaths:
+def paths(files: dict[str, str]) -> meaning.DevicePaths:
     """Journey -> the WAN devices its IPv4 ip rules try, in order (:func:`steering`).
 
     The first device whose table has a route carries the journey. No SLA is measured by the router (``qoectl
     loop`` measures the transports and moves journeys), so ``sla`` is None. A strict journey's order ends in
     ``unreachable``; others fall through to the main table after the last.
     """
-    return {journey: PathChoice(frozenset(p.order[:1]), None, p.order) for journey, p in steering(files, "4").items()}
+    return {
+        journey: meaning.PathChoice(frozenset(p.order[:1]), None, p.order)
+        for journey, p in steering(files, "4").items()
+    }
 
 
 def path_ingresses_skipped(files: dict[str, str]) -> frozenset[str]:

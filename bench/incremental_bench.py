@@ -136,7 +136,7 @@ def main() -> None:
         info = fleet.generate(work / "policies", devices=args.devices, journeys=args.journeys)
         policy, out, reference = info.root, work / "out", work / "full"
         for folder, flags in ((out, ()), (reference, ("--no-cache",))):
-            run(args.source, policy, folder, *flags)  # the first plans: a full tree (and, in out, the cache)
+            run(args.source, policy, folder, "--no-diff", *flags)  # first plans: a full tree (in out, the cache)
         scenarios = {"no edit": None, **edits(policy)}
         walls: dict[str, list[float]] = {"full plan": []}
         cpus: dict[str, list[float]] = {"full plan": []}

@@ -160,9 +160,8 @@ def measure(policy: Path, samples: Path, exact: bool = False) -> dict[str, float
     evaluate_s = time.perf_counter() - t
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # Which reader took the file, asked after the peak was read so that asking costs the figures nothing.
-    head = samples.open("rb").readline().rstrip(b"\n")
-    columns = {n: i for i, n in enumerate(head.rstrip(b"\r").decode().split(","))}
-    fast = not exact and fastcsv.read_path(samples, columns, head.endswith(b"\r"), vocab, now) is not None
+    columns, crlf = _header(samples)
+    fast = not exact and fastcsv.read_path(samples, columns, crlf, vocab, now) is not None
     counts = evaluation.counts()
     return {
         "reader": "pyarrow fast path" if fast else "exact path" + ("" if fastcsv.available() else " (no pyarrow)"),
@@ -178,6 +177,13 @@ def measure(policy: Path, samples: Path, exact: bool = False) -> dict[str, float
         "verify_s": parse_s + evaluate_s,
         "peak_rss_mib": peak_mib,
     }
+
+
+def _header(samples: Path) -> tuple[dict[str, int], bool]:
+    """The generated file's columns (name -> index) and whether its lines end in CRLF."""
+    with samples.open("rb") as fh:
+        head = fh.readline().rstrip(b"\n")
+    return {n: i for i, n in enumerate(head.rstrip(b"\r").decode().split(","))}, head.endswith(b"\r")
 
 
 FLOOR = "import sys, pyarrow.csv; print(pyarrow.csv.read_csv(sys.argv[1]).num_rows)"
@@ -226,9 +232,7 @@ def readers_measure(policy: Path, samples: Path, runs: int) -> dict[str, list[fl
     from controller.pipeline import build
 
     vocab, now = Vocabulary(build(policy).policy), time.time()
-    head = samples.open("rb").readline().rstrip(b"\n")
-    columns = {n: i for i, n in enumerate(head.rstrip(b"\r").decode().split(","))}
-    crlf = head.endswith(b"\r")
+    columns, crlf = _header(samples)
 
     def streamed() -> object:
         whole, fastcsv.WHOLE_BYTES = fastcsv.WHOLE_BYTES, 0

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -28,7 +27,7 @@ from hypothesis import strategies as st
 from controller.measure import fastcsv
 from controller.measure.files import read_csv, read_csv_module, read_csv_split
 from controller.measure.samples import Problems, SampleSet, Vocabulary
-from tests.verify_support import T0, policy_build
+from tests.verify_support import T0, assert_same_samples, policy_build
 
 NOW = T0 + 86400
 COLUMNS = ("timestamp", "journey", "site", "context", "metric", "value", "session", "position_s")
@@ -112,14 +111,6 @@ def _read(reader: object, path: Path, vocab: Vocabulary) -> tuple[SampleSet | No
     return samples, [d.format() for d in problems.diagnostics()]
 
 
-def _same(a: SampleSet, b: SampleSet) -> None:
-    for name in ("ts", "journey", "segment", "metric", "value", "session", "position"):
-        x, y = getattr(a, name), getattr(b, name)
-        assert x.dtype == y.dtype, name
-        assert np.array_equal(x, y, equal_nan=True), name
-    assert a.sessions == b.sessions
-
-
 def _header(data: bytes) -> tuple[dict[str, int] | None, bool]:
     from controller.measure.files import _header as parse_header
 
@@ -145,7 +136,7 @@ def test_every_csv_reader_agrees_with_the_exact_one(tmp_path: Path, vocab: Vocab
         assert split_diags == [] and (not data or b'"' in data or lone_cr), "declined a file it should read"
     else:
         assert split_diags == exact_diags
-        _same(split, exact)
+        assert_same_samples(split, exact)
 
     event("split reader: " + ("declined" if split is None else "problems" if split_diags else "clean"))
     event("exact reader: " + ("problems" if exact_diags else "clean") + (", samples" if len(exact) else ""))
@@ -153,7 +144,7 @@ def test_every_csv_reader_agrees_with_the_exact_one(tmp_path: Path, vocab: Vocab
     default, default_diags = _read(read_csv, path, vocab)
     assert default is not None
     assert default_diags == exact_diags
-    _same(default, exact)
+    assert_same_samples(default, exact)
 
     if not fastcsv.available() or not data or b'"' in data:
         return
@@ -169,7 +160,7 @@ def test_every_csv_reader_agrees_with_the_exact_one(tmp_path: Path, vocab: Vocab
     for fast in (whole, streamed):
         if fast is not None:
             assert exact_diags == [], "the pyarrow reader took a file the exact reader finds problems in"
-            _same(fast, exact)
+            assert_same_samples(fast, exact)
     assert (whole is None) == (streamed is None)
     event("pyarrow reader: " + ("declined" if whole is None else "took it"))
     uniform = data.count(b"\r") == 0 or data.count(b"\r") == data.count(b"\r\n") == data.count(b"\n")

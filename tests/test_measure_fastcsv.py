@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +18,7 @@ from controller.measure import fastcsv
 from controller.measure.files import read_csv
 from controller.measure.samples import Problems, SampleSet, Vocabulary
 from controller.pipeline import Build
-from tests.verify_support import T0, policy_build
+from tests.verify_support import T0, assert_same_samples, policy_build
 
 pytest.importorskip("pyarrow")  # the fast path is optional; without pyarrow only the exact reader runs
 
@@ -82,14 +81,6 @@ def fast_only(path: Path, vocab: Vocabulary) -> SampleSet | None:
     return fastcsv.read_path(path, columns, head.endswith(b"\r"), vocab, NOW)
 
 
-def assert_same(a: SampleSet, b: SampleSet) -> None:
-    for name in ("ts", "journey", "segment", "metric", "value", "session", "position"):
-        x, y = getattr(a, name), getattr(b, name)
-        assert x.dtype == y.dtype, name
-        assert np.array_equal(x, y, equal_nan=True), name
-    assert a.sessions == b.sessions
-
-
 # --------------------------------------------------------------------------- files the fast path takes
 
 
@@ -112,10 +103,10 @@ def test_clean_plain_files_take_the_fast_path_with_the_same_samples(
     assert fast is not None, f"{variant}: a clean plain file must take the fast path"
     slow, problems = exact(path, vocab)
     assert problems == []
-    assert_same(fast, slow)
+    assert_same_samples(fast, slow)
     got, diags = default(path, vocab)
     assert diags == [] and len(got) == len(lines) - 1
-    assert_same(got, slow)
+    assert_same_samples(got, slow)
 
 
 def test_reordered_and_aliased_columns(tmp_path: Path, vocab: Vocabulary) -> None:
@@ -125,7 +116,7 @@ def test_reordered_and_aliased_columns(tmp_path: Path, vocab: Vocabulary) -> Non
     path = write(tmp_path / "m.csv", lines)
     fast = fast_only(path, vocab)
     assert fast is not None
-    assert_same(fast, exact(path, vocab)[0])
+    assert_same_samples(fast, exact(path, vocab)[0])
 
 
 def test_sessions_are_numbered_by_first_appearance_across_arrow_blocks(tmp_path: Path, vocab: Vocabulary) -> None:
@@ -139,7 +130,7 @@ def test_sessions_are_numbered_by_first_appearance_across_arrow_blocks(tmp_path:
     assert fast is not None
     slow, problems = exact(path, vocab)
     assert problems == []
-    assert_same(fast, slow)
+    assert_same_samples(fast, slow)
     assert fast.sessions[:3] == ("sess-00000", "sess-00037", "sess-00074")
 
 
@@ -269,7 +260,7 @@ def test_files_the_fast_path_declines_get_the_exact_readers_diagnostics(
     assert fast_only(path, vocab) is None, f"{variant}: the fast path must decline"
     slow, slow_diags = exact(path, vocab)
     got, diags = default(path, vocab)
-    assert_same(got, slow)
+    assert_same_samples(got, slow)
     assert diags == slow_diags
     if expected is None:
         assert diags == [], "nothing wrong with it: the exact reader reads it as well"
@@ -290,7 +281,7 @@ def test_without_pyarrow_every_file_takes_the_exact_reader(
     assert fast_only(path, vocab) is None
     samples, diags = default(path, vocab)
     assert diags == []
-    assert_same(samples, with_arrow)
+    assert_same_samples(samples, with_arrow)
 
 
 # --------------------------------------------------------------------------- numbers
@@ -308,7 +299,7 @@ def test_any_number_the_fast_path_accepts_reads_the_same_on_the_exact_path(
     slow, problems = exact(path, vocab)
     if fast is not None:
         assert problems == [], f"{text!r} was accepted by the fast path but not by the exact one"
-        assert_same(fast, slow)
+        assert_same_samples(fast, slow)
     assert default(path, vocab)[1] == problems
 
 
@@ -352,9 +343,9 @@ def test_the_streamed_reader_agrees_with_the_exact_one_on_generated_files(
         patch.setattr(fastcsv, "SCAN_BYTES", scan_bytes)
         streamed = fastcsv.read_path(path, columns, end == "\r\n", vocab, NOW)
     assert diags == slow_diags
-    assert_same(got, slow)
+    assert_same_samples(got, slow)
     if not damage:
         assert streamed is not None, "a clean plain file must take the streamed fast path"
     if streamed is not None:
         assert slow_diags == []
-        assert_same(streamed, slow)
+        assert_same_samples(streamed, slow)

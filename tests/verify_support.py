@@ -11,8 +11,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
+from controller.measure.samples import SampleSet
 from controller.pipeline import Build, build
 
 T0 = 1_735_689_600.0  # 2025-01-01T00:00:00Z
@@ -160,3 +162,12 @@ def voice_rows(site: str, delay: float, jitter: float, loss: float, minutes: int
             (ts, "voice", site, "loss_pct", loss),
         ]
     return rows
+
+
+def assert_same_samples(a: SampleSet, b: SampleSet) -> None:
+    """Two readers' samples are the same: every column (dtype and values, NaN equal to NaN) and the sessions."""
+    for name in ("ts", "journey", "segment", "metric", "value", "session", "position"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype, name
+        assert np.array_equal(x, y, equal_nan=True), name
+    assert a.sessions == b.sessions

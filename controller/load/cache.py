@@ -17,78 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from controller.errors import Diagnostic
 from controller.load.loader import MIN_PARALLEL_BYTES, display_path, policy_files, read_documents, read_text
+from controller.load.yamlsrc import LazyPositions, YamlDocument, load_documents
 from controller.load.yamlsrc import Path as DataPath
-from controller.load.yamlsrc import YamlDocument, load_documents
 from controller.parallel import ordered_map
 
 Positions = dict[DataPath, tuple[int, int]]
-
-
-class LazyPositions(dict[DataPath, tuple[int, int]]):
-    """The positions of one cached document, parsed from the file's text on first use."""
-
-    __slots__ = ("_fill",)
-
-    def __init__(self, fill: Callable[[], Positions]) -> None:
-        super().__init__()
-        self._fill: Callable[[], Positions] | None = fill
-
-    def _load(self) -> None:
-        if self._fill is not None:
-            fill, self._fill = self._fill, None
-            self.update(fill())
-
-    def get(self, key: DataPath, default: Any = None) -> Any:
-        self._load()
-        return super().get(key, default)
-
-    def __getitem__(self, key: DataPath) -> tuple[int, int]:
-        self._load()
-        return super().__getitem__(key)
-
-    def __contains__(self, key: object) -> bool:
-        self._load()
-        return super().__contains__(key)
-
-    def __iter__(self) -> Iterator[DataPath]:
-        self._load()
-        return super().__iter__()
-
-    def __len__(self) -> int:
-        self._load()
-        return super().__len__()
-
-    def __eq__(self, other: object) -> bool:
-        self._load()
-        return super().__eq__(other)
-
-    __hash__ = None
-
-    def items(self) -> Any:
-        self._load()
-        return super().items()
-
-    def keys(self) -> Any:
-        self._load()
-        return super().keys()
-
-    def values(self) -> Any:
-        self._load()
-        return super().values()
-
-
-def _positions(text: str, name: str, index: int) -> Callable[[], Positions]:
-    def fill() -> Positions:
-        docs, _ = load_documents(text, name)
-        return next((dict(d.positions) for d in docs if d.index == index), {})
-
-    return fill
 
 
 class ParseCache:
@@ -119,9 +56,7 @@ class ParseCache:
             if hashlib.sha256(raw.encode()).hexdigest() != digest:
                 return None
             entries = json.loads(raw)
-            docs = [
-                YamlDocument(name, int(i), data, LazyPositions(_positions(text, name, int(i)))) for i, data in entries
-            ]
+            docs = [YamlDocument(name, int(i), data, LazyPositions(text, int(i))) for i, data in entries]
         except (OSError, ValueError, TypeError):
             return None  # missing or damaged: parsed again
         self.kept[key] = raw

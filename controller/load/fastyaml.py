@@ -46,8 +46,9 @@ def _position(event: Any) -> tuple[int, int]:
 
 
 class _Walk:
-    def __init__(self, parser: Any, max_depth: int) -> None:
+    def __init__(self, parser: Any, max_depth: int, positions: bool = True) -> None:
         self.get = parser.get_event
+        self.positions = positions
         self.max_depth = max_depth
         self.resolver = Resolver()
         self.constructor = SafeConstructor()
@@ -74,7 +75,7 @@ class _Walk:
     def value(self, event: Any, path: tuple[str | int, ...], positions: Positions, depth: int) -> Any:
         if depth > self.max_depth or event.anchor is not None:
             raise _NeedsCare
-        if path not in positions:
+        if self.positions and path not in positions:
             positions[path] = _position(event)
         kind = type(event)
         if kind is yaml.ScalarEvent:
@@ -95,35 +96,43 @@ class _Walk:
                     key = str(key)
                 if key in out:
                     raise _NeedsCare
-                child = (*path, key)
-                positions[child] = _position(key_event)
-                out[key] = self.value(self.get(), child, positions, depth + 1)
+                if self.positions:
+                    child = (*path, key)
+                    positions[child] = _position(key_event)
+                    out[key] = self.value(self.get(), child, positions, depth + 1)
+                else:
+                    out[key] = self.value(self.get(), path, positions, depth + 1)
         if kind is yaml.SequenceStartEvent and event.tag in (None, "!"):
             items: list[Any] = []
             while True:
                 item = self.get()
                 if type(item) is yaml.SequenceEndEvent:
                     return items
-                items.append(self.value(item, (*path, len(items)), positions, depth + 1))
+                items.append(self.value(item, (*path, len(items)) if self.positions else path, positions, depth + 1))
         raise _NeedsCare  # an alias, a tagged collection or anything unexpected
 
 
-def plain_documents(text: str, max_depth: int) -> list[tuple[int, Any, Positions]] | None:
-    """``[(index, data, positions)]`` for each document, or ``None`` when the file needs the careful path."""
+def plain_documents(text: str, max_depth: int, positions: bool = True) -> list[tuple[int, Any, Positions]] | None:
+    """``[(index, data, positions)]`` for each document, or ``None`` when the file needs the careful path.
+
+    With ``positions`` False the positions are left empty (faster, and a large inventory's positions
+    take more memory than its values): :func:`~controller.load.yamlsrc.load_documents` finds them
+    again from the text when a diagnostic needs one.
+    """
     if _libyaml is None or "\t" in text or "?" in text or Reader.NON_PRINTABLE.search(text):
         # libyaml accepts some tabs, and '?' inside flow collections, that PyYAML refuses: the careful path decides.
         return None
     parser = _libyaml.CParser(text)
-    walk = _Walk(parser, max_depth)
+    walk = _Walk(parser, max_depth, positions)
     docs: list[tuple[int, Any, Positions]] = []
     try:
         walk.get()  # stream start
         while type(event := walk.get()) is yaml.DocumentStartEvent:
-            positions: Positions = {}
-            data = walk.value(walk.get(), (), positions, 1)
+            found: Positions = {}
+            data = walk.value(walk.get(), (), found, 1)
             if type(walk.get()) is not yaml.DocumentEndEvent:
                 return None
-            docs.append((len(docs), data, positions))
+            docs.append((len(docs), data, found))
         if type(event) is not yaml.StreamEndEvent:
             return None
     except (yaml.YAMLError, _NeedsCare, RecursionError):

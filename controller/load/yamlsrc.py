@@ -150,13 +150,88 @@ def _hidden_breaks(text: str, file: str) -> list[Diagnostic]:
     return out
 
 
+class LazyPositions(dict[Path, tuple[int, int]]):
+    """The positions of document ``index`` of a file's ``text``, found from the text the first time they are read.
+
+    A policy's positions are only read for a diagnostic, and for a large
+    inventory they take several times the memory of its values; so the fast
+    path leaves them out and this finds them when asked, by the same parser
+    that would have recorded them (the same ``(line, column)`` for every path).
+    """
+
+    __slots__ = ("_source",)
+
+    def __init__(self, text: str, index: int) -> None:
+        super().__init__()
+        self._source: tuple[str, int] | None = (text, index)
+
+    def _fill(self) -> None:
+        if self._source is not None:
+            text, index = self._source
+            self._source = None
+            plain = fastyaml.plain_documents(text, MAX_DEPTH)
+            if plain is not None:
+                self.update(next((p for i, _, p in plain if i == index), {}))
+            else:  # a file the careful path reads (the positions are only asked for when it had no problem)
+                docs, _ = _load_documents(text, "", _PolicyLoader)
+                self.update(next((d.positions for d in docs if d.index == index), {}))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._source is not None:
+            return (LazyPositions, self._source)
+        return (dict, (dict(self),))
+
+    def get(self, key: Path, default: Any = None) -> Any:
+        self._fill()
+        return super().get(key, default)
+
+    def __getitem__(self, key: Path) -> tuple[int, int]:
+        self._fill()
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self._fill()
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[Path]:
+        self._fill()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._fill()
+        return super().__len__()
+
+    def __eq__(self, other: object) -> bool:
+        self._fill()
+        if isinstance(other, LazyPositions):
+            other._fill()
+        return super().__eq__(other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None
+
+    def items(self) -> Any:
+        self._fill()
+        return super().items()
+
+    def keys(self) -> Any:
+        self._fill()
+        return super().keys()
+
+    def values(self) -> Any:
+        self._fill()
+        return super().values()
+
+
 def load_documents(text: str, file: str) -> tuple[list[YamlDocument], list[Diagnostic]]:
     """Parse every document in ``text``; syntax errors become diagnostics."""
     if any(char in text for char in _HIDDEN_BREAKS):
         return [], _hidden_breaks(text, file)
-    plain = fastyaml.plain_documents(text, MAX_DEPTH)  # None: the file needs the careful path below
+    plain = fastyaml.plain_documents(text, MAX_DEPTH, positions=False)  # None: the file needs the careful path
     if plain is not None:
-        return [YamlDocument(file, index, data, positions) for index, data, positions in plain], []
+        return [YamlDocument(file, index, data, LazyPositions(text, index)) for index, data, _ in plain], []
     return _load_documents(text, file, _PolicyLoader)
 
 

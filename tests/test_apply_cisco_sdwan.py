@@ -4,6 +4,9 @@ The emulators (tests/lab/emulators/viptela.py) keep a private ConfD candidate
 per session, validate references at commit, and drop a session after k config
 lines on request. Every fault must leave each device equal to its backup, byte
 for byte, with the foreign policy objects present before the run untouched.
+What every driver must do (each fault on the edge and on the controller, minimal
+diff, re-apply) is in tests/test_apply_contract.py; here: what is particular to
+SD-WAN (the merged controller policy, the order edges -> controller, exports).
 """
 
 from __future__ import annotations
@@ -190,19 +193,6 @@ def test_without_a_cli_controller_the_policy_is_exported_for_sd_wan_manager(sdwa
     assert res.exit_code == 1
 
 
-def drift(lab: DeviceLab) -> None:
-    """Someone changed a qoectl value and left a stale qoectl object on each device."""
-    for name in ("sd-edge1", "sd-edge2"):
-        text = re.sub(
-            r"(qos-scheduler QOECTL-GE0-1-Q7\n(?:  .*\n)*?  bandwidth-percent )\d+",
-            r"\g<1>77",
-            lab[name].running_config(),
-        )
-        lab[name].set_running_config(text.replace("\nend", "\npolicy\n class-map\n  class QOECTL-OLD queue 6\n!\nend"))
-    vs = lab["vsmart1"]
-    vs.set_running_config(re.sub(r"(sla-class QOECTL-SLA-VOICE\n  latency )\d+", r"\g<1>301", vs.running_config()))
-
-
 def fault_run(
     lab: DeviceLab, policy: Path, known: Path, tmp: Path, run: str, *extra: str, env: dict[str, str] = ENV
 ) -> dict[str, dict]:
@@ -222,45 +212,6 @@ def fault_run(
     return results
 
 
-def test_session_dropped_after_every_line_on_edge_and_controller(sdwan, tmp_path: Path) -> None:
-    """Drift repair on a device already under qoectl: the session dropped after k lines, every k, on each device."""
-    lab, policy, known = sdwan
-    res, _ = apply_cli(policy, known, tmp_path, "run-1")
-    assert res.exit_code == 0, res.output
-    drift(lab)
-    res, data = apply_cli(policy, known, tmp_path, "dry", "--dry-run")
-    sent = {n: len(r["diff"].splitlines()) for n, r in by_device(data).items()}
-    assert all(sent.values()), data
-    outcomes: dict[tuple[str, int], tuple[str, str]] = {}
-    edge_cmds = vs_cmds = 0
-    for target in ("sd-edge1", "vsmart1"):
-        drift(lab)
-        k = 1
-        while True:
-            lab[target].fail_after_lines(k)
-            results = fault_run(lab, policy, known, tmp_path, f"drop-{target}-{k}", "--limit", "sd-edge1")
-            r = results[target]
-            if r["status"] == "changed":  # k beyond the change: nothing dropped
-                break
-            assert (r["status"], r["error_kind"]) == ("rolled_back", "session_lost"), (k, r)
-            outcomes[(target, k)] = (r["status"], r["rollback"])
-            if target == "sd-edge1":
-                assert results["vsmart1"]["status"] == "skipped", results["vsmart1"]
-                edge_cmds = len(r["commands"])
-            else:
-                assert results["sd-edge1"]["status"] in ("changed", "unchanged")
-                vs_cmds = len(r["commands"])
-            lab[target].fail_after_lines(None)
-            k += 1
-        lab[target].fail_after_lines(None)
-    # every config line, the commit and the 'end' after it were each a drop point
-    assert len([k for t, k in outcomes if t == "sd-edge1"]) == edge_cmds + 2
-    assert len([k for t, k in outcomes if t == "vsmart1"]) == vs_cmds + 2
-    committed = [o for (t, k), o in outcomes.items() if "inverse lines" in o[1]]
-    # dropped right after 'commit' (or at the 'end' after it) on each: the committed change reverted by inverse lines
-    assert len(committed) == 4, outcomes
-
-
 def test_fresh_edge_dropped_mid_push_and_at_commit(sdwan, tmp_path: Path) -> None:
     lab, policy, known = sdwan
     _, data = apply_cli(policy, known, tmp_path, "dry", "--dry-run", "--limit", "sd-edge2")
@@ -276,16 +227,12 @@ def test_fresh_edge_dropped_mid_push_and_at_commit(sdwan, tmp_path: Path) -> Non
 def test_rejected_line_and_refused_commit(sdwan, tmp_path: Path) -> None:
     lab, policy, known = sdwan
     lab["sd-edge1"].reject_lines(r"QOECTL-GE0-1-Q3")
-    lab["vsmart1"].reject_lines(r"sla-class QOECTL-SLA-VOICE")
     results = fault_run(lab, policy, known, tmp_path, "reject")
     assert (results["sd-edge1"]["status"], results["sd-edge1"]["error_kind"]) == ("rolled_back", "rejected")
     assert results["sd-edge2"]["status"] == "changed"
+    # The controller's policy is only pushed when every edge took its own.
     assert results["vsmart1"]["status"] == "skipped" and "sd-edge1" in results["vsmart1"]["error"]
     lab["sd-edge1"].reject_lines(None)
-    results = fault_run(lab, policy, known, tmp_path, "reject-vsmart")
-    r = results["vsmart1"]
-    assert (r["status"], r["error_kind"]) == ("rolled_back", "rejected") and "syntax error" in r["error"], r
-    lab["vsmart1"].reject_lines(None)
     # A foreign site list that uses a qoectl object qoectl would delete: the commit is refused as a whole.
     res, _ = apply_cli(policy, known, tmp_path, "ok")
     assert res.exit_code == 0, res.output
@@ -302,16 +249,14 @@ def test_rejected_line_and_refused_commit(sdwan, tmp_path: Path) -> None:
     assert "illegal reference" in r["error"]
 
 
-def test_credentials_host_keys_and_unreachable_controller(sdwan, tmp_path: Path) -> None:
+def test_edges_that_cannot_log_in_hold_the_controller_and_an_unreachable_controller_holds_no_edge(
+    sdwan, tmp_path: Path
+) -> None:
     lab, policy, known = sdwan
     wrong = {**ENV, "QOECTL_TEST_PASSWORD": "not-the-password"}
     results = fault_run(lab, policy, known, tmp_path, "wrong", env=wrong)
     assert {(r["status"], r["error_kind"]) for n, r in results.items() if n != "vsmart1"} == {("failed", "auth")}
     assert results["vsmart1"]["status"] == "skipped"
-    empty = tmp_path / "empty_known_hosts"
-    empty.write_text("")
-    results = fault_run(lab, policy, empty, tmp_path, "unknown")
-    assert {r["error_kind"] for n, r in results.items() if n != "vsmart1"} == {"host_key"}
     # edges fine, controller gone: a typed result for it, the edges keep their (valid) localized policy
     vs_known = known.read_text()
     lab["vsmart1"].stop()

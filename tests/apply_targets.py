@@ -330,11 +330,6 @@ ROWS: dict[str, Row] = {
             "commit confirmed 2",
         ),
         pushed=_junos_pushed,
-        xfail={
-            DROP: "dropped right after the confirming 'commit' (both commits went through), the driver's "
-            "'rollback 1' returns to the 'commit confirmed' state, not to the backup: the result is "
-            "failed/unknown (the read-back catches it); it would need 'rollback 2' there",
-        },
     ),
     "fortios_sdwan": Row(
         "fortios_sdwan",

@@ -129,12 +129,21 @@ class JunosDriver(Driver):
         if now.state == before.state:
             return "nothing was committed; the private candidate was discarded"
         s.send("configure exclusive", expect=r"#\s*$")
-        out = s.send("rollback 1", expect=r"#\s*$")
-        if "error" in out:
-            raise ApplyError("rollback", f"{s.where}: rollback 1 failed: {out.strip()[:160]}")
-        s.call("commit", read_timeout=s.timeouts.command)
-        s.call("exit_config_mode")
-        return "rollback 1 + commit (the unconfirmed commit was undone at once)"
+        # qoectl committed once ("commit confirmed"), or twice when the session dropped after the
+        # confirming "commit": load the newer of rollback 1 and 2 that is the backup; commit nothing else.
+        for n in (1, 2):
+            out = s.send(f"rollback {n}", expect=r"#\s*$")
+            if "error" in out:
+                self._discard(s)
+                raise ApplyError("rollback", f"{s.where}: rollback {n} failed: {out.strip()[:160]}")
+            candidate = set_lines(s.send("show | display set", expect=r"#\s*$"))
+            if "\n".join(candidate) == before.extra.get("all"):
+                s.call("commit", read_timeout=s.timeouts.command)
+                s.call("exit_config_mode")
+                undone = "the unconfirmed commit" if n == 1 else "the confirmed change"
+                return f"rollback {n} + commit ({undone} was undone at once)"
+        self._discard(s)
+        raise ApplyError("rollback", f"{s.where}: neither rollback 1 nor rollback 2 is the backup; nothing committed")
 
     def _discard_if_config(self, s: Session) -> None:
         with contextlib.suppress(ApplyError):

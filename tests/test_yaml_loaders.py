@@ -195,3 +195,23 @@ def test_the_fast_yaml_loader_agrees_with_the_careful_one(text: str) -> None:
     assert len(docs) == len(careful)
     for got, doc in zip(docs, careful, strict=True):
         assert got.index == doc.index and _same(got.data, doc.data) and got.positions == doc.positions
+
+
+def test_the_positions_of_a_files_documents_come_from_one_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation reads every document's positions (items sorted in file order): one parse per file, not per doc."""
+    text = "\n---\n".join(f"kind: Journey\nmetadata: {{name: j{i}}}\nspec: {{x: [{i}, 2]}}" for i in range(40)) + "\n"
+    docs, problems = load_documents(text, "p.yaml")
+    assert problems == [] and len(docs) == 40
+    parses: list[str] = []
+    real = fastyaml.plain_documents
+
+    def counted(text: str, max_depth: int, positions: bool = True) -> Any:
+        parses.append(text)
+        return real(text, max_depth, positions)
+
+    monkeypatch.setattr(fastyaml, "plain_documents", counted)
+    careful, _ = _load_documents(text, "p.yaml", _PolicyLoader)
+    for doc, expected in zip(docs, careful, strict=True):
+        assert doc.locate(("metadata", "name")) == expected.locate(("metadata", "name"))
+        assert doc.positions == expected.positions
+    assert len(parses) == 1

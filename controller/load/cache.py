@@ -21,7 +21,7 @@ from pathlib import Path
 
 from controller.errors import Diagnostic
 from controller.load.loader import MIN_PARALLEL_BYTES, display_path, policy_files, read_documents, read_text
-from controller.load.yamlsrc import LazyPositions, YamlDocument, load_documents
+from controller.load.yamlsrc import FilePositions, LazyPositions, YamlDocument, load_documents
 from controller.load.yamlsrc import Path as DataPath
 from controller.parallel import ordered_map
 
@@ -56,7 +56,8 @@ class ParseCache:
             if hashlib.sha256(raw.encode()).hexdigest() != digest:
                 return None
             entries = json.loads(raw)
-            docs = [YamlDocument(name, int(i), data, LazyPositions(text, int(i))) for i, data in entries]
+            positions = FilePositions(text)  # one parse for all its documents' positions
+            docs = [YamlDocument(name, int(i), data, LazyPositions(positions, int(i))) for i, data in entries]
         except (OSError, ValueError, TypeError):
             return None  # missing or damaged: parsed again
         self.kept[key] = raw

@@ -150,6 +150,35 @@ def _hidden_breaks(text: str, file: str) -> list[Diagnostic]:
     return out
 
 
+class FilePositions:
+    """The positions of every document of one file's text, found by one parse when a document first asks.
+
+    Shared by the :class:`LazyPositions` of a file's documents: validation sorts items in file order,
+    which reads every document's positions, and a file of many documents must be parsed once for all
+    of them, not once per document.
+    """
+
+    __slots__ = ("_found", "_text")
+
+    def __init__(self, text: str, found: dict[int, dict[Path, tuple[int, int]]] | None = None) -> None:
+        self._text = text
+        self._found = found
+
+    def of(self, index: int) -> dict[Path, tuple[int, int]]:
+        if self._found is None:
+            plain = fastyaml.plain_documents(self._text, MAX_DEPTH)
+            if plain is not None:
+                self._found = {i: p for i, _, p in plain}
+            else:  # a file the careful path reads (the positions are only asked for when it had no problem)
+                docs, _ = _load_documents(self._text, "", _PolicyLoader)
+                self._found = {d.index: d.positions for d in docs}
+            self._text = ""
+        return self._found.get(index, {})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FilePositions, (self._text, self._found))
+
+
 class LazyPositions(dict[Path, tuple[int, int]]):
     """The positions of document ``index`` of a file's ``text``, found from the text the first time they are read.
 
@@ -161,20 +190,16 @@ class LazyPositions(dict[Path, tuple[int, int]]):
 
     __slots__ = ("_source",)
 
-    def __init__(self, text: str, index: int) -> None:
+    def __init__(self, text: str | FilePositions, index: int) -> None:
         super().__init__()
-        self._source: tuple[str, int] | None = (text, index)
+        file = FilePositions(text) if isinstance(text, str) else text
+        self._source: tuple[FilePositions, int] | None = (file, index)
 
     def _fill(self) -> None:
         if self._source is not None:
-            text, index = self._source
+            file, index = self._source
             self._source = None
-            plain = fastyaml.plain_documents(text, MAX_DEPTH)
-            if plain is not None:
-                self.update(next((p for i, _, p in plain if i == index), {}))
-            else:  # a file the careful path reads (the positions are only asked for when it had no problem)
-                docs, _ = _load_documents(text, "", _PolicyLoader)
-                self.update(next((d.positions for d in docs if d.index == index), {}))
+            self.update(file.of(index))
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self._source is not None:
@@ -231,7 +256,8 @@ def load_documents(text: str, file: str) -> tuple[list[YamlDocument], list[Diagn
         return [], _hidden_breaks(text, file)
     plain = fastyaml.plain_documents(text, MAX_DEPTH, positions=False)  # None: the file needs the careful path
     if plain is not None:
-        return [YamlDocument(file, index, data, LazyPositions(text, index)) for index, data, _ in plain], []
+        positions = FilePositions(text)  # one parse for every document's positions, when the first is read
+        return [YamlDocument(file, index, data, LazyPositions(positions, index)) for index, data, _ in plain], []
     return _load_documents(text, file, _PolicyLoader)
 
 

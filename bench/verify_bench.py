@@ -18,7 +18,9 @@ ratio against the csv module: on the clean file and on a copy with one bad row, 
 ``--process 1000000,5000000`` times instead the whole ``qoectl verify`` process (start-up, policy build,
 reading, evaluation, the terminal summary) on files of those sizes, ``--runs`` times each (min / median
 / max), each run next to the floor: a process that reads the same file with ``pyarrow.csv.read_csv``.
-Peak RSS is each child's own (``os.wait4``). ``--command`` replaces ``qoectl`` (e.g. to time an older
+Peak RSS is each child's own (``os.wait4``). ``--compare DIR`` also runs ``python -m controller.cli.main``
+in the source tree DIR (e.g. a ``git worktree`` of an older commit) in the same rounds, so that both
+meet the same load. ``--command`` replaces ``qoectl`` (e.g. to time an older
 tree: ``--command "python -m controller.cli.main" --cwd /tmp/old``).
 """
 
@@ -200,23 +202,39 @@ def child(command: list[str], cwd: Path | None = None) -> tuple[float, float, in
 
 
 def process_runs(
-    policy: Path, samples: Path, runs: int, command: list[str] | None = None, cwd: Path | None = None
+    policy: Path,
+    samples: Path,
+    runs: int,
+    command: list[str] | None = None,
+    cwd: Path | None = None,
+    compare: Path | None = None,
 ) -> dict[str, Any]:
-    """``runs`` x (the whole ``qoectl verify`` process, then pyarrow's read of the file in a process)."""
+    """``runs`` x (the whole ``qoectl verify`` process, then pyarrow's read of the file in a process).
+
+    ``compare``: a second source tree whose ``qoectl verify`` runs in the same rounds (``compare_*``).
+    """
     qoectl = command or [str(Path(sys.executable).parent / "qoectl")]
-    verify = [*qoectl, "verify", str(policy), "--measurements", str(samples)]
+    args = ["verify", str(policy), "--measurements", str(samples)]
+    commands = {"verify": ([*qoectl, *args], cwd)}
+    if compare is not None:
+        commands["compare"] = ([sys.executable, "-m", "controller.cli.main", *args], compare)
     floor = [sys.executable, "-c", FLOOR, str(samples)]
-    out: dict[str, Any] = {"verify_s": [], "verify_rss_mib": [], "floor_s": [], "floor_rss_mib": [], "exit": set()}
+    out: dict[str, Any] = {"floor_s": [], "floor_rss_mib": [], "exit": set()}
+    for name in commands:
+        out.update({f"{name}_s": [], f"{name}_rss_mib": []})
     for _ in range(runs):
-        wall, rss, code = child(verify, cwd)
-        out["verify_s"].append(wall)
-        out["verify_rss_mib"].append(rss)
-        out["exit"].add(code)
+        for name, (command_line, folder) in commands.items():
+            wall, rss, code = child(command_line, folder)
+            out[f"{name}_s"].append(wall)
+            out[f"{name}_rss_mib"].append(rss)
+            out["exit"].add(code)
         wall, rss, code = child(floor)
         assert code == 0, "pyarrow could not read the file"
         out["floor_s"].append(wall)
         out["floor_rss_mib"].append(rss)
-    out["ratio"] = [v / f for v, f in zip(out["verify_s"], out["floor_s"], strict=True)]
+    for name in commands:
+        out[f"{name}_ratio"] = [v / f for v, f in zip(out[f"{name}_s"], out["floor_s"], strict=True)]
+    out["ratio"] = out["verify_ratio"]
     return out
 
 
@@ -292,7 +310,14 @@ def _mmm(values: list[float], fmt: str = "{:.2f}") -> str:
     return " / ".join(fmt.format(x) for x in (min(values), statistics.median(values), max(values)))
 
 
-def process_main(sizes: list[int], runs: int, keep: Path | None, command: list[str] | None, cwd: Path | None) -> None:
+def process_main(
+    sizes: list[int],
+    runs: int,
+    keep: Path | None,
+    command: list[str] | None,
+    cwd: Path | None,
+    compare: Path | None = None,
+) -> None:
     goals = {1_000_000: (2.0, 4.0, None), 5_000_000: (8.0, None, 500.0)}
     print(f"whole process, {runs} runs, min / median / max; load average {os.getloadavg()[0]:.2f} before")
     with tempfile.TemporaryDirectory() as tmp:
@@ -303,8 +328,11 @@ def process_main(sizes: list[int], runs: int, keep: Path | None, command: list[s
             path = folder / f"samples-{n}.csv"
             if not path.exists():
                 write_samples(path, n)
-            r = process_runs(folder / "policy", path, runs, command, cwd)
+            r = process_runs(folder / "policy", path, runs, command, cwd, compare)
             print(f"{n:>10,} samples, {path.stat().st_size / 2**20:.0f} MiB, exit {sorted(r['exit'])}")
+            if compare is not None:
+                print(f"  {compare}: {_mmm(r['compare_s'])} s, peak RSS {_mmm(r['compare_rss_mib'], '{:.0f}')} MiB")
+                print(f"  {compare}: {_mmm(r['compare_ratio'])} x the floor (run by run)")
             print(f"  qoectl verify        {_mmm(r['verify_s'])} s, peak RSS {_mmm(r['verify_rss_mib'], '{:.0f}')} MiB")
             print(f"  pyarrow read (floor) {_mmm(r['floor_s'])} s, peak RSS {_mmm(r['floor_rss_mib'], '{:.0f}')} MiB")
             print(f"  ratio                {_mmm(r['ratio'])} x the floor (run by run)")
@@ -328,6 +356,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--command", help="Instead of this venv's qoectl (split like a shell would).")
     parser.add_argument("--cwd", type=Path, help="Working directory of --command.")
+    parser.add_argument("--compare", type=Path, help="Also time the source tree in DIR, in the same rounds.")
     parser.add_argument("--samples", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="Keep the generated files in this folder.")
     parser.add_argument("--exact", action="store_true", help="Time the exact CSV reader (no pyarrow fast path).")
@@ -348,7 +377,7 @@ def main() -> None:
     if args.process:
         sizes = [int(x) for x in args.process.split(",")]
         command = shlex.split(args.command) if args.command else None
-        process_main(sizes, args.runs, args.keep, command, args.cwd)
+        process_main(sizes, args.runs, args.keep, command, args.cwd, args.compare)
         return
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:

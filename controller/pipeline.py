@@ -15,11 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import multiprocessing
-import os
-import queue
-import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +28,7 @@ from controller.compile.compiler import NETWORK_CONTROL_PCT, CompileContext, com
 from controller.errors import Diagnostic, errors_only, sort_diagnostics
 from controller.load.loader import load_policy
 from controller.model import Device, Policy
-from controller.parallel import can_fork
+from controller.parallel import WorkerStats, can_fork, forked
 from controller.plan import DevicePlan
 from controller.render import get_renderer, platforms
 from controller.render import render_plan as render_plan  # its callers import it from here too
@@ -204,21 +199,6 @@ class DeviceOutput(Generic[T]):
     value: T
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerStats:
-    """What one worker process used: CPU seconds and its peak memory (``VmHWM``, None without /proc).
-
-    ``private_kib`` is the memory only this worker holds when it finishes
-    (``Private_*`` of ``smaps_rollup``); the rest of its ``VmHWM`` is pages it
-    shares with the parent it was forked from.
-    """
-
-    pid: int
-    cpu_s: float
-    peak_rss_kib: int | None
-    private_kib: int | None
-
-
 @dataclass(frozen=True)
 class FleetRun(_Diagnosed, Generic[T]):
     """A whole fleet compiled and, when there were no errors, rendered: one output per device, by name."""
@@ -298,43 +278,6 @@ def render_fleet(
     return FleetRun(v.policy, v.budgets, diagnostics, tuple(outputs), workers, stats)
 
 
-def _proc_status_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def _private_kib() -> int | None:
-    try:
-        lines = Path("/proc/self/smaps_rollup").read_text().splitlines()
-    except OSError:
-        return None
-    return sum(int(line.split()[1]) for line in lines if line.startswith(("Private_Clean:", "Private_Dirty:")))
-
-
-def _serve(v: Validated, handler: Handler[Any], render: bool, tasks: Any, results: Any) -> None:
-    """A worker: take chunk numbers until None, send back (number, result); at the end, its own stats.
-
-    Runs in a forked child: ``v`` and ``handler`` are the parent's, inherited, not pickled.
-    The collector runs here (with the thresholds it was forked with): a worker's
-    garbage is its own, and the pages it shares with the parent are frozen.
-    """
-    gc.enable()
-    try:
-        while (task := tasks.get()) is not None:
-            number, start, stop = task
-            results.put((number, _compile_render(v, handler, render, start, stop)))
-    except BaseException:  # reported to the parent, which raises
-        results.put((-1, traceback.format_exc()))
-        return
-    cpu = time.process_time()
-    results.put((-2, WorkerStats(os.getpid(), cpu, _proc_status_kib("VmHWM"), _private_kib())))
-
-
 def _in_workers(
     v: Validated,
     handler: Handler[T],
@@ -343,51 +286,18 @@ def _in_workers(
     workers: int,
     progress: Progress | None,
 ) -> tuple[list[_Chunk], tuple[WorkerStats, ...]]:
-    """Chunks in ``workers`` forked processes; results in chunk order.
-
-    The collector is frozen before forking so that the children's collections do
-    not write to (and so copy) every page of the policy they share with this
-    process.
-    """
-    ctx = multiprocessing.get_context("fork")
+    """Chunks in ``workers`` forked processes (:func:`controller.parallel.forked`); results in chunk order."""
     for renderer in {r for d in v.devices if (r := get_renderer(d.platform)) is not None}:
         for _, template in renderer.outputs:
             renderer.template(template)  # compiled once here, inherited by every worker
-    tasks = ctx.Queue()
-    results = ctx.Queue()
-    for number, (start, stop) in enumerate(chunks):
-        tasks.put((number, start, stop))
-    for _ in range(workers):
-        tasks.put(None)
-    gc.freeze()
-    procs = [ctx.Process(target=_serve, args=(v, handler, render, tasks, results), daemon=True) for _ in range(workers)]
-    try:
-        for p in procs:
-            p.start()
-        done: dict[int, _Chunk] = {}
-        stats: list[WorkerStats] = []
-        while len(done) < len(chunks) or len(stats) < workers:
-            try:
-                number, result = results.get(timeout=1.0)
-            except queue.Empty:
-                dead = [p for p in procs if p.exitcode not in (None, 0)]
-                if dead:
-                    raise RuntimeError(f"a worker process exited with code {dead[0].exitcode}") from None
-                continue
-            if number == -1:
-                raise RuntimeError(f"a worker process failed:\n{result}")
-            if number == -2:
-                stats.append(result)
-                continue
-            done[number] = result
-            if progress:
-                progress(chunks[number][1] - chunks[number][0])
-        for p in procs:
-            p.join()
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-                p.join()
-        gc.unfreeze()
+
+    def chunk(bounds: tuple[int, int]) -> _Chunk:
+        return _compile_render(v, handler, render, *bounds)
+
+    done: dict[int, _Chunk] = {}
+    stats: list[WorkerStats] = []
+    for number, result in forked(chunk, chunks, workers, stats):
+        done[number] = result
+        if progress:
+            progress(chunks[number][1] - chunks[number][0])
     return [done[k] for k in range(len(chunks))], tuple(sorted(stats, key=lambda s: s.pid))

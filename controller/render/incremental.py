@@ -64,9 +64,13 @@ Stat = tuple[int, int, int]  # size, mtime_ns, inode
 
 def _tree_digest(h: Any, folder: Path) -> None:
     """Every file under ``folder`` by name, size and modification time (a checkout or an install changes them)."""
-    for path in sorted(p for p in folder.rglob("*") if "__pycache__" not in p.parts):
-        st = path.stat()
-        h.update(f"{path.relative_to(folder).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    found = []
+    for here, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        found += [os.path.join(here, n) for n in names]
+    for path in sorted(found):
+        st = os.stat(path)
+        h.update(f"{os.path.relpath(path, folder)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
 
 
 def _version(package: str) -> str:
@@ -162,7 +166,8 @@ class Entry:
 class PlanCache:
     salt: str
     manifest: str  # SHA-256 of the manifest written with it
-    devices: dict[str, Entry]
+    devices: dict[str, Any]  # device -> its entry as read (checked when used: see Session.select)
+    notes: list[str]  # the notes the entries number
     yaml: dict[str, str]  # the parse cache's index
 
 
@@ -186,19 +191,30 @@ def read_cache(folder: Path, manifest: Manifest | None, salt: str) -> PlanCache 
         written = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
         if doc.get("manifest") != written:
             return None
-        texts = [str(n) for n in doc["notes"]]
-        devices = {
-            str(name): Entry(
-                str(e["fingerprint"]),
-                tuple(texts[int(n)] for n in e["notes"]),
-                {str(f): (int(s[0]), int(s[1]), int(s[2])) for f, s in e["files"].items()},
-            )
-            for name, e in doc["devices"].items()
-        }
+        notes = [str(n) for n in doc["notes"]]
+        devices = doc["devices"]
         yaml = {str(k): str(v) for k, v in doc["yaml"].items()}
+        if not isinstance(devices, dict):
+            return None
     except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
         return None
-    return PlanCache(salt, written, devices, yaml)
+    return PlanCache(salt, written, devices, notes, yaml)
+
+
+def _reusable(raw: Any, fingerprint: str, files: Iterable[str], here: str, notes: list[str]) -> Entry | None:
+    """The cached entry of a device when it has ``fingerprint`` and its ``files`` are as it recorded them."""
+    try:
+        if raw["fingerprint"] != fingerprint or set(raw["files"]) != set(files):
+            return None
+        recorded = {f: tuple(s) for f, s in raw["files"].items()}
+        if not all(_stat(here + f) == st for f, st in recorded.items()):
+            return None
+        numbers = raw["notes"]
+        if not all(type(n) is int and 0 <= n < len(notes) for n in numbers):
+            return None
+        return Entry(fingerprint, tuple(notes[n] for n in numbers), recorded)
+    except (TypeError, KeyError, IndexError):
+        return None  # a damaged entry: compiled again
 
 
 @dataclass
@@ -242,14 +258,13 @@ class Session:
             return devices
         self.fingerprints = fingerprints(context, devices, policy_digest(self.parse.documents, self.salt))
         if self.cache is not None and self.manifest is not None:
+            notes, cached = self.cache.notes, self.cache.devices
             for name, fp in self.fingerprints.items():
-                entry = self.cache.devices.get(name)
-                listed = self.manifest.devices.get(name)
-                if entry is None or entry.fingerprint != fp or listed is None or set(listed.files) != set(entry.files):
-                    continue
-                here = f"{self.out_dir}/{name}/"
-                if all(_stat(here + f) == s for f, s in entry.files.items()):
-                    self.reused[name] = entry
+                raw, listed = cached.get(name), self.manifest.devices.get(name)
+                if raw is not None and listed is not None:
+                    entry = _reusable(raw, fp, listed.files, f"{self.out_dir}/{name}/", notes)
+                    if entry is not None:
+                        self.reused[name] = entry
         return tuple(d for d in devices if d.name not in self.reused)
 
     def keeps(self, diagnostics: int) -> bool:
@@ -304,9 +319,16 @@ class Session:
     ) -> None:
         landing = set(in_staging)
         devices: dict[str, Any] = {}
-        note_index: dict[str, int] = {}  # each note once: a fleet's devices share a few
+        # Each note once (a fleet's devices share a few), those of the cache read first and in its order,
+        # so that a reused device's entry is written back as it was read.
+        old = self.cache.notes if self.cache is not None else []
+        as_read = self.cache is not None and len(set(old)) == len(old)
+        note_index: dict[str, int] = {n: i for i, n in enumerate(old)} if as_read else {}
         for name, listed in sorted(manifest.devices.items()):
             reused = self.reused.get(name)
+            if reused is not None and as_read and self.cache is not None:
+                devices[name] = self.cache.devices[name]
+                continue
             if reused is not None:
                 files, notes = dict(reused.files), reused.notes
             else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import tempfile
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -20,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.cli.main import cli
-from controller.render.outputs import compare_device, line_counts, unified
+from controller.render.outputs import DiffSpool, compare_device, line_counts, unified
 from tests.policy_builder import PolicyRepo, bulk_journey, device
 
 LINES = st.sampled_from(
@@ -94,6 +95,12 @@ def test_a_change_without_its_diff_is_the_same_change(old: dict[str, str], new: 
         assert all(f.diff == "" for f in cheap.files)
         kept = [f for f in full.files if f.status in ("changed", "unchanged")]
         assert [f.status == "unchanged" for f in kept] == [f.diff == "" for f in kept]
+        with tempfile.TemporaryDirectory() as folder:  # the diff text on disk, read back: the same change
+            spooled = compare_device("r1", "linux", before, after, spool=DiffSpool(Path(folder)))
+            assert [(f.name, f.status, f.added, f.removed, f.diff_text()) for f in spooled.files] == [
+                (f.name, f.status, f.added, f.removed, f.diff) for f in full.files
+            ]
+            assert all(f.diff == "" and (f.spooled is not None) == bool(f.diff_text()) for f in spooled.files)
 
 
 def run(*args: str | Path) -> Result:
@@ -117,6 +124,14 @@ def test_plans_without_diffs_report_the_diffs_counts(tmp_path: Path) -> None:
             sum(line.startswith("+") for line in body),
             sum(line.startswith("-") for line in body),
         )
+    quiet = run("plan", policy, "--out", tmp_path / "o3", "--baseline", base, "--json", "--no-diff")
+    assert quiet.exit_code == 2
+    without = json.loads(quiet.stdout.replace(str(tmp_path / "o3"), str(tmp_path / "o1")))
+    assert all(f["diff"] == "" for d in without["devices"] for f in d["files"].values())  # no diff anywhere
+    for d in devices:
+        for f in d["files"].values():
+            f["diff"] = ""
+    assert without == {**json.loads(shown.stdout), "devices": devices}  # everything else the same
     markdown = run("plan", policy, "--out", tmp_path / "o2", "--baseline", base, "--format", "markdown")
     assert markdown.exit_code == 2
     rows = {cells[0]: (int(cells[3]), int(cells[4])) for cells in _md_rows(markdown.stdout)}

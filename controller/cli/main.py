@@ -41,7 +41,7 @@ from controller.pipeline import (
 )
 from controller.plan import DevicePlan
 from controller.render import incremental, tree
-from controller.render.outputs import DeviceChange, compare_device, update_tree, write_device
+from controller.render.outputs import DeviceChange, DiffSpool, compare_device, update_tree, write_device
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -248,7 +248,7 @@ def _plan_fleet(
     as_json: bool,
     with_diff: bool,
     session: incremental.Session,
-) -> tuple[FleetRun[Written], Path]:
+) -> tuple[FleetRun[Written], Path, DiffSpool | None]:
     """Compile and render every device into a staging folder beside ``out_dir``, comparing each with ``before``.
 
     Each device is written and compared where it is rendered (in a worker
@@ -268,23 +268,26 @@ def _plan_fleet(
         raise SystemExit(EXIT_ERROR) from None
     created = _missing_parents(out_dir)
     staging = tree.begin(out_dir)
+    spool = DiffSpool(_spool_folder(out_dir)) if with_diff else None  # diff text on disk, read back when shown
 
     replacing = before.resolve() == out_dir.resolve()  # unchanged files are linked from the tree being replaced
 
     def write_and_compare(plan: DevicePlan, files: dict[str, str]) -> Written:
         old = tree.read_owned_device(before, plan.device, before_manifest)
         hashes = write_device(staging, plan.device, files, (before / plan.device, old) if replacing and old else None)
-        return compare_device(plan.device, plan.platform, old, files, with_diff), hashes
+        return compare_device(plan.device, plan.platform, old, files, with_diff, spool), hashes
 
     try:
         with _progress(len(todo), "rendering") as advance, bulk_allocation():
             run = render_fleet(dataclasses.replace(validated, devices=todo), write_and_compare, jobs, advance)
     except BaseException:
         tree.discard(staging)
+        _remove_spool(spool)
         _remove_empty(created)
         raise
     if not run.ok:
         tree.discard(staging)
+        _remove_spool(spool)
         _remove_empty(created)
         _report_failure(list(run.diagnostics), as_json)
         raise SystemExit(EXIT_ERROR)
@@ -293,7 +296,19 @@ def _plan_fleet(
             reused = session.reused_devices()
             kept = [DeviceOutput(d, p, notes, (change, files)) for d, p, notes, change, files in reused]
             run = dataclasses.replace(run, outputs=tuple(sorted((*run.outputs, *kept), key=lambda o: o.device)))
-    return run, staging
+    return run, staging, spool
+
+
+def _spool_folder(out_dir: Path) -> Path:
+    """A folder beside ``out_dir`` for the diff text, removed when the command ends (or by the next plan, if killed)."""
+    folder = tree.begin(out_dir)
+    click.get_current_context().call_on_close(lambda: tree.discard(folder))
+    return folder
+
+
+def _remove_spool(spool: DiffSpool | None) -> None:
+    if spool is not None:
+        tree.discard(spool.folder)
 
 
 @cli.command()
@@ -364,17 +379,17 @@ def plan(
     base_budgets = _base_budgets(base_policy) if base_policy is not None else None
     current, before_manifest = _claim_outputs(path, out_dir, baseline)
     before = baseline or out_dir
-    with_diff = as_json or (diff and fmt == "table")  # the diff text only where it is printed or in the JSON
+    with_diff = diff and (as_json or fmt == "table")  # the diff text only where it is printed or in the JSON
     replacing = before.resolve() == out_dir.resolve()
     session = incremental.Session(out_dir, current, cache, replacing)
-    result, staging = _plan_fleet(
+    result, staging, spool = _plan_fleet(
         path, out_dir, before, before_manifest, jobs or default_jobs(), as_json, with_diff, session
     )
     try:
         rendered = {o.device: o for o in result.outputs}
         old_devices = before_manifest.devices if before_manifest is not None else {}
         gone = [
-            compare_device(d, e.platform, tree.read_owned_device(before, d, before_manifest), None, with_diff)
+            compare_device(d, e.platform, tree.read_owned_device(before, d, before_manifest), None, with_diff, spool)
             for d, e in sorted(old_devices.items())
             if d not in rendered
         ]
@@ -421,7 +436,7 @@ def plan(
                         "status": c.status,
                         "added": c.added,
                         "removed": c.removed,
-                        "files": {f.name: {"status": f.status, "diff": f.diff} for f in c.files},
+                        "files": {f.name: {"status": f.status, "diff": f.diff_text()} for f in c.files},
                     }
                     for c in changes
                 ],
@@ -431,8 +446,8 @@ def plan(
     if diff:
         for c in changed:
             for f in c.files:
-                if f.diff:
-                    for line in f.diff.splitlines():
+                if f.diff or f.spooled:
+                    for line in f.diff_text().splitlines():
                         style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "")
                         out.print(line, style=style, markup=False)
     print_plan(out, changes, notes, out_dir, all_devices)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from controller.render import tree
 from controller.render.tree import DeviceEntry, Manifest, sha256
@@ -22,12 +22,53 @@ Status = Literal["new", "changed", "unchanged", "removed"]
 
 
 @dataclass(frozen=True, slots=True)
+class DiffRef:
+    """Where a diff's text was spooled: ``length`` bytes at ``offset`` of the file ``path``."""
+
+    path: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
 class FileChange:
     name: str
     status: Status
-    diff: str
+    diff: str  # "" when there is none or when it was spooled (``spooled``)
     added: int
     removed: int
+    spooled: DiffRef | None = None
+
+    def diff_text(self) -> str:
+        """The unified diff, read back from the spool when it was written there."""
+        if self.spooled is None:
+            return self.diff
+        with open(self.spooled.path, "rb") as spool:
+            spool.seek(self.spooled.offset)
+            return spool.read(self.spooled.length).decode("utf-8")
+
+
+class DiffSpool:
+    """Diff text written to files in ``folder`` as it is made (one file per process), read back when printed.
+
+    A plan of thousands of changed devices would otherwise hold every diff in
+    memory, and send it from the worker that made it to the main process.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._file: tuple[int, BinaryIO] | None = None  # (pid, file): a forked worker opens its own
+
+    def write(self, text: str) -> DiffRef:
+        pid = os.getpid()
+        if self._file is None or self._file[0] != pid:
+            self._file = (pid, open(self.folder / f"{pid}.diff", "ab"))  # noqa: SIM115 - open while the run lasts
+        data = text.encode("utf-8")
+        spool = self._file[1]
+        offset = spool.tell()
+        spool.write(data)
+        spool.flush()
+        return DiffRef(str(self.folder / f"{pid}.diff"), offset, len(data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +139,18 @@ def compare(
 
 
 def compare_device(
-    device: str, platform: str, old: Mapping[str, str] | None, new: Mapping[str, str] | None, diff: bool = True
+    device: str,
+    platform: str,
+    old: Mapping[str, str] | None,
+    new: Mapping[str, str] | None,
+    diff: bool = True,
+    spool: DiffSpool | None = None,
 ) -> DeviceChange:
     """One device's change; ``old`` is None when the baseline lacks the device, ``new`` when it is not rendered.
 
     With ``diff`` False the files' ``diff`` is "" (the line counts are still
     exact): a plan computes the text only when it prints it or puts it in JSON.
+    With a ``spool`` the text is written there and the change only refers to it.
     """
     before = old if old is not None else {}
     after = new if new is not None else {}
@@ -119,7 +166,10 @@ def compare_device(
             status = "removed"
         else:
             status = "changed" if text_before != text_after else "unchanged"
-        files.append(FileChange(name, status, text, added, removed))
+        if spool is not None and text:
+            files.append(FileChange(name, status, "", added, removed, spool.write(text)))
+        else:
+            files.append(FileChange(name, status, text, added, removed))
     if old is None:
         dev_status: Status = "new"
     elif new is None:

@@ -213,7 +213,7 @@ def _reusable(raw: Any, fingerprint: str, files: Iterable[str], here: str, notes
         if not all(type(n) is int and 0 <= n < len(notes) for n in numbers):
             return None
         return Entry(fingerprint, tuple(notes[n] for n in numbers), recorded)
-    except (TypeError, KeyError, IndexError):
+    except (TypeError, KeyError, IndexError, AttributeError, ValueError):
         return None  # a damaged entry: compiled again
 
 

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from controller import __version__
 from controller.cli.console import make_console
 from controller.cli.options import FILE
-from controller.cli.plan_report import markdown_plan, print_plan
+from controller.cli.plan_report import json_streamed, markdown_plan, print_plan
 from controller.cli.policy_path import policy_path
 from controller.cli.validate_report import write_junit
 from controller.compile.budgets import Budget
@@ -422,26 +422,27 @@ def plan(
             click.echo(text, nl=False)
             raise SystemExit(code)
     if as_json:
-        _emit_json(
+        head = {
+            "ok": True,
+            "out": str(out_dir),
+            "changed": len(changed),
+            "exit_code": code,
+            "notes": {o.device: list(o.notes) for o in result.outputs if o.notes},
+        }
+        devices = (
             {
-                "ok": True,
-                "out": str(out_dir),
-                "changed": len(changed),
-                "exit_code": code,
-                "notes": {o.device: list(o.notes) for o in result.outputs if o.notes},
-                "devices": [
-                    {
-                        "device": c.device,
-                        "platform": c.platform,
-                        "status": c.status,
-                        "added": c.added,
-                        "removed": c.removed,
-                        "files": {f.name: {"status": f.status, "diff": f.diff_text()} for f in c.files},
-                    }
-                    for c in changes
-                ],
+                "device": c.device,
+                "platform": c.platform,
+                "status": c.status,
+                "added": c.added,
+                "removed": c.removed,
+                "files": {f.name: {"status": f.status, "diff": f.diff_text()} for f in c.files},
             }
+            for c in changes
         )
+        for piece in json_streamed(head, "devices", devices):  # the diffs read back one device at a time
+            click.echo(piece, nl=False)
+        click.echo()
         raise SystemExit(code)
     if diff:
         for c in changed:

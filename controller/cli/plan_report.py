@@ -9,9 +9,11 @@ flow-fair queuing, say) are printed once with the devices they concern.
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -190,3 +192,26 @@ def markdown_plan(
             )
     lines += ["", f"Rendered configs: `{_md(str(out_dir))}/`"]
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- JSON, one device at a time
+
+
+def json_streamed(doc: Mapping[str, Any], key: str, items: Iterable[Any]) -> Iterator[str]:
+    """``json.dumps({**doc, key: list(items)}, indent=2, sort_keys=True, default=str)`` in pieces, item by item.
+
+    ``key`` is a top-level key; only one item's text is held at a time (a plan's
+    devices with their diffs can be far larger than memory should hold).
+    """
+    field = f"{json.dumps(key)}: "
+    marker = field + json.dumps("\x00items\x00")  # the key's own line: no other value can be there
+    head = json.dumps({**doc, key: "\x00items\x00"}, indent=2, sort_keys=True, default=str)
+    before, after = head.split(marker, 1)
+    yield before + field
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=2, sort_keys=True, default=str)  # no raw newline inside a JSON string
+        yield ("[\n    " if first else ",\n    ") + text.replace("\n", "\n    ")
+        first = False
+    yield "[]" if first else "\n  ]"
+    yield after

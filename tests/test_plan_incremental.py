@@ -8,6 +8,7 @@ counted: every device compiled). Device files, manifest, table, JSON, stderr and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -36,6 +37,30 @@ JOURNEYS = 10
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fleet.generate(tmp_path_factory.mktemp("fleet") / "policies", devices=DEVICES, journeys=JOURNEYS).root
+
+
+@pytest.fixture(autouse=True)
+def pinned_salt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """qoectl's own code is edited while these tests run (a shared working tree): its salt is pinned here,
+    and :func:`test_the_salt_follows_code_and_templates` checks what it is made of."""
+    monkeypatch.setattr(incremental, "code_salt", lambda: "pinned")
+
+
+def test_the_salt_follows_code_and_templates(tmp_path: Path) -> None:
+    def digest() -> str:
+        h = hashlib.sha256()
+        incremental._tree_digest(h, tmp_path)
+        return h.hexdigest()
+
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "qos.cfg.j2").write_text("{{ a }}\n")
+    (tmp_path / "__pycache__").mkdir()
+    first = digest()
+    (tmp_path / "__pycache__" / "x.pyc").write_bytes(b"compiled")
+    assert digest() == first  # byte code is not source
+    (tmp_path / "templates" / "qos.cfg.j2").write_text("{{ b }}\n")
+    os.utime(tmp_path / "templates" / "qos.cfg.j2", ns=(1, 1))
+    assert digest() != first
 
 
 @contextmanager

@@ -503,6 +503,58 @@ def _settings(docs: list[SpecDoc]) -> m.Settings:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _ConvertedInventory:
+    """An Inventory document's spec already turned into the model; the spec itself is not kept."""
+
+    kind: str
+    sites: list[m.Site]
+    transports: list[m.Transport]
+    devices: list[m.Device]
+    controllers: list[m.SdwanController]
+
+
+def _converted(doc: SpecDoc) -> SpecDoc:
+    """An Inventory document with its model instead of its spec (the same document when it already is)."""
+    if isinstance(doc.spec, _ConvertedInventory):
+        return doc
+    sites, transports, devices = _inventory(doc)
+    controllers = [
+        m.SdwanController(
+            c.name,
+            c.host,
+            c.port,
+            m.Credentials(
+                c.credentials.username_env,
+                c.credentials.password_env,
+                c.credentials.key_file,
+                c.credentials.become,
+                c.credentials.become_password_env,
+            ),
+            c.mode,
+            m.Origin(doc.source, ("spec", "sdwan_controllers", i)),
+        )
+        for i, c in enumerate(doc.spec.spec.sdwan_controllers)
+    ]
+    return SpecDoc(doc.source, _ConvertedInventory("Inventory", sites, transports, devices, controllers))
+
+
+def check_and_convert(docs: Iterable[YamlDocument]) -> tuple[list[SpecDoc], list[Diagnostic]]:
+    """:func:`check_schema`, one document at a time, each Inventory turned into the model as soon as it passes.
+
+    A large inventory's checked spec takes more memory than its model: converted
+    at once, only one document's spec is alive at a time, instead of every
+    document's next to the model being built from them.
+    """
+    valid: list[SpecDoc] = []
+    problems: list[Diagnostic] = []
+    for doc in docs:
+        passed, found = check_schema([doc])
+        problems += found
+        valid += [_converted(v) if v.spec.kind == "Inventory" else v for v in passed]
+    return valid, problems
+
+
 def to_model(docs: list[SpecDoc]) -> tuple[m.Policy, list[Diagnostic]]:
     by_kind: dict[str, list[SpecDoc]] = {}
     # In file order whatever order they were read in: which of two duplicates is "the second" must not
@@ -526,28 +578,11 @@ def to_model(docs: list[SpecDoc]) -> tuple[m.Policy, list[Diagnostic]]:
     transports: list[m.Transport] = []
     devices: list[m.Device] = []
     for d in by_kind.get("Inventory", []):
-        s, t, dv = _inventory(d)
-        sites += s
-        transports += t
-        devices += dv
-    controllers = [
-        m.SdwanController(
-            c.name,
-            c.host,
-            c.port,
-            m.Credentials(
-                c.credentials.username_env,
-                c.credentials.password_env,
-                c.credentials.key_file,
-                c.credentials.become,
-                c.credentials.become_password_env,
-            ),
-            c.mode,
-            m.Origin(d.source, ("spec", "sdwan_controllers", i)),
-        )
-        for d in by_kind.get("Inventory", [])
-        for i, c in enumerate(d.spec.spec.sdwan_controllers)
-    ]
+        parts = _converted(d).spec
+        sites += parts.sites
+        transports += parts.transports
+        devices += parts.devices
+    controllers = [c for d in by_kind.get("Inventory", []) for c in _converted(d).spec.controllers]
     classes, class_problems = _classes(by_kind.get("ServiceClasses", []))
     problems += class_problems
     policy = m.Policy(
@@ -581,7 +616,7 @@ def load_policy(
     documents (:func:`read_documents`, or one that reuses files parsed before: :mod:`controller.load.cache`).
     """
     docs, problems = reader(FsPath(root), jobs)
-    valid, schema_problems = check_schema(docs)
+    valid, schema_problems = check_and_convert(docs)
     # A value the YAML reader already refused (a tag, a duplicate) needs no second "wrong type" error.
     refused = {(d.location.file, d.field) for d in problems if d.field}
     schema_problems = [d for d in schema_problems if (d.location.file, d.field) not in refused]

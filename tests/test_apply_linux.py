@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -302,6 +302,18 @@ def sudo_user(request: pytest.FixtureRequest) -> Iterator[tuple[str, bool]]:
         yield name, request.param == "password"
 
 
+def changed_then_unchanged(apply: Callable[[str], tuple[Result, dict]], r1: SshRouter, tmp_path: Path) -> None:
+    """``apply("run-1")`` changes r1 (nft table and HTB tree), ``apply("run-2")`` nothing; SUDO_PASSWORD nowhere."""
+    res, data = apply("run-1")
+    assert res.exit_code == 0, res.output
+    assert by_device(data)["r1"]["status"] == "changed", data
+    assert 'comment "journey voice"' in r1.nft_table() and "qdisc htb 1: root" in r1.tc_qdiscs()
+    res, data = apply("run-2")
+    assert res.exit_code == 0 and by_device(data)["r1"]["status"] == "unchanged", data
+    for text in [res.output, *(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())]:
+        assert SUDO_PASSWORD not in text
+
+
 @pytest.mark.parametrize("sudo_user", ["password", "nopasswd"], indirect=True)
 def test_an_unprivileged_login_becomes_root_with_sudo(
     linux_lab: LinuxLab, tmp_path: Path, sudo_user: tuple[str, bool]
@@ -317,19 +329,9 @@ def test_an_unprivileged_login_becomes_root_with_sudo(
     env = {**ENV, "QOECTL_SUDO_USER": user, "QOECTL_SUDO_PASSWORD": SUDO_PASSWORD}
 
     def apply(run: str) -> tuple[Result, dict]:
-        args = ["apply", str(policy), "--known-hosts", str(known), "--lock-dir", str(tmp_path / "locks")]
-        args += ["--run-dir", str(tmp_path / run), "--connect-timeout", "5", "--command-timeout", "30", "--json"]
-        result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
-        return result, json.loads(result.stdout)
+        return apply_support.apply_cli(policy, known, tmp_path, run, "--command-timeout", "30", env=env)
 
-    res, data = apply("run-1")
-    assert res.exit_code == 0, res.output
-    assert by_device(data)["r1"]["status"] == "changed", data
-    assert 'comment "journey voice"' in r1.nft_table() and "qdisc htb 1: root" in r1.tc_qdiscs()
-    res, data = apply("run-2")
-    assert res.exit_code == 0 and by_device(data)["r1"]["status"] == "unchanged", data
-    for text in [res.output, *(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())]:
-        assert SUDO_PASSWORD not in text
+    changed_then_unchanged(apply, r1, tmp_path)
 
 
 @pytest.mark.parametrize("sudo_user", ["password"], indirect=True)

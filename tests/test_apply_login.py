@@ -11,7 +11,6 @@ Also here: ``--dry-run`` reports every device, whatever ``--on-failure`` says.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterator
@@ -19,12 +18,12 @@ from pathlib import Path
 
 import paramiko  # type: ignore[import-untyped]
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from controller.cli.main import cli
+from tests import apply_support
 from tests.lab.sshd import LinuxLab, SshRouter, keygen, lab_policy, linux_device, requires_sshd
 from tests.lab.users import sudo_login
-from tests.test_apply_linux import ENV, SUDO_PASSWORD, apply_cli, by_device
+from tests.test_apply_linux import ENV, SUDO_PASSWORD, apply_cli, by_device, changed_then_unchanged
 
 pytestmark = [requires_sshd, pytest.mark.root]
 
@@ -97,24 +96,14 @@ def test_sudo_user_login_with_default_dotfiles(linux_lab: LinuxLab, tmp_path: Pa
     before = r1.state()
 
     def apply(run: str, *extra: str) -> tuple[Result, dict]:
-        args = ["apply", str(policy), "--known-hosts", str(known), "--lock-dir", str(tmp_path / "locks")]
-        args += ["--run-dir", str(tmp_path / run), "--connect-timeout", "5", "--command-timeout", "30", "--json"]
-        result = CliRunner().invoke(cli, [*args, *extra], env=env, catch_exceptions=False)
-        return result, json.loads(result.stdout)
+        return apply_support.apply_cli(policy, known, tmp_path, run, "--command-timeout", "30", *extra, env=env)
 
     res, data = apply("run-dry", "--dry-run")
     assert res.exit_code == 0, res.output
     assert by_device(data)["r1"]["status"] == "would_change", data
     assert r1.state() == before
 
-    res, data = apply("run-1")
-    assert res.exit_code == 0, res.output
-    assert by_device(data)["r1"]["status"] == "changed", data
-    assert 'comment "journey voice"' in r1.nft_table() and "qdisc htb 1: root" in r1.tc_qdiscs()
-    res, data = apply("run-2")
-    assert res.exit_code == 0 and by_device(data)["r1"]["status"] == "unchanged", data
-    for text in [res.output, *(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())]:
-        assert SUDO_PASSWORD not in text
+    changed_then_unchanged(apply, r1, tmp_path)
 
 
 # Site customisations that keep qoectl's prompt from ever appearing.

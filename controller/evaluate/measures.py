@@ -258,7 +258,10 @@ def _transactions(out: Measures, data: SampleSet, group_of: I64, n: int, ctx: Co
         np.int64
     )
     if rt_sel.any():
-        order = np.lexsort((rt, groups))
+        # Sorted by group, values ascending within a group: values first, then a stable sort by group
+        # (what np.lexsort((rt, groups)) gives, in about two thirds of its time; tied values are equal).
+        by_value = np.argsort(rt)
+        order = by_value[np.argsort(groups[by_value], kind="stable")]
         g_sorted, v_sorted = groups[order], rt[order]
         ids = np.arange(n)
         starts = np.searchsorted(g_sorted, ids, side="left")

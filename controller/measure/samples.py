@@ -496,7 +496,9 @@ def value_flags(
     m = np.maximum(metric, 0)
     low, high, integer = _LOW[m], _HIGH[m], _INTEGER[m]
     with np.errstate(invalid="ignore"):
-        wrong_value = known & (~np.isfinite(value) | (value < low) | (value > high) | (integer & (value % 1 != 0)))
+        wrong_value = known & (~np.isfinite(value) | (value < low) | (value > high))
+        if integer.any():  # whole-number metrics (dscp): the remainder only where one is measured
+            wrong_value[integer] |= known[integer] & (value[integer] % 1 != 0)
         wrong_time = known & (~np.isfinite(ts) | (ts < EPOCH_2000) | (ts > now + MAX_FUTURE_S))
         wrong_position = known & ~np.isnan(position) & (~np.isfinite(position) | (position < 0))
     stall = mt.INDEX["stall_s"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ ENV = {"QOECTL_TEST_USER": "qoectl", "QOECTL_TEST_PASSWORD": PASSWORD}
 
 
 @dataclass
-class Target:
+class Target(ABC):
     """One device under a driver (and the devices its policy needs), with ``qoectl apply --limit`` on it."""
 
     name: str
@@ -101,30 +102,33 @@ class Target:
         return path
 
     # -- what each kind of target answers -----------------------------------------------------------
+    @abstractmethod
     def host_pattern(self) -> str:
-        raise NotImplementedError
+        """The device's known_hosts name ("[host]:port")."""
 
+    @abstractmethod
     def state(self) -> str:
         """Everything qoectl may change on the device, read from the device itself."""
-        raise NotImplementedError
 
+    @abstractmethod
     def printed(self) -> str:
         """What the device prints for qoectl's read (what the backup must hold), read from the device itself."""
-        raise NotImplementedError
 
+    @abstractmethod
     def mark(self) -> object:
         """A value that changes whenever the device is configured (config lines received, rule handles)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def arm_drop(self, k: int) -> bool:
         """Drop the session after the k-th config line; False when the target has no drop point k."""
-        raise NotImplementedError
 
+    @abstractmethod
     def arm_reject(self) -> None:
-        raise NotImplementedError
+        """Make the device refuse a line of the next push."""
 
+    @abstractmethod
     def disarm(self) -> None:
-        raise NotImplementedError
+        """No more faults."""
 
     def wrong_credentials(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`apply` that log in with a wrong password (or key)."""

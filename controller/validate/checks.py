@@ -80,6 +80,11 @@ def check_unique_names(policy: Policy) -> list[Diagnostic]:
 def _duplicate_site_ids(policy: Policy) -> list[Diagnostic]:
     """Two sites with one SD-WAN site-id would put both in one site list: the overlay sees them as one site."""
     numbered = {id(s.origin): s for s in policy.sites if s.sdwan_site_id is not None}
+    names: dict[int, set[str]] = {}
+    for s in numbered.values():
+        names.setdefault(s.sdwan_site_id or 0, set()).add(s.name)
+    if all(len(n) == 1 for n in names.values()):
+        return []  # no site-id with two names, whatever the order: no need to locate every site in its file
     first: dict[int, Site] = {}
     out = []
     for _, origin in _in_file_order([(s.name, s.origin) for s in numbered.values()], ("sdwan_site_id",)):
@@ -832,10 +837,13 @@ def check_bandwidth(policy: Policy, reserved_pct: Callable[[Device], float] = la
             load = loads[(key, link)] = _LinkLoad(tuple(strict), tuple(guaranteed))
         return load
 
+    tipping: dict[tuple[int, float], tuple[int, float, float] | None] = {}  # (id of rows kept in loads, cap)
+
     def record(
         what: str, rows: tuple[tuple[int, float], ...], cap: float, link: int, i: int, k: int, reserve: float = 0.0
     ) -> None:
-        tip = _tipping(rows, cap)
+        counted_at = (id(rows), cap)  # most links of a scope group and rate have the same cap: counted once
+        tip = tipping[counted_at] if counted_at in tipping else tipping.setdefault(counted_at, _tipping(rows, cap))
         if tip is None:
             return
         ji, before, total = tip
@@ -850,6 +858,7 @@ def check_bandwidth(policy: Policy, reserved_pct: Callable[[Device], float] = la
             ji, pct, total, before, link, i, k, names, seen.links if seen else 1, 100 * reserve / link
         )
 
+    controlled: dict[int, float] = {}  # id of a load kept in loads -> what its network-control journeys guarantee
     for i, (dev, key) in enumerate(zip(policy.devices, keys, strict=True)):
         for k, iface in enumerate(dev.interfaces):
             if iface.role != "wan" or not iface.bandwidth_kbps:
@@ -858,7 +867,11 @@ def check_bandwidth(policy: Policy, reserved_pct: Callable[[Device], float] = la
             load = load_of(key, link)
             record("strict", load.strict, link * s.priority_cap_pct / 100.0, link, i, k)
             # the plan's own reserve is what the network-control class gets beyond the journeys already in it
-            in_control = sum(kbps for ji, kbps in load.guaranteed if counted[ji] == NETWORK_CONTROL)
+            in_control = controlled.get(id(load))
+            if in_control is None:
+                in_control = controlled[id(load)] = sum(
+                    kbps for ji, kbps in load.guaranteed if counted[ji] == NETWORK_CONTROL
+                )
             reserve = max(0.0, link * reserved_pct(dev) / 100.0 - in_control)
             cap = link * (s.guaranteed_cap_pct - s.default_class_min_pct) / 100.0 - reserve
             record("guaranteed", load.guaranteed, cap, link, i, k, reserve)

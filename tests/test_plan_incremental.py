@@ -510,3 +510,25 @@ def test_a_patch_killed_at_any_rename_is_rolled_back(
         assert [p.name for p in arena.iterdir()] == ["out"]
         result, _ = plan(policies, arena / "out")
         assert result.exit_code in (0, 2) and files(arena / "out") == after
+
+
+def test_an_unchanged_manifest_is_written_as_read(base: Path, tmp_path: Path, monkeypatch: Any) -> None:
+    """A re-plan that lists what the folder's manifest lists writes that file's text back (not serialised
+    again), byte for byte what a full plan writes; one that changes a device's files serialises it."""
+    policies = tmp_path / "policies"
+    shutil.copytree(base, policies)
+    out = tmp_path / "out"
+    plan(policies, out)
+    made: list[int] = []
+    to_json = tree.Manifest.to_json
+    monkeypatch.setattr(tree.Manifest, "to_json", lambda self: made.append(1) or to_json(self))
+    assert plan(policies, out)[1] == []
+    assert made == []
+    monkeypatch.setattr(tree.Manifest, "to_json", to_json)
+    assert same_as_full(policies, out, tmp_path) == []
+    edit_device(policies, 3, 5)
+    monkeypatch.setattr(tree.Manifest, "to_json", lambda self: made.append(1) or to_json(self))
+    assert plan(policies, out)[1] != []
+    assert made == [1]
+    monkeypatch.setattr(tree.Manifest, "to_json", to_json)
+    assert same_as_full(policies, out, tmp_path) == []

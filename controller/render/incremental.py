@@ -169,6 +169,7 @@ class PlanCache:
     devices: dict[str, Any]  # device -> its entry as read (checked when used: see Session.select)
     notes: list[str]  # the notes the entries number
     yaml: dict[str, str]  # the parse cache's index
+    manifest_text: str = ""  # the manifest it was written with, as it is in the folder
 
 
 def _stat(path: str | Path) -> Stat | None:
@@ -188,7 +189,8 @@ def read_cache(folder: Path, manifest: Manifest | None, salt: str) -> PlanCache 
         doc = json.loads(text)
         if doc.get("kind") != KIND or doc.get("version") != VERSION or doc.get("salt") != salt:
             return None
-        written = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
+        manifest_bytes = (folder / MANIFEST).read_bytes()
+        written = hashlib.sha256(manifest_bytes).hexdigest()
         if doc.get("manifest") != written:
             return None
         notes = [str(n) for n in doc["notes"]]
@@ -198,7 +200,7 @@ def read_cache(folder: Path, manifest: Manifest | None, salt: str) -> PlanCache 
             return None
     except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
         return None
-    return PlanCache(salt, written, devices, notes, yaml)
+    return PlanCache(salt, written, devices, notes, yaml, manifest_bytes.decode("utf-8"))
 
 
 def _reusable(raw: Any, fingerprint: str, files: Iterable[str], here: str, notes: list[str]) -> Entry | None:
@@ -298,7 +300,7 @@ class Session:
         patching = bool(self.reused) and previous is not None
         removed = sorted(set(previous.devices if previous is not None else ()) - set(manifest.devices))
         touched = sorted(d for d, (_, changes) in rendered.items() if changes) if patching else sorted(rendered)
-        text = manifest.to_json()
+        text = self._manifest_text(manifest, previous)
         if manifest.cache:
             self._write(staging, manifest, text, rendered, touched)
         if patching:
@@ -308,6 +310,17 @@ class Session:
                 stale.unlink(missing_ok=True)  # files no longer in the policy, or since edited
         else:
             tree.finish(self.out_dir, staging, manifest, previous, text=text)
+
+    def _manifest_text(self, manifest: Manifest, previous: Manifest | None) -> str:
+        """``manifest.to_json()``; when it lists what the folder's manifest does, that file's text as read.
+
+        The cache was read only if that file is the one it was written with (its SHA-256), by this
+        qoectl (the salt), so the file is ``to_json()`` of the manifest it parses to, ``previous``.
+        """
+        cache = self.cache
+        if cache is not None and cache.manifest_text and previous is self.manifest and manifest == previous:
+            return cache.manifest_text
+        return manifest.to_json()
 
     def _write(
         self,

@@ -288,8 +288,7 @@ def _ip_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     quad = _DOTTED_QUAD.fullmatch(value)
     if quad is None:
         return ipaddress.ip_address(value)
-    a, b, c, d = (int(octet) for octet in quad.groups())
-    return ipaddress.IPv4Address(a << 24 | b << 16 | c << 8 | d)
+    return ipaddress.IPv4Address(int(quad[1]) << 24 | int(quad[2]) << 16 | int(quad[3]) << 8 | int(quad[4]))
 
 
 def _parse_address(value: Any) -> Any:

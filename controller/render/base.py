@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -54,10 +57,12 @@ __all__ = [
     "Limits",
     "Renderer",
     "environment",
+    "if_ident",
     "lines_mentioning",
     "network",
     "percent_split",
     "templates_root",
+    "whole_percents",
 ]
 
 
@@ -204,14 +209,38 @@ def percent_split(values: list[float]) -> list[int]:
     return out
 
 
+def whole_percents(exact: Mapping[str, float], default: str, up: frozenset[str] = frozenset()) -> dict[str, int]:
+    """Whole percentages for shares given exactly (summing to 100): the default class takes the rest.
+
+    Every other class is rounded to the nearest whole percent (``up``: rounded
+    up), at least 1 %; the default class gets what is left, which is exactly
+    what the plan gives it (the remainder of the link). The granularity check in
+    :mod:`controller.compile.capabilities` rejects plans that would leave it
+    nothing, so an error here means that check was bypassed.
+    """
+    out = {
+        name: max(1, math.ceil(v - 1e-9) if name in up else math.floor(v + 0.5))
+        for name, v in exact.items()
+        if name != default
+    }
+    rest = 100 - sum(out.values())
+    if rest < 1:
+        raise ValueError(f"whole-percent shares leave {rest} % for the default class: {out}")
+    out[default] = rest
+    return out
+
+
+def if_ident(name: str) -> str:
+    """An interface name as a config identifier: ``GigabitEthernet0/0/1`` -> ``GIGABITETHERNET0-0-1``."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").upper()
+
+
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
 
 def lines_mentioning(text: str, tokens: list[str]) -> list[str]:
     """Lines that mention any token (as a whole word), each with the block indented under it."""
-    import re
-
     if not tokens:
         return []
     pattern = re.compile("|".join(rf"(?<![A-Za-z0-9_-]){re.escape(t)}(?![A-Za-z0-9_-])" for t in sorted(set(tokens))))

@@ -33,8 +33,7 @@ from typing import Any, ClassVar
 
 from controller.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
 from controller.render import base
-from controller.render.base import Limits, Renderer
-from controller.render.juniper_junos import whole_percents  # shared largest-remainder rounding
+from controller.render.base import Limits, Renderer, whole_percents
 from controller.spec.types import dscp_name
 
 PREFIX = "QOECTL"

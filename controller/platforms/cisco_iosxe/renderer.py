@@ -25,13 +25,12 @@ numbers otherwise (LE is ``1``), at most eight per ``match dscp`` line.
 from __future__ import annotations
 
 import functools
-import re
 from itertools import product
 from typing import Any
 
 from controller.plan import Allocation, DevicePlan, InterfacePlan, MarkingRule, PlanMatch, QosClass
 from controller.render import base
-from controller.render.base import Limits, Renderer, percent_split
+from controller.render.base import Limits, Renderer, if_ident, percent_split
 from controller.spec.types import dscp_name
 
 PREFIX = "QOECTL"
@@ -49,10 +48,6 @@ def ios_dscp(value: int) -> str:
     """The DSCP as IOS-XE spells it: a keyword where one exists, else the number (LE -> 1); memoised."""
     name = dscp_name(value)
     return name if name in IOS_DSCP_KEYWORDS else str(value)
-
-
-def if_ident(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").upper()
 
 
 def if_idents(names: list[str]) -> dict[str, str]:

@@ -47,10 +47,9 @@ from controller.plan import (
     QosClass,
     SlaClass,
 )
-from controller.platforms.cisco_iosxe.renderer import if_ident
 from controller.render import _sdwan as sd
 from controller.render import base
-from controller.render.base import Limits, Renderer
+from controller.render.base import Limits, Renderer, if_ident
 
 PREFIX = "QOECTL"
 # The SLA class of journeys without an SLA target: the loosest thresholds an SLA class takes (latency and

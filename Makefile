@@ -39,10 +39,11 @@ demo: install
 		echo "== qoectl loop demo skipped: it builds a lab of network namespaces and needs root (sudo make demo)"; \
 	fi
 
+# lint-imports checks the one-way stages and the platform plugins (.importlinter, docs/architecture.md).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check controller
-	$(BIN)/lint-imports --no-logo   # the one-way stages (.importlinter, docs/architecture.md)
+	$(BIN)/lint-imports --no-logo
 
 typecheck: install
 	$(BIN)/mypy

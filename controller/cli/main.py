@@ -261,7 +261,7 @@ def _plan_fleet(
     """
     try:
         with bulk_allocation():
-            policy, problems = load_policy(path, jobs, session.parse.read_documents)
+            policy, problems = load_policy(path, jobs, session.parse.read_files)
             validated = validate_policy(policy, problems)
             todo = session.select(validated.context, validated.devices, validated.diagnostics)
     except PolicyError as exc:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from controller.errors import Diagnostic
-from controller.load.loader import MIN_PARALLEL_BYTES, display_path, policy_files, read_documents, read_text
+from controller.load.loader import MIN_PARALLEL_BYTES, display_path, policy_files, read_files, read_text
 from controller.load.yamlsrc import FilePositions, LazyPositions, YamlDocument, load_documents
 from controller.load.yamlsrc import Path as DataPath
 from controller.parallel import ordered_map
@@ -39,29 +40,35 @@ class ParseCache:
         self.salt = salt
         self.digests = digests or {}  # key -> SHA-256 of its JSON, as written: a damaged entry is not used
         self.kept: dict[str, str] = {}  # key -> JSON: the entries read this run (and, after write, the new ones)
-        self.fresh: dict[str, list[YamlDocument]] = {}  # key -> documents: the files parsed cleanly this run
-        self.documents: list[YamlDocument] = []  # every document of the last read
+        self.fresh: dict[str, str] = {}  # key -> JSON: the files parsed cleanly this run (JSON is smaller than values)
+        self.documents: list[YamlDocument] = []  # every document of the last read, inventories without sites/devices
+        self.keeping = True  # False: nothing will be written (the parsed files are not turned into JSON)
         self.reused = 0  # files taken from the cache this run
         self.parsed = 0  # files parsed this run
 
     def key(self, text: str) -> str:
         return hashlib.sha256(f"{self.salt}\0{text}".encode()).hexdigest()
 
-    def _lookup(self, key: str, text: str, name: str) -> list[YamlDocument] | None:
+    def _cached(self, key: str) -> str | None:
+        """The JSON kept for ``key`` when it is the one the index lists (its SHA-256), else None."""
         digest = self.digests.get(key)
         if self.folder is None or digest is None:
             return None
         try:
             raw = (self.folder / f"{key}.json").read_text(encoding="utf-8")
-            if hashlib.sha256(raw.encode()).hexdigest() != digest:
-                return None
+        except OSError:
+            return None  # missing: parsed again
+        return raw if hashlib.sha256(raw.encode()).hexdigest() == digest else None
+
+    @staticmethod
+    def _documents(raw: str, text: str, name: str) -> list[YamlDocument] | None:
+        """The documents of a file from its JSON entry, or None when the entry cannot be read."""
+        try:
             entries = json.loads(raw)
             positions = FilePositions(text)  # one parse for all its documents' positions
-            docs = [YamlDocument(name, int(i), data, LazyPositions(positions, int(i))) for i, data in entries]
-        except (OSError, ValueError, TypeError):
-            return None  # missing or damaged: parsed again
-        self.kept[key] = raw
-        return docs
+            return [YamlDocument(name, int(i), data, LazyPositions(positions, int(i))) for i, data in entries]
+        except (ValueError, TypeError):
+            return None  # damaged: parsed again
 
     @staticmethod
     def _json(docs: list[YamlDocument]) -> str | None:
@@ -73,40 +80,63 @@ class ParseCache:
             return None
         return raw if json.loads(raw) == entries else None
 
-    def read_documents(self, root: Path, jobs: int = 1) -> tuple[list[YamlDocument], list[Diagnostic]]:
-        """:func:`~controller.load.loader.read_documents`, parsing only files not in the cache."""
+    def read_files(self, root: Path, jobs: int = 1) -> Iterator[tuple[list[YamlDocument], list[Diagnostic]]]:
+        """:func:`~controller.load.loader.read_files`, parsing only files not in the cache.
+
+        A cached file's documents are made from its JSON when its turn comes, and
+        each file's text is let go once its documents are out, so that only a few
+        files' values are in memory at a time.
+        """
         if not root.exists():
-            return read_documents(root, jobs)  # its error
-        results: list[tuple[list[YamlDocument], list[Diagnostic]] | None] = []
-        todo: list[tuple[int, str, str, str]] = []  # (position, key, display name, text)
+            yield from read_files(root, jobs)  # its error
+            return
+        files: list[tuple[str, str, str, str | None] | list[Diagnostic] | None] = []  # (key, name, text, JSON)
         for path in policy_files(root):
             text, problems = read_text(path)
             if text is None:
-                results.append(([], problems))
-                continue
-            name = display_path(path)
-            key = self.key(text)
-            docs = self._lookup(key, text, name)
-            results.append(None if docs is None else (docs, []))
-            if docs is None:
-                todo.append((len(results) - 1, key, name, text))
+                files.append(problems)
             else:
+                key = self.key(text)
+                files.append((key, display_path(path), text, self._cached(key)))
+        todo = [(f[1], f[2]) for f in files if isinstance(f, tuple) and f[3] is None]
+        workers = jobs if sum(len(t) for _, t in todo) >= MIN_PARALLEL_BYTES else 1
+        parsed_all = iter(ordered_map(_parse, todo, workers))
+        documents: list[YamlDocument] = []
+        taken = 0  # files of todo parsed so far
+        for at in range(len(files)):
+            entry, files[at] = files[at], None
+            assert entry is not None
+            if isinstance(entry, list):
+                yield [], entry
+                continue
+            key, name, text, raw = entry
+            docs = None if raw is None else self._documents(raw, text, name)
+            if raw is not None and docs is not None:
+                self.kept[key] = raw
                 self.reused += 1
-        workers = jobs if sum(len(t) for *_, t in todo) >= MIN_PARALLEL_BYTES else 1
-        parsed_all = ordered_map(_parse, [(n, t) for *_, n, t in todo], workers)
-        for (at, key, _name, _text), parsed in zip(todo, parsed_all, strict=True):
-            results[at] = parsed
-            if not parsed[1]:
-                self.fresh[key] = parsed[0]
-        self.parsed = len(todo)
-        docs_out: list[YamlDocument] = []
-        problems_out: list[Diagnostic] = []
-        for result in results:
-            assert result is not None
-            docs_out.extend(result[0])
-            problems_out.extend(result[1])
-        self.documents = docs_out
-        return docs_out, problems_out
+                result: tuple[list[YamlDocument], list[Diagnostic]] = (docs, [])
+            else:
+                if raw is None:
+                    result, todo[taken] = next(parsed_all), ("", "")
+                    taken += 1
+                else:
+                    result = _parse((name, text))
+                self.parsed += 1
+                fresh = self._json(result[0]) if self.keeping and not result[1] else None
+                if fresh is not None:
+                    self.fresh[key] = fresh
+            documents += [_policy_wide(d) for d in result[0]]
+            yield result
+        self.documents = documents
+
+    def read_documents(self, root: Path, jobs: int = 1) -> tuple[list[YamlDocument], list[Diagnostic]]:
+        """:func:`~controller.load.loader.read_documents`, parsing only files not in the cache (:meth:`read_files`)."""
+        docs: list[YamlDocument] = []
+        problems: list[Diagnostic] = []
+        for file_docs, file_problems in self.read_files(root, jobs):
+            docs += file_docs
+            problems += file_problems
+        return docs, problems
 
     def index(self) -> dict[str, str]:
         """``{key: SHA-256 of its JSON}`` of the entries :meth:`write` kept."""
@@ -115,10 +145,7 @@ class ParseCache:
     def write(self, folder: Path, existing: Path | None = None) -> None:
         """Keep this run's files in ``folder``: linked from ``existing`` (the cache read) where there, else written."""
         folder.mkdir(parents=True, exist_ok=True)
-        for key, docs in self.fresh.items():
-            raw = self._json(docs)
-            if raw is not None:
-                self.kept[key] = raw
+        self.kept.update(self.fresh)
         self.fresh = {}
         for key, raw in sorted(self.kept.items()):
             target = folder / f"{key}.json"
@@ -138,6 +165,15 @@ class ParseCache:
             return [p for p in folder.iterdir() if p.suffix == ".json" and p.stem not in self.kept]
         except OSError:
             return []
+
+
+def _policy_wide(doc: YamlDocument) -> YamlDocument:
+    """``doc``, or an Inventory without its sites and devices (the loader frees their values once converted)."""
+    data = doc.data
+    if isinstance(data, dict) and data.get("kind") == "Inventory" and isinstance(data.get("spec"), dict):
+        spec = {k: v for k, v in data["spec"].items() if k not in ("sites", "devices")}
+        return YamlDocument(doc.file, doc.index, {**data, "spec": spec}, doc.positions)
+    return doc
 
 
 def _parse(item: tuple[str, str]) -> tuple[list[YamlDocument], list[Diagnostic]]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import os
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
@@ -90,8 +91,8 @@ def _size(path: FsPath) -> int:
         return 0
 
 
-def read_documents(root: FsPath, jobs: int = 1) -> tuple[list[YamlDocument], list[Diagnostic]]:
-    """Every document of every policy file, in file order, and the problems reading them.
+def read_files(root: FsPath, jobs: int = 1) -> Iterator[tuple[list[YamlDocument], list[Diagnostic]]]:
+    """The documents of each policy file, in file order, and the problems reading it, one file at a time.
 
     With ``jobs`` > 1 and at least ``MIN_PARALLEL_BYTES`` of YAML, files are
     parsed in that many forked workers; the result is the same either way.
@@ -101,9 +102,14 @@ def read_documents(root: FsPath, jobs: int = 1) -> tuple[list[YamlDocument], lis
     paths = policy_files(root)
     if jobs > 1 and sum(_size(p) for p in paths) < MIN_PARALLEL_BYTES:
         jobs = 1
+    yield from ordered_map(_read_file, paths, jobs)
+
+
+def read_documents(root: FsPath, jobs: int = 1) -> tuple[list[YamlDocument], list[Diagnostic]]:
+    """Every document of every policy file, in file order, and the problems reading them (:func:`read_files`)."""
     docs: list[YamlDocument] = []
     problems: list[Diagnostic] = []
-    for file_docs, file_problems in ordered_map(_read_file, paths, jobs):
+    for file_docs, file_problems in read_files(root, jobs):
         docs.extend(file_docs)
         problems.extend(file_problems)
     return docs, problems
@@ -365,9 +371,26 @@ def _unchecked_journey(doc: YamlDocument) -> m.Journey | None:
     )
 
 
-def _inventory(doc: SpecDoc) -> tuple[list[m.Site], list[m.Transport], list[m.Device]]:
+def value_digest(value: Any) -> bytes:
+    """The SHA-256 of a YAML value's ``repr`` (the same text parses to the same values in the same order)."""
+    return hashlib.sha256(repr(value).encode()).digest()
+
+
+def _slim(doc: YamlDocument) -> YamlDocument:
+    """An Inventory document with each of its sites and devices replaced by :func:`value_digest` of it.
+
+    The model's objects point at this document, not at the YAML read: its
+    values are several times the model's memory in a large fleet, and after the
+    model is built only the plan cache's fingerprints read a site or device
+    back, as its digest. Positions are the same (they come from the file's text).
+    """
+    data, spec = doc.data, doc.data["spec"]
+    kept = {k: ([value_digest(v) for v in spec[k]] if k in ("sites", "devices") else v) for k, v in spec.items()}
+    return YamlDocument(doc.file, doc.index, {**data, "spec": kept}, doc.positions)
+
+
+def _inventory(doc: SpecDoc, src: YamlDocument) -> tuple[list[m.Site], list[m.Transport], list[m.Device]]:
     spec: v1.InventorySpec = doc.spec.spec
-    src = doc.source
     sites = [
         m.Site(s.name, s.context, s.region, s.sdwan_site_id, m.Origin(src, ("spec", "sites", i)))
         for i, s in enumerate(spec.sites)
@@ -518,7 +541,8 @@ def _converted(doc: SpecDoc) -> SpecDoc:
     """An Inventory document with its model instead of its spec (the same document when it already is)."""
     if isinstance(doc.spec, _ConvertedInventory):
         return doc
-    sites, transports, devices = _inventory(doc)
+    src = _slim(doc.source)
+    sites, transports, devices = _inventory(doc, src)
     controllers = [
         m.SdwanController(
             c.name,
@@ -532,11 +556,11 @@ def _converted(doc: SpecDoc) -> SpecDoc:
                 c.credentials.become_password_env,
             ),
             c.mode,
-            m.Origin(doc.source, ("spec", "sdwan_controllers", i)),
+            m.Origin(src, ("spec", "sdwan_controllers", i)),
         )
         for i, c in enumerate(doc.spec.spec.sdwan_controllers)
     ]
-    return SpecDoc(doc.source, _ConvertedInventory("Inventory", sites, transports, devices, controllers))
+    return SpecDoc(src, _ConvertedInventory("Inventory", sites, transports, devices, controllers))
 
 
 def check_and_convert(docs: Iterable[YamlDocument]) -> tuple[list[SpecDoc], list[Diagnostic]]:
@@ -598,12 +622,10 @@ def to_model(docs: list[SpecDoc]) -> tuple[m.Policy, list[Diagnostic]]:
     return policy, problems
 
 
-Reader = Callable[[FsPath, int], tuple[list[YamlDocument], list[Diagnostic]]]
+Reader = Callable[[FsPath, int], Iterable[tuple[list[YamlDocument], list[Diagnostic]]]]
 
 
-def load_policy(
-    root: FsPath | str, jobs: int = 1, reader: Reader = read_documents
-) -> tuple[m.Policy, list[Diagnostic]]:
+def load_policy(root: FsPath | str, jobs: int = 1, reader: Reader = read_files) -> tuple[m.Policy, list[Diagnostic]]:
     """Read, schema-check and convert a policy repository.
 
     Returns the model and every problem found so far (schema and YAML). Journey
@@ -613,10 +635,22 @@ def load_policy(
     :class:`PolicyError` with everything found: a model missing those would only
     produce misleading follow-up errors (unknown site, unknown tag ...).
     ``jobs`` > 1 parses a large repository's files in that many worker processes. ``reader`` reads the
-    documents (:func:`read_documents`, or one that reuses files parsed before: :mod:`controller.load.cache`).
+    documents file by file (:func:`read_files`, or one that reuses files parsed before:
+    :mod:`controller.load.cache`); each file's documents are checked and converted as they come, and only the
+    documents the model points to are kept (an Inventory's without its values: see :func:`_slim`), so the
+    values of only a few files are in memory at a time, not those of the whole fleet.
     """
-    docs, problems = reader(FsPath(root), jobs)
-    valid, schema_problems = check_and_convert(docs)
+    docs: list[YamlDocument] = []
+    problems: list[Diagnostic] = []
+    valid: list[SpecDoc] = []
+    schema_problems: list[Diagnostic] = []
+    for file_docs, file_problems in reader(FsPath(root), jobs):
+        problems += file_problems
+        for doc in file_docs:
+            checked, found = check_and_convert([doc])
+            valid += checked
+            schema_problems += found
+            docs.append(checked[0].source if checked else doc)
     # A value the YAML reader already refused (a tag, a duplicate) needs no second "wrong type" error.
     refused = {(d.location.file, d.field) for d in problems if d.field}
     schema_problems = [d for d in schema_problems if (d.location.file, d.field) not in refused]

@@ -101,7 +101,8 @@ def code_salt() -> str:
 
 
 def _raw(origin: Origin) -> Any:
-    """The YAML an object was read from (its document, at its path)."""
+    """The YAML an object was read from (its document, at its path); for a site or a device, the SHA-256 of
+    that YAML (the loader keeps only that: :func:`controller.load.loader.value_digest`)."""
     data: Any = origin.doc.data if origin.doc is not None else None
     for part in origin.path:
         data = data[part]
@@ -247,6 +248,7 @@ class Session:
                 self.cache = read_cache(self.out_dir, self.manifest, self.salt)
         yaml = self.out_dir / CACHE_DIR / YAML if self.cache is not None else None
         self.parse = ParseCache(yaml, self.salt, self.cache.yaml if self.cache is not None else None)
+        self.parse.keeping = self.keep is not False
 
     def select(
         self, context: CompileContext, devices: tuple[Device, ...], diagnostics: tuple[Diagnostic, ...]

@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,8 +41,9 @@ class ParseCache:
         self.folder = folder
         self.salt = salt
         self.digests = digests or {}  # key -> SHA-256 of its JSON, as written: a damaged entry is not used
-        self.kept: dict[str, str] = {}  # key -> JSON: the entries read this run (and, after write, the new ones)
-        self.fresh: dict[str, str] = {}  # key -> JSON: the files parsed cleanly this run (JSON is smaller than values)
+        self.kept: dict[str, str] = {}  # key -> SHA-256 of its JSON: the entries read this run (after write, the new)
+        # key -> (SHA-256, zlib-compressed JSON): the files parsed cleanly this run (a tenth of their JSON's memory)
+        self.fresh: dict[str, tuple[str, bytes]] = {}
         self.documents: list[YamlDocument] = []  # every document of the last read, inventories without sites/devices
         self.keeping = True  # False: nothing will be written (the parsed files are not turned into JSON)
         self.reused = 0  # files taken from the cache this run
@@ -112,7 +115,7 @@ class ParseCache:
             key, name, text, raw = entry
             docs = None if raw is None else self._documents(raw, text, name)
             if raw is not None and docs is not None:
-                self.kept[key] = raw
+                self.kept[key] = self.digests[key]
                 self.reused += 1
                 result: tuple[list[YamlDocument], list[Diagnostic]] = (docs, [])
             else:
@@ -124,7 +127,8 @@ class ParseCache:
                 self.parsed += 1
                 fresh = self._json(result[0]) if self.keeping and not result[1] else None
                 if fresh is not None:
-                    self.fresh[key] = fresh
+                    data = fresh.encode()
+                    self.fresh[key] = (hashlib.sha256(data).hexdigest(), zlib.compress(data, 1))
             documents += [_policy_wide(d) for d in result[0]]
             yield result
         self.documents = documents
@@ -140,24 +144,30 @@ class ParseCache:
 
     def index(self) -> dict[str, str]:
         """``{key: SHA-256 of its JSON}`` of the entries :meth:`write` kept."""
-        return {key: hashlib.sha256(raw.encode()).hexdigest() for key, raw in sorted(self.kept.items())}
+        return dict(sorted(self.kept.items()))
 
     def write(self, folder: Path, existing: Path | None = None) -> None:
         """Keep this run's files in ``folder``: linked from ``existing`` (the cache read) where there, else written."""
         folder.mkdir(parents=True, exist_ok=True)
-        self.kept.update(self.fresh)
-        self.fresh = {}
-        for key, raw in sorted(self.kept.items()):
+        for key, (digest, packed) in sorted(self.fresh.items()):
             target = folder / f"{key}.json"
-            if target.exists():
+            if not target.exists():
+                target.write_bytes(zlib.decompress(packed))
+            self.kept[key] = digest
+        fresh, self.fresh = self.fresh, {}
+        for key in sorted(self.kept):
+            target = folder / f"{key}.json"
+            if key in fresh or target.exists():
                 continue
-            if existing is not None:
+            try:
+                if existing is None:
+                    raise OSError("nothing to link from")
                 try:
                     os.link(existing / f"{key}.json", target)
-                    continue
                 except OSError:
-                    pass
-            target.write_text(raw, encoding="utf-8")
+                    shutil.copyfile(existing / f"{key}.json", target)
+            except OSError:
+                del self.kept[key]  # not kept: parsed again next time
 
     def unused(self, folder: Path) -> list[Path]:
         """Entries in ``folder`` that this run did not read or parse."""

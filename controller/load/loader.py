@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import hashlib
 import os
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator
@@ -408,15 +409,19 @@ def _inventory(doc: SpecDoc, src: YamlDocument) -> tuple[list[m.Site], list[m.Tr
         for i, t in enumerate(spec.transports)
     ]
     devices = []
+    # Values most devices repeat (interface names, roles, platforms, sites, credentials) kept once each, not
+    # once per device: a large fleet's model is mostly its strings.
+    shared = sys.intern
+    credentials: dict[tuple[Any, ...], m.Credentials] = {}
     for i, d in enumerate(spec.devices):
         dpath = ("spec", "devices", i)
         interfaces = tuple(
             m.Interface(
-                f.name,
-                f.role,
+                shared(f.name),
+                "wan" if f.role == "wan" else "lan",  # the constants, not one string per interface
                 f.bandwidth_kbps,
                 f.port_speed_kbps,
-                f.transport,
+                f.transport and shared(f.transport),
                 f.base_delay_ms,
                 f.trust_dscp,
                 f.vpn,
@@ -428,18 +433,19 @@ def _inventory(doc: SpecDoc, src: YamlDocument) -> tuple[list[m.Site], list[m.Tr
             for k, f in enumerate(d.interfaces)
         )
         c = d.credentials
-        creds = m.Credentials(c.username_env, c.password_env, c.key_file, c.become, c.become_password_env)
+        key = (c.username_env, c.password_env, c.key_file, c.become, c.become_password_env)
+        creds = credentials.get(key) or credentials.setdefault(key, m.Credentials(*key))
         devices.append(
             m.Device(
                 d.name,
-                d.platform,
+                shared(d.platform),
                 d.host,
                 d.port,
-                d.site,
-                tuple(d.tags),
+                shared(d.site),
+                tuple(shared(t) for t in d.tags),
                 creds,
                 interfaces,
-                tuple(d.features),
+                tuple(shared(f) for f in d.features),
                 m.Origin(src, dpath),
             )
         )

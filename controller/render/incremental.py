@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import itertools
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,6 +270,7 @@ class Session:
                     entry = _reusable(raw, fp, listed.files, f"{self.out_dir}/{name}/", notes)
                     if entry is not None:
                         self.reused[name] = entry
+            self.cache.devices = {}  # read: the reused devices' entries are in self.reused (a large fleet's index)
         return tuple(d for d in devices if d.name not in self.reused)
 
     def keeps(self, diagnostics: int) -> bool:
@@ -333,40 +335,50 @@ class Session:
         in_staging: Iterable[str],
     ) -> None:
         landing = set(in_staging)
-        devices: dict[str, Any] = {}
+        folder = staging / CACHE_DIR
+        self.parse.write(folder / YAML, self.out_dir / CACHE_DIR / YAML if self.cache is not None else None)
         # Each note once (a fleet's devices share a few), those of the cache read first and in its order,
         # so that a reused device's entry is written back as it was read.
         old = self.cache.notes if self.cache is not None else []
         as_read = self.cache is not None and len(set(old)) == len(old)
         note_index: dict[str, int] = {n: i for i, n in enumerate(old)} if as_read else {}
-        for name, listed in sorted(manifest.devices.items()):
-            reused = self.reused.get(name)
-            if reused is not None and as_read and self.cache is not None:
-                devices[name] = self.cache.devices[name]
-                continue
-            if reused is not None:
-                files, notes = dict(reused.files), reused.notes
-            else:
-                where = (staging if name in landing else self.out_dir) / name
-                stats = {f: _stat(where / f) for f in listed.files}
-                if any(st is None for st in stats.values()):
-                    continue  # not kept: compiled again next time
-                files, notes = {f: st for f, st in stats.items() if st is not None}, rendered[name][0]
-            devices[name] = {
-                "fingerprint": self.fingerprints[name],
-                "notes": [note_index.setdefault(n, len(note_index)) for n in notes],
-                "files": {f: list(st) for f, st in sorted(files.items())},
+
+        def entries() -> Iterator[tuple[str, dict[str, Any]]]:
+            for name, listed in sorted(manifest.devices.items()):
+                reused = self.reused.get(name)
+                if reused is not None:  # written as read (the same numbers for its notes when as_read)
+                    files, notes = dict(reused.files), reused.notes
+                else:
+                    where = (staging if name in landing else self.out_dir) / name
+                    stats = {f: _stat(where / f) for f in listed.files}
+                    if any(st is None for st in stats.values()):
+                        continue  # not kept: compiled again next time
+                    files, notes = {f: st for f, st in stats.items() if st is not None}, rendered[name][0]
+                yield (
+                    name,
+                    {
+                        "fingerprint": self.fingerprints[name],
+                        "notes": [note_index.setdefault(n, len(note_index)) for n in notes],
+                        "files": {f: list(st) for f, st in sorted(files.items())},
+                    },
+                )
+
+        with (folder / INDEX).open("w", encoding="utf-8") as index:
+            # json.dumps(doc, sort_keys=True, separators=(",", ":")) of the whole index, "devices" (its first
+            # key) written a few thousand devices at a time instead of held whole.
+            index.write('{"devices":{')
+            batches = iter(entries())
+            comma = ""
+            while batch := dict(itertools.islice(batches, 4096)):
+                index.write(comma + json.dumps(batch, sort_keys=True, separators=(",", ":"))[1:-1])
+                comma = ","
+            rest = {
+                "kind": KIND,
+                "version": VERSION,
+                "qoectl": __version__,
+                "salt": self.salt,
+                "manifest": hashlib.sha256(text.encode()).hexdigest(),
+                "yaml": self.parse.index(),
+                "notes": list(note_index),
             }
-        folder = staging / CACHE_DIR
-        self.parse.write(folder / YAML, self.out_dir / CACHE_DIR / YAML if self.cache is not None else None)
-        doc = {
-            "kind": KIND,
-            "version": VERSION,
-            "qoectl": __version__,
-            "salt": self.salt,
-            "manifest": hashlib.sha256(text.encode()).hexdigest(),
-            "yaml": self.parse.index(),
-            "notes": list(note_index),
-            "devices": devices,
-        }
-        (folder / INDEX).write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")), encoding="utf-8")
+            index.write("}," + json.dumps(rest, sort_keys=True, separators=(",", ":"))[1:])

@@ -119,20 +119,15 @@ def strict_rate_bps(a: Allocation) -> int:
     return max(MIN_TRANSMIT_BPS, (a.police_kbps or a.guaranteed_kbps) * 1000)
 
 
-def transmit_percents(plan: DevicePlan, iface: InterfacePlan) -> dict[str, int]:
-    """Percent of the (shaped) link per class, whole numbers summing to 100.
-
-    Strict classes are rounded *up* (their rate is also their rate limit, so
-    rounding down would police traffic the plan admits).
-    """
-    return dict(_transmit_percents(plan.classes, iface.allocations, iface.link_kbps or 1))
-
-
 @functools.lru_cache(maxsize=4096)
 def _transmit_percents(
     classes: tuple[QosClass, ...], allocations: tuple[Allocation, ...], link_kbps: int
 ) -> tuple[tuple[str, int], ...]:
-    """:func:`transmit_percents` as items; memoised, as devices with the same classes and link share it."""
+    """Percent of the (shaped) link per class, whole numbers summing to 100, as items.
+
+    Strict classes are rounded *up* (their rate is also their rate limit, so rounding down would police
+    traffic the plan admits). Memoised, as devices with the same classes and link share it.
+    """
     exact = {a.class_name: 100.0 * a.guaranteed_kbps / link_kbps for a in allocations}
     default = next(c.name for c in classes if c.is_default)
     return tuple(whole_percents(exact, default, frozenset(c.name for c in classes if c.strict)).items())

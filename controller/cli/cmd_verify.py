@@ -7,6 +7,7 @@ but something could not be confirmed (no data is not a pass).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 import time
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from controller.errors import Diagnostic
     from controller.evaluate.baseline import Baseline
     from controller.measure.feedback import Answer
+    from controller.measure.prefetch import Prefetch
     from controller.measure.samples import SampleSet, Vocabulary
     from controller.measure.sources import SourceOptions
     from controller.pipeline import Build
@@ -116,14 +118,21 @@ def read_measured(
     until: str | None,
     step: str,
     as_json: bool,
+    prefetched: tuple[Prefetch | None, ...] = (),
 ) -> Measured:
-    """Build the policy and read every measurement source; bad input is reported and exits 1."""
+    """Build the policy and read every measurement source; bad input is reported and exits 1.
+
+    ``prefetched``: the files' parses, started by the caller (:func:`controller.measure.prefetch.prefetch`).
+    """
     from controller.cli import main as m
     from controller.errors import errors_only, sort_diagnostics
+    from controller.measure.prefetch import prefetch
     from controller.measure.samples import Vocabulary
     from controller.measure.sources import read_sources
 
     opts = source_opts(measurement_files, prometheus_url, feedback_files, since, until, step)
+    # CSV files are parsed in threads while the policy loads: the parse needs no policy, only its check does.
+    opts = dataclasses.replace(opts, prefetched=prefetched or prefetch(opts.files))
     result = m._build(path, as_json)
     now = time.time()
     vocab = Vocabulary(result.policy)
@@ -199,6 +208,12 @@ def verify(
     With --baseline, each segment's change against it is reported too (it does not
     change the exit code).
     """
+    from controller.measure.prefetch import prefetch
+
+    if not measurement_files and not prometheus_url and not feedback_files:
+        raise click.UsageError("give --measurements FILE, --prometheus URL, or both (and optionally --feedback)")
+    early = prefetch(measurement_files)  # parsed in threads while the rest imports and the policy loads
+
     from controller.cli import main as m
     from controller.evaluate import baseline as bl
     from controller.evaluate import report
@@ -206,13 +221,11 @@ def verify(
     from controller.evaluate.html import render_html
     from controller.pipeline import bulk_allocation
 
-    if not measurement_files and not prometheus_url and not feedback_files:
-        raise click.UsageError("give --measurements FILE, --prometheus URL, or both (and optionally --feedback)")
     # Reading and judging a large file allocate many small objects that all stay alive and hold no cycles:
     # the collector would scan them again and again for nothing (1M samples: ~0.1 s CPU).
     with bulk_allocation():
         before = read_baseline(baseline_file, as_json)
-        got = read_measured(path, measurement_files, prometheus_url, feedback_files, since, until, step, as_json)
+        got = read_measured(path, measurement_files, prometheus_url, feedback_files, since, until, step, as_json, early)
         options = Options(start=got.start, end=got.end, now=got.now, journeys=journeys)
         evaluation = evaluate(got.build, got.samples, got.answers, options)
         changes: tuple[bl.SegmentComparison, ...] = ()

@@ -9,10 +9,11 @@ User feedback (surveys) has its own reader (:mod:`controller.measure.feedback`).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from controller.errors import Diagnostic
-from controller.measure.samples import SampleSet, Vocabulary
+if TYPE_CHECKING:  # the package stays light to import: :mod:`controller.measure.prefetch` starts before numpy
+    from controller.errors import Diagnostic
+    from controller.measure.samples import SampleSet, Vocabulary
 
 
 class Source(Protocol):

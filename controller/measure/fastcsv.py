@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,8 @@ def available() -> bool:
     return _arrow() is not None
 
 
-SCAN_BYTES = 1 << 24  # bytes counted at a time by scan_plain
+SCAN_BYTES = 1 << 20  # bytes checked at a time by scan_plain
+CR, LF = 13, 10
 BLOCK_BYTES = 1 << 20  # bytes Arrow parses into one batch: Arrow reads ahead several, so this bounds memory
 WHOLE_BYTES = 1 << 26  # files up to this size are parsed as one table (in parallel: faster); larger ones streamed
 
@@ -97,40 +99,58 @@ def scan_plain(path: Path, crlf: bool, count: bool) -> int | None:
     file may hold no carriage return; in a CRLF file every carriage return and every line feed is one
     of a CRLF pair). Then one line is one record, and data row *i* is line *i + 2*. The width of every
     line is Arrow's to check (a line with too many or too few fields fails the parse, a blank line
-    becomes a row of nulls, which :func:`_numbers` refuses). ``in`` finds a byte at memory speed; only
-    a CRLF file, and a file streamed (its columns are sized before it is parsed), are counted.
+    becomes a row of nulls, which :func:`_numbers` refuses). ``find`` finds a byte at memory speed; only
+    a CRLF file, and a file streamed (its columns are sized before it is parsed), are counted. Blocks are
+    read into one buffer, used again for each (a new block each time would cost a page fault per 4 KiB:
+    about three times as long on a file of 55 MB).
     """
     lines = cr = crlf_pairs = 0
-    last = b""
-    with path.open("rb") as fh:
-        while block := fh.read(SCAN_BYTES):
-            if b'"' in block:
+    last = -1  # the last byte read; -1: none yet
+    buf = bytearray(SCAN_BYTES)
+    with path.open("rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            if buf.find(b'"', 0, n) >= 0:
                 return None
             if crlf:
-                cr += block.count(b"\r")
-                crlf_pairs += block.count(b"\r\n") + (last == b"\r" and block[:1] == b"\n")
-            elif b"\r" in block:
+                cr += buf.count(b"\r", 0, n)
+                crlf_pairs += buf.count(b"\r\n", 0, n) + (last == CR and buf[0] == LF)
+            elif buf.find(b"\r", 0, n) >= 0:
                 return None
             if count or crlf:
-                lines += block.count(b"\n")
-            last = block[-1:]
-    if not last:
+                lines += buf.count(b"\n", 0, n)
+            last = buf[n - 1]
+    if last < 0:
         return None
     if crlf and not cr == crlf_pairs == lines:
         return None
-    return lines + (0 if last == b"\n" or not (count or crlf) else 1)
+    return lines + (0 if last == LF or not (count or crlf) else 1)
 
 
 def read_path(path: Path, columns: dict[str, int], crlf: bool, vocab: Vocabulary, now: float) -> SampleSet | None:
-    """:func:`read` of the file at ``path``; above :data:`WHOLE_BYTES` streamed: Arrow reads it block by block.
+    """:func:`parse_path` and :func:`convert`: the samples of the file at ``path``, or ``None``."""
+    parsed = parse_path(path, columns, crlf)
+    return None if parsed is None else convert(parsed, columns, vocab, now)
 
+
+@dataclass(frozen=True)
+class Parsed:
+    """Arrow's parse of a plain file: its data rows and its batches (a table's, or a stream still being read)."""
+
+    rows: int
+    batches: Iterable[Any]
+
+
+def parse_path(path: Path, columns: dict[str, int], crlf: bool) -> Parsed | None:
+    """The half of :func:`read_path` that needs no vocabulary: the byte checks and Arrow's parse.
+
+    Above :data:`WHOLE_BYTES` the file is streamed: Arrow reads it block by block as :func:`convert` asks.
     Arrow's table reader parses blocks in parallel (about a fifth faster on 2 cores) but holds the whole
-    table; the streaming reader holds a few blocks, whatever the size of the file.
+    table; the streaming reader holds a few blocks, whatever the size of the file. This half holds no
+    policy object, so it can run in a thread while the policy loads (:class:`controller.measure.files.Prefetch`).
 
     Arrow opens the file itself, so its threads never hold a Python object: a worker that dropped the last
     reference to one after ``read_csv`` returned would take the GIL, and abort the process if the command
     has exited by then (``tests/test_verify_exit.py``).
-    Memory stays near the samples' own columns, however large the file.
     """
     arrow = _arrow()
     if arrow is None:
@@ -143,11 +163,24 @@ def read_path(path: Path, columns: dict[str, int], crlf: bool, vocab: Vocabulary
     try:
         if whole:
             table = pacsv.read_csv(str(path), **_options(pacsv, pa, columns))
-            rows, batches = table.num_rows, table.to_batches()
-        else:
-            rows, batches = lines - 1, pacsv.open_csv(str(path), **_options(pacsv, pa, columns, BLOCK_BYTES))
-        return _convert(batches, rows, columns, vocab, now) if rows > 0 else None
+            return Parsed(table.num_rows, table.to_batches()) if table.num_rows > 0 else None
+        if lines - 1 <= 0:
+            return None
+        return Parsed(lines - 1, pacsv.open_csv(str(path), **_options(pacsv, pa, columns, BLOCK_BYTES)))
     except pa.ArrowException:
+        return None
+
+
+def convert(parsed: Parsed, columns: dict[str, int], vocab: Vocabulary, now: float) -> SampleSet | None:
+    """The samples of a parse, checked batch by batch; ``None``: a batch the exact reader would fault.
+
+    Memory stays near the samples' own columns, however large the file.
+    """
+    arrow = _arrow()
+    assert arrow is not None, "a parse comes from pyarrow"
+    try:
+        return _convert(parsed.batches, parsed.rows, columns, vocab, now)
+    except arrow[0].ArrowException:  # a streamed block Arrow could not parse
         return None
 
 

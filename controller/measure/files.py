@@ -30,6 +30,7 @@ import numpy as np
 from controller.errors import Diagnostic, Location
 from controller.measure import fastcsv
 from controller.measure import metrics as mt
+from controller.measure.prefetch import Prefetch
 from controller.measure.samples import Problems, RawColumns, SampleSet, Vocabulary, from_columns
 
 FIELDS = ("timestamp", "journey", "site", "context", "metric", "value", "session", "position_s")
@@ -49,6 +50,7 @@ class FileSource:
     """One measurement file; the format follows the extension (.csv, .json, .jsonl/.ndjson, .om/.prom/.txt)."""
 
     path: Path
+    prefetched: Prefetch | None = None  # a CSV file's parse, started in a thread (controller.measure.prefetch)
 
     @property
     def name(self) -> str:
@@ -66,7 +68,10 @@ class FileSource:
             )
             return SampleSet.empty(), problems.diagnostics()
         try:
-            samples = reader(self.path, vocab, now, problems)
+            if self.prefetched is not None and reader is read_csv:
+                samples = read_csv(self.path, vocab, now, problems, prefetched=self.prefetched)
+            else:
+                samples = reader(self.path, vocab, now, problems)
         except FileNotFoundError:
             problems.add(Location(self.name), "", "no such file", "check the path given to --measurements")
             return SampleSet.empty(), problems.diagnostics()
@@ -152,15 +157,24 @@ class _CsvLines:
         return self._starts[row] if row < len(self._starts) else row + 2
 
 
-def read_csv(path: Path, vocab: Vocabulary, now: float, problems: Problems, *, fast: bool = True) -> SampleSet:
+def read_csv(
+    path: Path,
+    vocab: Vocabulary,
+    now: float,
+    problems: Problems,
+    *,
+    fast: bool = True,
+    prefetched: Prefetch | None = None,
+) -> SampleSet:
     """Read one CSV file by the quickest path that gives exactly the samples and problems of the csv module.
 
     Quoted CSV goes to the csv module. Plain CSV that is clean throughout goes to pyarrow
     (:mod:`controller.measure.fastcsv`, when installed and ``fast``); any other plain CSV is split in bulk
     here, which names each problem with its line. Both fast paths give up rather than guess.
+    ``prefetched``: pyarrow's parse of this file, started earlier (:mod:`controller.measure.prefetch`).
     """
     if fast:
-        samples = _read_csv_fast(path, vocab, now)
+        samples = _read_csv_fast(path, vocab, now, prefetched)
         if samples is not None:
             return samples
         samples = read_csv_split(path, vocab, now, problems)
@@ -197,8 +211,17 @@ def read_csv_split(path: Path, vocab: Vocabulary, now: float, problems: Problems
     return _read_split_lines(lines, file, crlf, len(header), columns, vocab, now, problems)
 
 
-def _read_csv_fast(path: Path, vocab: Vocabulary, now: float) -> SampleSet | None:
-    """The samples by :func:`controller.measure.fastcsv.read_path`, streamed; ``None``: take the other paths.
+def _read_csv_fast(path: Path, vocab: Vocabulary, now: float, prefetched: Prefetch | None = None) -> SampleSet | None:
+    """The samples by pyarrow (:mod:`controller.measure.fastcsv`); ``None``: take the other paths.
+
+    ``prefetched``: the file's parse, started earlier in a thread, else parsed here.
+    """
+    parsed = prefetched.result() if prefetched is not None else parse_fast(path)
+    return None if parsed is None else fastcsv.convert(parsed[1], parsed[0], vocab, now)
+
+
+def parse_fast(path: Path) -> tuple[dict[str, int], fastcsv.Parsed] | None:
+    """The columns and pyarrow's parse of a plain CSV file, or ``None``: the other paths read it.
 
     Only a file whose header is good is tried (a header problem is reported by the path that would
     read the file otherwise), and the fast path declines any file with a quote or a problem.
@@ -214,7 +237,8 @@ def _read_csv_fast(path: Path, vocab: Vocabulary, now: float) -> SampleSet | Non
     columns = _header(header, display(path), Problems(display(path)))
     if columns is None:
         return None
-    return fastcsv.read_path(path, columns, crlf, vocab, now)
+    parsed = fastcsv.parse_path(path, columns, crlf)
+    return None if parsed is None else (columns, parsed)
 
 
 def _read_split_lines(

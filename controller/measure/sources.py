@@ -16,6 +16,7 @@ from controller.errors import Diagnostic
 from controller.measure import Source
 from controller.measure.feedback import Answer, read_feedback
 from controller.measure.files import FileSource
+from controller.measure.prefetch import Prefetch
 from controller.measure.prometheus import (
     TOKEN_ENV,
     PrometheusClient,
@@ -40,6 +41,7 @@ class SourceOptions:
     since_s: float | None = None
     until: float | None = None
     step_s: float = 60.0
+    prefetched: tuple[Prefetch | None, ...] = ()  # per file, its parse started early (files.prefetch)
 
     @property
     def measures(self) -> bool:
@@ -73,7 +75,8 @@ def read_sources(opts: SourceOptions, policy: Policy, vocab: Vocabulary, now: fl
     Prometheus the queried range (default: the last hour up to now)."""
     since_s, end = opts.since_s, opts.until
     start = None if since_s is None or end is None else end - since_s
-    sources: list[Source] = [FileSource(f) for f in opts.files]
+    early = opts.prefetched or (None,) * len(opts.files)
+    sources: list[Source] = [FileSource(f, pre) for f, pre in zip(opts.files, early, strict=True)]
     if opts.prometheus_url:
         p_end = end if end is not None else now
         p_start = p_end - (since_s if since_s is not None else PROMETHEUS_DEFAULT_RANGE_S)

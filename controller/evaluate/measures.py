@@ -46,6 +46,8 @@ MEAN_METRICS = (
     "rebuffering_pct",
 )
 PERCENTILE = 0.95
+_MEAN_SLOT = np.full(len(mt.INDEX) + 1, -1, dtype=np.int8)  # metric code -> its row among MEAN_METRICS, or -1
+_MEAN_SLOT[[mt.INDEX[name] for name in MEAN_METRICS]] = np.arange(len(MEAN_METRICS))
 
 
 @dataclass(frozen=True)
@@ -216,12 +218,18 @@ def measures(data: SampleSet, group_of: I64, n: int, ctx: Context, sess: Session
     metric = data.metric
     value = data.value
 
-    for name in MEAN_METRICS:
-        sel = metric == mt.INDEX[name]
-        if sel.any():
-            groups = group_of[sel]
-            c = np.bincount(groups, minlength=n).astype(np.int64)
-            out.values[name] = _ratio(np.bincount(groups, weights=value[sel], minlength=n), c.astype(np.float64))
+    # Every mean metric in one pass: a bin per (metric, group); each bin sums its samples in their order,
+    # as a bincount over that metric's samples alone would.
+    slot = _MEAN_SLOT[metric]
+    keep = slot >= 0
+    key = slot[keep].astype(np.int64) * n + group_of[keep]
+    width = len(MEAN_METRICS) * n
+    counts = np.bincount(key, minlength=width).reshape(len(MEAN_METRICS), n)
+    sums = np.bincount(key, weights=value[keep], minlength=width).reshape(len(MEAN_METRICS), n)
+    for i, name in enumerate(MEAN_METRICS):
+        c = counts[i].astype(np.int64)
+        if c.any():
+            out.values[name] = _ratio(sums[i], c.astype(np.float64))
             out.counts[name] = c
 
     _transactions(out, data, group_of, n, ctx)
@@ -260,8 +268,11 @@ def _transactions(out: Measures, data: SampleSet, group_of: I64, n: int, ctx: Co
     if rt_sel.any():
         # Sorted by group, values ascending within a group: values first, then a stable sort by group
         # (what np.lexsort((rt, groups)) gives, in about two thirds of its time; tied values are equal).
+        # Group numbers that fit 16 bits are sorted as such: numpy's stable sort of them is a radix sort (the
+        # same order as any stable sort, about ten times faster than sorting 64-bit numbers).
         by_value = np.argsort(rt)
-        order = by_value[np.argsort(groups[by_value], kind="stable")]
+        by_group = groups[by_value]
+        order = by_value[np.argsort(by_group.astype(np.int16) if n <= 1 << 15 else by_group, kind="stable")]
         g_sorted, v_sorted = groups[order], rt[order]
         ids = np.arange(n)
         starts = np.searchsorted(g_sorted, ids, side="left")

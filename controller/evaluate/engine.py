@@ -364,13 +364,17 @@ def _window_status(primary: list[CheckSpec], values: ms.Measures, n: int) -> np.
 
 @dataclass(frozen=True, slots=True)
 class _Column:
-    """One check's whole-range figures per segment, as lists (one lookup per journey, not per segment)."""
+    """One check's whole-range figures per segment, as lists (one lookup per journey, not per segment).
+
+    The check's own fields are copied out of its spec once here: ``_check`` reads them for every segment.
+    """
 
     spec: CheckSpec
     value: list[float]
     bounded: list[bool]
     samples: list[int]
     statistic: str
+    unit: str
 
     def __init__(self, spec: CheckSpec, values: ms.Lists) -> None:
         object.__setattr__(self, "spec", spec)
@@ -378,6 +382,7 @@ class _Column:
         object.__setattr__(self, "bounded", values.bounded(spec.name))
         object.__setattr__(self, "samples", values.samples(spec.name))
         object.__setattr__(self, "statistic", STATISTIC.get(spec.name, "mean"))
+        object.__setattr__(self, "unit", spec.unit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,24 +399,25 @@ def _weights(journey: Journey) -> dict[str, float]:
 def _check(column: _Column, seg: int) -> CheckResult:
     spec = column.spec
     raw = column.value[seg]
-    measured = None if math.isnan(raw) else raw
-    bound = column.bounded[seg] and measured is not None
-    samples = column.samples[seg]
     status: CheckStatus
     margin = margin_pct = None
-    if measured is None:
+    if raw != raw:  # NaN: not measured
+        measured = None
+        bound = False
         status = "not measured"
     else:
-        ok = spec.passes(measured)
+        measured = raw
+        bound = column.bounded[seg]
+        ok = spec.passes(raw)
         status = "pass" if ok and not bound else ("fail" if not ok else "unknown")
         if spec.op != "==":
-            margin = spec.target - measured if spec.op == "<=" else measured - spec.target
+            margin = spec.target - raw if spec.op == "<=" else raw - spec.target
             margin_pct = 100.0 * margin / abs(spec.target) if spec.target else None
     return CheckResult(
         name=spec.name,
         op=spec.op,
         target=spec.target,
-        unit=spec.unit,
+        unit=column.unit,
         primary=spec.primary,
         source=spec.source,
         statistic=column.statistic,
@@ -420,7 +426,7 @@ def _check(column: _Column, seg: int) -> CheckResult:
         status=status,
         margin=margin,
         margin_pct=margin_pct,
-        samples=samples,
+        samples=column.samples[seg],
     )
 
 

@@ -10,11 +10,13 @@ import importlib
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
 import controller.cli as package
 from controller.cli.main import COMMAND_MODULES, cli
+from tests.verify_support import make_policy, voice_rows, write_csv
 
 
 def test_the_map_names_every_command_of_every_command_module() -> None:
@@ -52,3 +54,14 @@ def test_verify_imports_no_apply_driver_and_apply_does() -> None:
     heavy = {"netmiko", "paramiko", "controller.apply", "controller.cli.cmd_apply", "controller.cli.cmd_lab"}
     assert not heavy & _imported_after(["verify", "--help"])
     assert {"netmiko", "controller.cli.cmd_apply"} <= _imported_after(["apply", "--help"])
+
+
+def test_verify_and_validate_load_no_template_engine_and_plan_does(tmp_path: Path) -> None:
+    """Jinja is imported on the first render: commands that only compile the policy never load it."""
+    policy = make_policy(tmp_path / "policies")
+    samples = write_csv(tmp_path / "m.csv", voice_rows("hq", 40, 5, 0.5))
+    verify = _imported_after(["verify", str(policy), "--measurements", str(samples)])
+    assert "controller.evaluate.engine" in verify, "the verify command did not run"
+    assert "jinja2" not in verify
+    assert "jinja2" not in _imported_after(["validate", str(policy)])
+    assert "jinja2" in _imported_after(["plan", str(policy), "--out", str(tmp_path / "out")])

@@ -15,9 +15,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
-
-import jinja2
+from typing import TYPE_CHECKING, Any, ClassVar
 
 # The declarations are the contract's (controller.capabilities); renderers keep importing them from here.
 from controller.capabilities import (
@@ -38,6 +36,9 @@ from controller.capabilities import (
     Limits,
 )
 from controller.plan import DevicePlan
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = [
     "AQM",
@@ -79,7 +80,8 @@ def _kbps(value: float) -> str:
     return f"{int(value)}kbit"
 
 
-class _Environment(jinja2.Environment):
+@functools.cache
+def _environment_class() -> type[jinja2.Environment]:
     """Jinja's environment with a faster ``x.key`` on plain dicts (the contexts are dicts).
 
     Jinja tries ``getattr(obj, key)`` first and only then ``obj[key]``; on a dict
@@ -87,15 +89,21 @@ class _Environment(jinja2.Environment):
     was about half of all rendering time. A plain ``dict`` has no attributes but
     those of its type, so looking the key up first whenever ``key`` is not such
     an attribute gives exactly the same result (``d.items`` is still the method).
+    Jinja is imported on the first render, not with this module: commands that
+    only compile (``verify``, ``validate``) never load it.
     """
+    import jinja2
 
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
-            try:
-                return obj[attribute]
-            except KeyError:
-                pass
-        return super().getattr(obj, attribute)
+    class _Environment(jinja2.Environment):
+        def getattr(self, obj: Any, attribute: str) -> Any:
+            if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+                try:
+                    return obj[attribute]
+                except KeyError:
+                    pass
+            return super().getattr(obj, attribute)
+
+    return _Environment
 
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
@@ -115,7 +123,9 @@ def network(prefix: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 @functools.lru_cache(maxsize=16)
 def environment(root: str | None = None) -> jinja2.Environment:
     """The Jinja environment over ``root`` (default: qoectl's ``templates/``); one per template root."""
-    env = _Environment(
+    import jinja2
+
+    env = _environment_class()(
         loader=jinja2.FileSystemLoader(root or str(templates_root())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -213,7 +213,8 @@ def _remove_empty(dirs: list[Path]) -> None:
             return
 
 
-Written = tuple[DeviceChange, dict[str, str]]  # a device's change and its files' SHA-256
+# A device's change, its files' SHA-256 and, when the plan keeps a cache, their stats where they were written
+Written = tuple[DeviceChange, dict[str, str], dict[str, incremental.Stat] | None]
 
 
 def _claim_outputs(
@@ -261,7 +262,7 @@ def _plan_fleet(
     """
     try:
         with bulk_allocation():
-            policy, problems = load_policy(path, jobs, session.parse.read_files)
+            policy, problems = load_policy(path, jobs, session.parse.read_files, digests=session.keep is not False)
             validated = validate_policy(policy, problems)
             todo = session.select(validated.context, validated.devices, validated.diagnostics)
     except PolicyError as exc:
@@ -276,7 +277,8 @@ def _plan_fleet(
     def write_and_compare(plan: DevicePlan, files: dict[str, str]) -> Written:
         old = tree.read_owned_device(before, plan.device, before_manifest)
         hashes = write_device(staging, plan.device, files, (before / plan.device, old) if replacing and old else None)
-        return compare_device(plan.device, plan.platform, old, files, with_diff, spool), hashes
+        stats = incremental.file_stats(staging / plan.device, hashes) if session.writes else None
+        return compare_device(plan.device, plan.platform, old, files, with_diff, spool), hashes, stats
 
     try:
         with _progress(len(todo), "rendering") as advance, bulk_allocation():
@@ -295,7 +297,9 @@ def _plan_fleet(
     if session.reused:
         with bulk_allocation():
             reused = session.reused_devices()
-            kept = [DeviceOutput(d, p, notes, (change, files)) for d, p, notes, change, files in reused]
+            kept: list[DeviceOutput[Written]] = [
+                DeviceOutput(d, p, notes, (change, files, None)) for d, p, notes, change, files in reused
+            ]
             run = dataclasses.replace(run, outputs=tuple(sorted((*run.outputs, *kept), key=lambda o: o.device)))
     return run, staging, spool
 
@@ -407,7 +411,7 @@ def plan(
             cache=session.keeps(len(result.diagnostics)),
         )
         now = {
-            o.device: (o.notes, o.value[0].status != "unchanged")
+            o.device: (o.notes, o.value[0].status != "unchanged", o.value[2])
             for o in result.outputs
             if o.device not in session.reused
         }

@@ -377,8 +377,9 @@ def value_digest(value: Any) -> bytes:
     return hashlib.sha256(repr(value).encode()).digest()
 
 
-def _slim(doc: YamlDocument) -> YamlDocument:
-    """An Inventory document with each of its sites and devices replaced by :func:`value_digest` of it.
+def _slim(doc: YamlDocument, digests: bool = True) -> YamlDocument:
+    """An Inventory document with each of its sites and devices replaced by :func:`value_digest` of it
+    (None without ``digests``: when there is no plan cache, nothing reads them).
 
     The model's objects point at this document, not at the YAML read: its
     values are several times the model's memory in a large fleet, and after the
@@ -386,8 +387,13 @@ def _slim(doc: YamlDocument) -> YamlDocument:
     back, as its digest. Positions are the same (they come from the file's text).
     """
     data, spec = doc.data, doc.data["spec"]
-    kept = {k: ([value_digest(v) for v in spec[k]] if k in ("sites", "devices") else v) for k, v in spec.items()}
+    slim: Callable[[Any], bytes | None] = value_digest if digests else _nothing
+    kept = {k: ([slim(v) for v in spec[k]] if k in ("sites", "devices") else v) for k, v in spec.items()}
     return YamlDocument(doc.file, doc.index, {**data, "spec": kept}, doc.positions)
+
+
+def _nothing(value: Any) -> None:
+    return None
 
 
 def _inventory(doc: SpecDoc, src: YamlDocument) -> tuple[list[m.Site], list[m.Transport], list[m.Device]]:
@@ -543,11 +549,12 @@ class _ConvertedInventory:
     controllers: list[m.SdwanController]
 
 
-def _converted(doc: SpecDoc) -> SpecDoc:
-    """An Inventory document with its model instead of its spec (the same document when it already is)."""
+def _converted(doc: SpecDoc, digests: bool = True) -> SpecDoc:
+    """An Inventory document with its model instead of its spec (the same document when it already is);
+    ``digests``: see :func:`_slim`."""
     if isinstance(doc.spec, _ConvertedInventory):
         return doc
-    src = _slim(doc.source)
+    src = _slim(doc.source, digests)
     sites, transports, devices = _inventory(doc, src)
     controllers = [
         m.SdwanController(
@@ -569,7 +576,7 @@ def _converted(doc: SpecDoc) -> SpecDoc:
     return SpecDoc(src, _ConvertedInventory("Inventory", sites, transports, devices, controllers))
 
 
-def check_and_convert(docs: Iterable[YamlDocument]) -> tuple[list[SpecDoc], list[Diagnostic]]:
+def check_and_convert(docs: Iterable[YamlDocument], digests: bool = True) -> tuple[list[SpecDoc], list[Diagnostic]]:
     """:func:`check_schema`, one document at a time, each Inventory turned into the model as soon as it passes.
 
     A large inventory's checked spec takes more memory than its model: converted
@@ -581,7 +588,7 @@ def check_and_convert(docs: Iterable[YamlDocument]) -> tuple[list[SpecDoc], list
     for doc in docs:
         passed, found = check_schema([doc])
         problems += found
-        valid += [_converted(v) if v.spec.kind == "Inventory" else v for v in passed]
+        valid += [_converted(v, digests) if v.spec.kind == "Inventory" else v for v in passed]
     return valid, problems
 
 
@@ -631,7 +638,9 @@ def to_model(docs: list[SpecDoc]) -> tuple[m.Policy, list[Diagnostic]]:
 Reader = Callable[[FsPath, int], Iterable[tuple[list[YamlDocument], list[Diagnostic]]]]
 
 
-def load_policy(root: FsPath | str, jobs: int = 1, reader: Reader = read_files) -> tuple[m.Policy, list[Diagnostic]]:
+def load_policy(
+    root: FsPath | str, jobs: int = 1, reader: Reader = read_files, digests: bool = True
+) -> tuple[m.Policy, list[Diagnostic]]:
     """Read, schema-check and convert a policy repository.
 
     Returns the model and every problem found so far (schema and YAML). Journey
@@ -644,7 +653,8 @@ def load_policy(root: FsPath | str, jobs: int = 1, reader: Reader = read_files) 
     documents file by file (:func:`read_files`, or one that reuses files parsed before:
     :mod:`controller.load.cache`); each file's documents are checked and converted as they come, and only the
     documents the model points to are kept (an Inventory's without its values: see :func:`_slim`), so the
-    values of only a few files are in memory at a time, not those of the whole fleet.
+    values of only a few files are in memory at a time, not those of the whole fleet. ``digests``: False when
+    nothing will fingerprint the sites and devices (no plan cache): their SHA-256 are not worked out.
     """
     docs: list[YamlDocument] = []
     problems: list[Diagnostic] = []
@@ -653,7 +663,7 @@ def load_policy(root: FsPath | str, jobs: int = 1, reader: Reader = read_files) 
     for file_docs, file_problems in reader(FsPath(root), jobs):
         problems += file_problems
         for doc in file_docs:
-            checked, found = check_and_convert([doc])
+            checked, found = check_and_convert([doc], digests)
             valid += checked
             schema_problems += found
             docs.append(checked[0].source if checked else doc)

@@ -61,6 +61,7 @@ VERSION = 1
 AUTO_DEVICES = 1000
 
 Stat = tuple[int, int, int]  # size, mtime_ns, inode
+Rendered = tuple[tuple[str, ...], bool, Mapping[str, Stat] | None]  # see Session.finish
 
 
 def _tree_digest(h: Any, folder: Path) -> None:
@@ -182,6 +183,13 @@ def _stat(path: str | Path) -> Stat | None:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+def file_stats(folder: Path, names: Iterable[str]) -> dict[str, Stat] | None:
+    """``{name: stat}`` of files just written into ``folder`` (None when one is missing), taken where they were
+    written, in the worker that rendered them, instead of by the plan's own process when it keeps the cache."""
+    stats = {name: _stat(folder / name) for name in names}
+    return None if any(st is None for st in stats.values()) else {f: st for f, st in stats.items() if st is not None}
+
+
 def read_cache(folder: Path, manifest: Manifest | None, salt: str) -> PlanCache | None:
     """The cache of ``folder`` when it is this qoectl's and was written with the manifest there now; else None."""
     if manifest is None or not manifest.cache:
@@ -294,16 +302,17 @@ class Session:
         staging: Path,
         manifest: Manifest,
         previous: Manifest | None,
-        rendered: Mapping[str, tuple[tuple[str, ...], bool]],
+        rendered: Mapping[str, Rendered],
     ) -> None:
         """Put the plan in place: the cache (when ``manifest.cache``) into ``staging``, then ``staging`` into the
         output, as a patch of the devices that change when devices were reused, else whole.
 
-        ``rendered``: device -> (notes, whether its files change) of the devices compiled now.
+        ``rendered``: device -> (notes, whether its files change, :func:`file_stats` in the staging folder or
+        None) of the devices compiled now.
         """
         patching = bool(self.reused) and previous is not None
         removed = sorted(set(previous.devices if previous is not None else ()) - set(manifest.devices))
-        touched = sorted(d for d, (_, changes) in rendered.items() if changes) if patching else sorted(rendered)
+        touched = sorted(d for d, (_, changes, _) in rendered.items() if changes) if patching else sorted(rendered)
         text = self._manifest_text(manifest, previous)
         if manifest.cache:
             self._write(staging, manifest, text, rendered, touched)
@@ -331,7 +340,7 @@ class Session:
         staging: Path,
         manifest: Manifest,
         text: str,
-        rendered: Mapping[str, tuple[tuple[str, ...], bool]],
+        rendered: Mapping[str, Rendered],
         in_staging: Iterable[str],
     ) -> None:
         landing = set(in_staging)
@@ -349,11 +358,15 @@ class Session:
                 if reused is not None:  # written as read (the same numbers for its notes when as_read)
                     files, notes = dict(reused.files), reused.notes
                 else:
-                    where = (staging if name in landing else self.out_dir) / name
-                    stats = {f: _stat(where / f) for f in listed.files}
-                    if any(st is None for st in stats.values()):
-                        continue  # not kept: compiled again next time
-                    files, notes = {f: st for f, st in stats.items() if st is not None}, rendered[name][0]
+                    notes, _, written = rendered[name]
+                    if name in landing and written is not None:  # taken in staging, where they still are
+                        files = dict(written)
+                    else:
+                        where = (staging if name in landing else self.out_dir) / name
+                        stats = file_stats(where, listed.files)
+                        if stats is None:
+                            continue  # not kept: compiled again next time
+                        files = stats
                 yield (
                     name,
                     {

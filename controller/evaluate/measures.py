@@ -334,12 +334,26 @@ def _mos(out: Measures, n: int, codec: str) -> None:
     present = ~np.isnan(delay) | ~np.isnan(jitter) | ~np.isnan(loss)
     if not present.any():
         return
-    mos = np.full(n, math.nan)
     bound = np.isnan(delay) | np.isnan(jitter) | np.isnan(loss)
-    d, j, lo = np.nan_to_num(delay).tolist(), np.nan_to_num(jitter).tolist(), np.nan_to_num(loss).tolist()
-    for i in np.flatnonzero(present).tolist():  # the one E-model implementation, on plain floats
-        mos[i] = emodel.voice_quality(d[i], j[i], lo[i], codec).mos
-    out.values["mos"] = mos
+    mos = mos_of(np.nan_to_num(delay), np.nan_to_num(jitter), np.nan_to_num(loss), codec)
+    out.values["mos"] = np.where(present, mos, math.nan)
     out.bounds["mos"] = bound & present
     counts = [out.samples(k) for k in ("one_way_delay_ms", "jitter_ms", "loss_pct")]
     out.counts["mos"] = np.minimum.reduce(counts) if not bound.all() else np.maximum.reduce(counts)
+
+
+def mos_of(delay_ms: F64, jitter_ms: F64, loss_pct: F64, codec_name: str) -> F64:
+    """``emodel.voice_quality(d, j, l, codec_name).mos`` of each element, for whole arrays at once.
+
+    The same operations in the same order as :mod:`controller.qoe.emodel` (``BurstR = 1``), so each value
+    is the scalar one to the last bit: ``tests/test_measures_mos.py`` holds the two equal on generated
+    inputs. The inputs are means of measured values, which the readers keep non-negative.
+    """
+    c = emodel.codec(codec_name)
+    d = delay_ms + 2.0 * jitter_ms + emodel.FIXED_DELAY_MS
+    id_value = np.where(d > emodel.D_KNEE, 0.024 * d + 0.11 * (d - emodel.D_KNEE), 0.024 * d)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ie_eff = np.where(loss_pct <= 0, c.ie, c.ie + (95.0 - c.ie) * loss_pct / (loss_pct / 1.0 + c.bpl))
+    r = emodel.R0 - id_value - ie_eff
+    curve = 1.0 + 0.035 * r + 7e-6 * r * (r - 60.0) * (100.0 - r)
+    return np.where(r < 0, 1.0, np.where(r > 100, 4.5, curve))

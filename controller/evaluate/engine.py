@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from controller.compile.budgets import Budget
 from controller.evaluate import measures as ms
@@ -177,7 +178,9 @@ def evaluate(
             samples = samples.select(inside)
     if opts.start is not None or opts.end is not None:
         answers = [a for a in answers if (start is None or a.time > start) and (end is None or a.time <= end)]
-    order = np.argsort(samples.journey, kind="stable")
+    # A stable sort of 16-bit numbers is numpy's radix sort: the same order, several times faster.
+    codes = samples.journey.astype(np.int16) if len(vocab.journeys) < 1 << 15 else samples.journey
+    order = np.argsort(codes, kind="stable")
     sorted_journey = samples.journey[order]
     bounds = np.searchsorted(sorted_journey, np.arange(len(vocab.journeys) + 1))
     scope = _scope(build, vocab)
@@ -253,7 +256,7 @@ def _journey(
 ) -> list[SegmentResult]:
     settings = journey.verify
     win = settings.window_s
-    present = set(np.unique(data.segment).tolist()) if len(data) else set()
+    present = set(np.flatnonzero(np.bincount(data.segment, minlength=len(vocab.segments))).tolist())
     segments = sorted(scope | present | {a.segment for a in answers})
     outside = sorted(present - scope)
     if outside:
@@ -286,7 +289,7 @@ def _journey(
         )
     # per (segment, window)
     group_key = data.segment.astype(np.int64) * max(n_windows, 1) + window_of
-    keys, group_of = np.unique(group_key, return_inverse=True)
+    keys, group_of = _unique(group_key, len(vocab.segments) * max(n_windows, 1))
     per_window = ms.measures(
         data, group_of.astype(np.int64), len(keys), context, sessions, sessions.window_group(keys, n_windows)
     )
@@ -309,14 +312,14 @@ def _journey(
     plotted = per_window.value(shown)
     ends = (end - (n_windows - 1 - keys % max(n_windows, 1)) * win) if end is not None else keys.astype(np.float64)
     segment_values = ms.Lists(per_segment)
-    points = list(zip(ends.tolist(), plotted.tolist(), strict=True))  # (window end, value) per key, as floats
+    drawn = np.flatnonzero(~np.isnan(plotted))  # NaN: nothing to draw in that window
+    points = list(zip(ends[drawn].tolist(), plotted[drawn].tolist(), strict=True))  # (window end, value), as floats
+    drawn_bounds = np.searchsorted(drawn, bounds).tolist()  # each segment's windows among the drawn ones
     columns = [_Column(c, segment_values) for c in checks]  # looked up once per journey, not per segment
     per_journey = _PerJourney(journey, _weights(journey))
-    key_bounds = bounds.tolist()
     out = []
     for i, seg in enumerate(segments):
-        lo, hi = key_bounds[i], key_bounds[len(segments) + i]
-        series = tuple(p for p in points[lo:hi] if p[1] == p[1])  # NaN: nothing to draw in that window
+        series = tuple(points[drawn_bounds[i] : drawn_bounds[len(segments) + i]])
         out.append(
             _segment(
                 per_journey,
@@ -333,6 +336,19 @@ def _journey(
             )
         )
     return out
+
+
+def _unique(key: npt.NDArray[np.int64], size: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]:
+    """``np.unique(key, return_inverse=True)`` for keys in ``[0, size)``: by counting when the range is small.
+
+    The sorted distinct keys and each element's index among them, as ``np.unique`` gives them, in one pass
+    instead of a sort (the keys are (segment, window) numbers, a few thousand for tens of thousands of samples).
+    """
+    if size > max(4 * len(key), 1 << 16):
+        return np.unique(key, return_inverse=True)
+    seen = np.bincount(key, minlength=size) > 0
+    rank = np.cumsum(seen) - 1
+    return np.flatnonzero(seen).astype(np.int64), rank[key]
 
 
 def _window_status(primary: list[CheckSpec], values: ms.Measures, n: int) -> np.ndarray:

@@ -262,7 +262,7 @@ def _plan_fleet(
     """
     try:
         with bulk_allocation():
-            policy, problems = load_policy(path, jobs, session.parse.read_files, digests=session.keep is not False)
+            policy, problems = load_policy(path, jobs, session.parse.load_files, digests=session.keep is not False)
             validated = validate_policy(policy, problems)
             todo = session.select(validated.context, validated.devices, validated.diagnostics)
     except PolicyError as exc:

@@ -8,8 +8,8 @@ by the same parser, the first time a diagnostic needs one in that file (most
 runs need none). A file that did not parse cleanly, or whose values JSON
 cannot hold exactly (a YAML timestamp, say), is not kept and is parsed every
 time; an entry that cannot be read is parsed again too. What is read is the
-same :class:`~controller.load.yamlsrc.YamlDocument` list that
-:func:`~controller.load.loader.read_documents` returns.
+same :class:`~controller.load.loader.LoadedFile` that
+:func:`~controller.load.loader.load_files` yields.
 """
 
 from __future__ import annotations
@@ -23,12 +23,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from controller.errors import Diagnostic
-from controller.load.loader import MIN_PARALLEL_BYTES, display_path, policy_files, read_files, read_text
+from controller.load.loader import (
+    MIN_PARALLEL_BYTES,
+    LoadedFile,
+    display_path,
+    load_files,
+    loaded,
+    policy_files,
+    read_text,
+)
 from controller.load.yamlsrc import FilePositions, LazyPositions, YamlDocument, load_documents
 from controller.load.yamlsrc import Path as DataPath
 from controller.parallel import ordered_map
 
 Positions = dict[DataPath, tuple[int, int]]
+_File = tuple[str, str, str, str | None] | list[Diagnostic]  # (key, name, text, cached JSON), or why unreadable
 
 
 class ParseCache:
@@ -83,17 +92,26 @@ class ParseCache:
             return None
         return raw if json.loads(raw) == entries else None
 
-    def read_files(self, root: Path, jobs: int = 1) -> Iterator[tuple[list[YamlDocument], list[Diagnostic]]]:
-        """:func:`~controller.load.loader.read_files`, parsing only files not in the cache.
+    def _entry(self, docs: list[YamlDocument]) -> tuple[str, bytes] | None:
+        """A file's new entry (SHA-256, zlib-compressed JSON: a tenth of its memory), None when none is kept."""
+        raw = self._json(docs) if self.keeping else None
+        if raw is None:
+            return None
+        data = raw.encode()
+        return hashlib.sha256(data).hexdigest(), zlib.compress(data, 1)
 
-        A cached file's documents are made from its JSON when its turn comes, and
-        each file's text is let go once its documents are out, so that only a few
-        files' values are in memory at a time.
+    def load_files(self, root: Path, jobs: int = 1, digests: bool = True) -> Iterator[LoadedFile]:
+        """:func:`~controller.load.loader.load_files`, parsing only files not in the cache.
+
+        A cached file's documents are made from its JSON, checked and converted
+        by the same workers that parse the others (a large policy's files in
+        ``jobs`` processes, cached or not), and each file's text is let go once
+        its documents are out, so that only a few files' values are in memory at a time.
         """
         if not root.exists():
-            yield from read_files(root, jobs)  # its error
+            yield from load_files(root, jobs, digests)  # its error
             return
-        files: list[tuple[str, str, str, str | None] | list[Diagnostic] | None] = []  # (key, name, text, JSON)
+        files: list[_File] = []
         for path in policy_files(root):
             text, problems = read_text(path)
             if text is None:
@@ -101,46 +119,36 @@ class ParseCache:
             else:
                 key = self.key(text)
                 files.append((key, display_path(path), text, self._cached(key)))
-        todo = [(f[1], f[2]) for f in files if isinstance(f, tuple) and f[3] is None]
-        workers = jobs if sum(len(t) for _, t in todo) >= MIN_PARALLEL_BYTES else 1
-        parsed_all = iter(ordered_map(_parse, todo, workers))
+        size = sum(len(f[2]) for f in files if isinstance(f, tuple))
+        keys = [f[0] if isinstance(f, tuple) else "" for f in files]
         documents: list[YamlDocument] = []
-        taken = 0  # files of todo parsed so far
-        for at in range(len(files)):
-            entry, files[at] = files[at], None
-            assert entry is not None
+
+        def load(entry: _File) -> tuple[LoadedFile, tuple[str, bytes] | None, bool]:
+            """The file checked and converted; its new cache entry (SHA-256, zlib-compressed JSON); reused."""
             if isinstance(entry, list):
-                yield [], entry
-                continue
-            key, name, text, raw = entry
+                return LoadedFile([], entry), None, False
+            _, name, text, raw = entry
             docs = None if raw is None else self._documents(raw, text, name)
-            if raw is not None and docs is not None:
+            if docs is not None:
+                return loaded(docs, [], digests), None, True
+            docs, problems = load_documents(text, name)
+            return loaded(docs, problems, digests), self._entry(docs) if not problems else None, False
+
+        for at, (file, packed, reused) in enumerate(
+            ordered_map(load, files, jobs if size >= MIN_PARALLEL_BYTES else 1)
+        ):
+            files[at] = []  # its text let go (workers have their own copy)
+            key = keys[at]
+            if reused:
                 self.kept[key] = self.digests[key]
                 self.reused += 1
-                result: tuple[list[YamlDocument], list[Diagnostic]] = (docs, [])
-            else:
-                if raw is None:
-                    result, todo[taken] = next(parsed_all), ("", "")
-                    taken += 1
-                else:
-                    result = _parse((name, text))
+            elif key:
                 self.parsed += 1
-                fresh = self._json(result[0]) if self.keeping and not result[1] else None
-                if fresh is not None:
-                    data = fresh.encode()
-                    self.fresh[key] = (hashlib.sha256(data).hexdigest(), zlib.compress(data, 1))
-            documents += [_policy_wide(d) for d in result[0]]
-            yield result
+                if packed is not None:
+                    self.fresh[key] = packed
+            documents += [_policy_wide(doc) for doc, _, _ in file.documents]
+            yield file
         self.documents = documents
-
-    def read_documents(self, root: Path, jobs: int = 1) -> tuple[list[YamlDocument], list[Diagnostic]]:
-        """:func:`~controller.load.loader.read_documents`, parsing only files not in the cache (:meth:`read_files`)."""
-        docs: list[YamlDocument] = []
-        problems: list[Diagnostic] = []
-        for file_docs, file_problems in self.read_files(root, jobs):
-            docs += file_docs
-            problems += file_problems
-        return docs, problems
 
     def index(self) -> dict[str, str]:
         """``{key: SHA-256 of its JSON}`` of the entries :meth:`write` kept."""
@@ -184,8 +192,3 @@ def _policy_wide(doc: YamlDocument) -> YamlDocument:
         spec = {k: v for k, v in data["spec"].items() if k not in ("sites", "devices")}
         return YamlDocument(doc.file, doc.index, {**data, "spec": spec}, doc.positions)
     return doc
-
-
-def _parse(item: tuple[str, str]) -> tuple[list[YamlDocument], list[Diagnostic]]:
-    name, text = item
-    return load_documents(text, name)

@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path as FsPath
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -28,6 +28,7 @@ from controller.parallel import ordered_map
 from controller.spec import v1
 from controller.spec.types import ENV_PATTERN, FILE_PATTERN, HOST_PATTERN, INTERFACE_PATTERN, NAME_PATTERN, Name
 
+R = TypeVar("R")
 SUPPORTED_VERSIONS = (v1.API_VERSION,)
 PATTERN_HINTS = {
     NAME_PATTERN: "use only letters, digits, '-', '_' and '.', starting with a letter or digit (max 63)",
@@ -98,12 +99,16 @@ def read_files(root: FsPath, jobs: int = 1) -> Iterator[tuple[list[YamlDocument]
     With ``jobs`` > 1 and at least ``MIN_PARALLEL_BYTES`` of YAML, files are
     parsed in that many forked workers; the result is the same either way.
     """
+    return _each_file(_read_file, root, jobs)
+
+
+def _each_file(fn: Callable[[FsPath], R], root: FsPath, jobs: int) -> Iterator[R]:
     if not root.exists():
         raise PolicyError([Diagnostic(Location(str(root)), "", "no such file or directory", "give a policy folder")])
     paths = policy_files(root)
     if jobs > 1 and sum(_size(p) for p in paths) < MIN_PARALLEL_BYTES:
         jobs = 1
-    yield from ordered_map(_read_file, paths, jobs)
+    return ordered_map(fn, paths, jobs)
 
 
 def read_documents(root: FsPath, jobs: int = 1) -> tuple[list[YamlDocument], list[Diagnostic]]:
@@ -592,6 +597,31 @@ def check_and_convert(docs: Iterable[YamlDocument], digests: bool = True) -> tup
     return valid, problems
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedFile:
+    """A policy file read and each of its documents checked and converted (:func:`check_and_convert`), by
+    the worker process that parsed it: only the model it makes comes back to the main process, not the
+    file's YAML values. ``documents``: (the document the model points to, or the one read when it failed its
+    schema; its :class:`SpecDoc`, None when it failed; its schema problems). ``problems``: reading the file."""
+
+    documents: list[tuple[YamlDocument, SpecDoc | None, list[Diagnostic]]]
+    problems: list[Diagnostic]
+
+
+def loaded(docs: list[YamlDocument], problems: list[Diagnostic], digests: bool = True) -> LoadedFile:
+    """A file's documents, as read, checked and converted (``digests``: see :func:`_slim`)."""
+    out: list[tuple[YamlDocument, SpecDoc | None, list[Diagnostic]]] = []
+    for doc in docs:
+        checked, found = check_and_convert([doc], digests)
+        out.append((checked[0].source, checked[0], found) if checked else (doc, None, found))
+    return LoadedFile(out, problems)
+
+
+def load_files(root: FsPath, jobs: int = 1, digests: bool = True) -> Iterator[LoadedFile]:
+    """:func:`read_files`, each file checked and converted where it was parsed (:func:`loaded`)."""
+    return _each_file(lambda path: loaded(*_read_file(path), digests), root, jobs)
+
+
 def to_model(docs: list[SpecDoc]) -> tuple[m.Policy, list[Diagnostic]]:
     by_kind: dict[str, list[SpecDoc]] = {}
     # In file order whatever order they were read in: which of two duplicates is "the second" must not
@@ -635,11 +665,11 @@ def to_model(docs: list[SpecDoc]) -> tuple[m.Policy, list[Diagnostic]]:
     return policy, problems
 
 
-Reader = Callable[[FsPath, int], Iterable[tuple[list[YamlDocument], list[Diagnostic]]]]
+Reader = Callable[[FsPath, int, bool], Iterable[LoadedFile]]  # root, jobs, digests
 
 
 def load_policy(
-    root: FsPath | str, jobs: int = 1, reader: Reader = read_files, digests: bool = True
+    root: FsPath | str, jobs: int = 1, reader: Reader = load_files, digests: bool = True
 ) -> tuple[m.Policy, list[Diagnostic]]:
     """Read, schema-check and convert a policy repository.
 
@@ -650,23 +680,22 @@ def load_policy(
     :class:`PolicyError` with everything found: a model missing those would only
     produce misleading follow-up errors (unknown site, unknown tag ...).
     ``jobs`` > 1 parses a large repository's files in that many worker processes. ``reader`` reads the
-    documents file by file (:func:`read_files`, or one that reuses files parsed before:
-    :mod:`controller.load.cache`); each file's documents are checked and converted as they come, and only the
-    documents the model points to are kept (an Inventory's without its values: see :func:`_slim`), so the
-    values of only a few files are in memory at a time, not those of the whole fleet. ``digests``: False when
+    documents file by file, checked and converted (:func:`load_files`, or one that reuses files parsed before:
+    :mod:`controller.load.cache`), in those workers too; only the documents the model points to are kept (an
+    Inventory's without its values: see :func:`_slim`), so the values of only a few files are in memory at a
+    time, not those of the whole fleet, and never in this process when the workers read them. ``digests``: False when
     nothing will fingerprint the sites and devices (no plan cache): their SHA-256 are not worked out.
     """
     docs: list[YamlDocument] = []
     problems: list[Diagnostic] = []
     valid: list[SpecDoc] = []
     schema_problems: list[Diagnostic] = []
-    for file_docs, file_problems in reader(FsPath(root), jobs):
-        problems += file_problems
-        for doc in file_docs:
-            checked, found = check_and_convert([doc], digests)
-            valid += checked
+    for file in reader(FsPath(root), jobs, digests):
+        problems += file.problems
+        for doc, spec, found in file.documents:
+            valid += [spec] if spec is not None else []
             schema_problems += found
-            docs.append(checked[0].source if checked else doc)
+            docs.append(doc)
     # A value the YAML reader already refused (a tag, a duplicate) needs no second "wrong type" error.
     refused = {(d.location.file, d.field) for d in problems if d.field}
     schema_problems = [d for d in schema_problems if (d.location.file, d.field) not in refused]

@@ -7,9 +7,9 @@ compiler and everything after work only on them. Each object keeps an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from controller.locations import Location, YamlDocument, dotted
 from controller.locations import YamlPath as Path
@@ -18,8 +18,23 @@ Priority = Literal["critical", "high", "normal", "low", "scavenger"]
 TargetKind = Literal["voice", "video", "interactive", "bulk"]
 
 PRIORITY_RANK: dict[str, int] = {"critical": 0, "high": 1, "normal": 2, "low": 3, "scavenger": 4}
+C = TypeVar("C", bound=type)
 
 
+def pickled_as_call(cls: C) -> C:
+    """Pickle ``cls`` as a call with its fields, unpickled by ``__init__``, instead of the state that dataclasses
+    give a slotted class (their ``__setstate__`` looks the fields up again for every object): the loader's workers
+    send a fleet's devices, interfaces and their origins back to the main process (about twice as fast)."""
+    names = tuple(f.name for f in fields(cls))
+
+    def __reduce__(self: Any) -> tuple[type, tuple[Any, ...]]:
+        return cls, tuple(getattr(self, name) for name in names)
+
+    cls.__reduce__ = __reduce__  # type: ignore[assignment]
+    return cls
+
+
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Origin:
     """Where an object was written: a YAML document and the path inside it."""
@@ -173,6 +188,7 @@ class Journey:
         return target_kind(self.target)
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Site:
     name: str
@@ -182,6 +198,7 @@ class Site:
     origin: Origin = field(default=BUILTIN, compare=False)
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Transport:
     name: str
@@ -193,6 +210,7 @@ class Transport:
     origin: Origin = field(default=BUILTIN, compare=False)
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Interface:
     name: str
@@ -218,6 +236,7 @@ class Interface:
         return low, high
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Credentials:
     username_env: str | None = None
@@ -227,6 +246,7 @@ class Credentials:
     become_password_env: str | None = None
 
 
+@pickled_as_call
 @dataclass(frozen=True, slots=True)
 class Device:
     name: str

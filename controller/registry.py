@@ -32,9 +32,11 @@ import importlib
 import importlib.util
 import re
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 GROUP = "qoectl.platforms"
 Part = Literal["renderer", "parser", "driver"]
@@ -79,6 +81,14 @@ def _check(ep: EntryPoint) -> tuple[Registration | None, list[str]]:
         parts = ", ".join(f"{ep.value}.{p} (defining {PARTS[p]})" for p in missing)
         return None, [f"{reg.where()}: a platform needs a renderer, a parser and a driver; missing {parts}"]
     return reg, []
+
+
+def entry_points(group: str) -> list[EntryPoint]:
+    """The entry points of ``group``; importlib.metadata is imported here, when the platforms are first asked
+    for (~15 ms a command that needs no platform does not spend)."""
+    from importlib.metadata import entry_points as of_group
+
+    return list(of_group(group=group))
 
 
 @functools.lru_cache(maxsize=1)

@@ -33,6 +33,7 @@ from controller.apply import (
     run,
 )
 from controller.apply.secrets import redact
+from controller.cli import common
 from controller.cli.console import make_console
 
 EXIT_ERROR = 1
@@ -202,13 +203,12 @@ def register(cli: click.Group) -> None:
 
         Exit 0: ok; 1: a device failed (or the run could not start); 2: changes, with --detailed-exitcode.
         """
-        from controller.cli.main import _build
 
         try:
             part = parse_shard(shard) if shard else None
         except UsageError as exc:
             _fail(str(exc), as_json)
-        result_build = _build(path, as_json)
+        result_build = common._build(path, as_json)
         options = ApplyOptions(
             host_keys=HostKeyPolicy(
                 known_hosts=Path(os.path.expanduser(str(known_hosts))), accept_new=accept_new_host_keys

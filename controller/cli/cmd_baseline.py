@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from controller.cli import common
 from controller.cli.options import FILE, source_options
 from controller.cli.policy_path import policy_path
 
@@ -48,7 +49,6 @@ def record(
     """
     import dataclasses
 
-    from controller.cli import main as m
     from controller.cli.cmd_verify import _write, read_measured
     from controller.evaluate import baseline as bl
 
@@ -65,15 +65,15 @@ def record(
     if not recorded.segments:
         message = "no samples of a metric with a distribution in the range: nothing recorded"
         if as_json:
-            m._emit_json({"ok": False, "error": message})
+            common._emit_json({"ok": False, "error": message})
         else:
-            m.err.print(f"error: {message}", style="red", markup=False)
-        raise SystemExit(m.EXIT_ERROR)
+            common.err.print(f"error: {message}", style="red", markup=False)
+        raise SystemExit(common.EXIT_ERROR)
     _write(out_file, recorded.text(), as_json)
     if as_json:
-        m._emit_json({"ok": True, "out": str(out_file), **recorded.to_json()})
+        common._emit_json({"ok": True, "out": str(out_file), **recorded.to_json()})
         return
     samples = sum(d.count for metrics in recorded.segments.values() for d in metrics.values())
-    m.out.print(
+    common.out.print(
         f"recorded {len(recorded.segments)} journey x segment(s), {samples} samples, into {out_file}", markup=False
     )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from controller.cli import common
 from controller.cli.policy_path import policy_path
 
 if TYPE_CHECKING:
@@ -38,16 +39,17 @@ def _interval(value: str) -> float:
 
 
 def _finish(out_file: Path, text: str, journeys: list[str], notes: tuple[Note, ...], as_json: bool) -> None:
-    from controller.cli import main as m
     from controller.cli.cmd_verify import _write
 
     _write(out_file, text, as_json)
     if as_json:
-        m._emit_json({"ok": True, "out": str(out_file), "journeys": journeys, "notes": [n.to_json() for n in notes]})
+        common._emit_json(
+            {"ok": True, "out": str(out_file), "journeys": journeys, "notes": [n.to_json() for n in notes]}
+        )
         return
     for note in notes:
-        m.err.print(f"note: {note.text()}", style="yellow", markup=False, soft_wrap=True)
-    m.err.print(f"{len(journeys)} journey(s) exported to {out_file}, {len(notes)} note(s)", markup=False)
+        common.err.print(f"note: {note.text()}", style="yellow", markup=False, soft_wrap=True)
+    common.err.print(f"{len(journeys)} journey(s) exported to {out_file}, {len(notes)} note(s)", markup=False)
 
 
 @export.command("prometheus-rules")
@@ -63,11 +65,10 @@ def prometheus_rules(path: Path, out_file: Path, interval: str, as_json: bool) -
     Load the file with promtool check rules FILE, then rule_files: in prometheus.yml.
     Exit 0: written (notes name journeys without rules); 1: bad policy or unwritable file.
     """
-    from controller.cli import main as m
     from controller.export.prometheus import rule_file
 
     seconds = _interval(interval)
-    result = rule_file(m._build(path, as_json), seconds)
+    result = rule_file(common._build(path, as_json), seconds)
     _finish(out_file, result.text(), list(result.journeys), result.notes, as_json)
 
 
@@ -83,8 +84,7 @@ def grafana_dashboard(path: Path, out_file: Path, title: str, as_json: bool) -> 
     Prometheus data source in its datasource variable.
     Exit 0: written; 1: bad policy or unwritable file.
     """
-    from controller.cli import main as m
     from controller.export.grafana import dashboard
 
-    result = dashboard(m._build(path, as_json), title)
+    result = dashboard(common._build(path, as_json), title)
     _finish(out_file, result.text(), list(result.journeys), result.notes, as_json)

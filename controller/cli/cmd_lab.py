@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from controller.cli import common
 from controller.cli.console import make_console
 
 EXIT_ERROR = 1
@@ -272,7 +273,6 @@ def measure(
 
     --out writes the samples for `qoectl verify --measurements`.
     """
-    from controller.cli import main as m
     from controller.lab import control
     from controller.lab.measure import measure as run_cycle
 
@@ -281,7 +281,7 @@ def measure(
         state = control.status(_root(ctx))
         if state is None:
             raise control.LabError("no lab is up: start one with `qoectl lab up LABFILE`")
-        built = m._build(policy or Path(state.config.policy), as_json)
+        built = common._build(policy or Path(state.config.policy), as_json)
         cycle = run_cycle(state, built, duration_s, journeys=journeys)
     if out_file is not None:
         cycle.write_samples(out_file)

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from controller.cli import common
 from controller.qoe import apdex as apdex_model
 from controller.qoe import stalls as stall_model
 
@@ -46,14 +47,13 @@ def _read_response_times(path: Path) -> tuple[list[float | None], list[str]]:
 
 
 def _fail(messages: list[str], as_json: bool) -> None:
-    from controller.cli import main as m
 
     if as_json:
-        m._emit_json({"ok": False, "errors": messages})
+        common._emit_json({"ok": False, "errors": messages})
     else:
         for message in messages:
-            m.err.print(message, style="red", markup=False)
-    raise SystemExit(m.EXIT_ERROR)
+            common.err.print(message, style="red", markup=False)
+    raise SystemExit(common.EXIT_ERROR)
 
 
 def register(cli: click.Group) -> None:
@@ -77,7 +77,6 @@ def register(cli: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
     def apdex(threshold_ms: float, samples_file: Path, errors_frustrated: bool, as_json: bool) -> None:
         """Apdex score and rating of response times (Apdex Alliance specification)."""
-        from controller.cli import main as m
 
         values, problems = _read_response_times(samples_file)
         if problems:
@@ -99,9 +98,9 @@ def register(cli: click.Group) -> None:
             "errors_frustrated": errors_frustrated,
         }
         if as_json:
-            m._emit_json(data)
+            common._emit_json(data)
             return
-        m.out.print(
+        common.out.print(
             f"Apdex({threshold_ms:g} ms) = {result.score:.2f} {result.rating}  "
             f"({result.satisfied} satisfied, {result.tolerating} tolerating, {result.frustrated} frustrated"
             f"{f', of them {result.errors} errors' if errors_frustrated and result.errors else ''}"
@@ -134,7 +133,6 @@ def register(cli: click.Group) -> None:
 
         Exit 1 when a given --max-startup-s or --max-rebuffering-pct is exceeded.
         """
-        from controller.cli import main as m
 
         events = []
         problems = []
@@ -182,9 +180,9 @@ def register(cli: click.Group) -> None:
             "ok": ok,
         }
         if as_json:
-            m._emit_json(data)
+            common._emit_json(data)
         else:
-            m.out.print(
+            common.out.print(
                 f"stall score = {result.stall_score:.2f} (1-5; SI {result.stalling_impact:.3f}, {result.stalls} "
                 f"stall(s), weighted length {result.weighted_length_s:.2f} s); start-up {result.startup_s:g} s, "
                 f"rebuffering {result.rebuffering_pct:.2f} %",
@@ -192,8 +190,8 @@ def register(cli: click.Group) -> None:
             )
             for name, c in checks.items():
                 verdict = "ok" if c["pass"] else "over"
-                m.out.print(f"{name}: {c['measured']:g} {verdict} (max {c['max']:g})", markup=False)
+                common.out.print(f"{name}: {c['measured']:g} {verdict} (max {c['max']:g})", markup=False)
             if result.ignored:
-                m.out.print(f"note: {result.ignored} stall(s) of zero length left out", markup=False)
+                common.out.print(f"note: {result.ignored} stall(s) of zero length left out", markup=False)
         if not ok:
-            raise SystemExit(m.EXIT_ERROR)
+            raise SystemExit(common.EXIT_ERROR)

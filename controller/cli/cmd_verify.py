@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from controller.cli import common
 from controller.cli.options import FILE, source_options
 from controller.cli.policy_path import policy_path
 
@@ -124,7 +125,6 @@ def read_measured(
 
     ``prefetched``: the files' parses, started by the caller (:func:`controller.measure.prefetch.prefetch`).
     """
-    from controller.cli import main as m
     from controller.errors import errors_only, sort_diagnostics
     from controller.measure.prefetch import prefetch
     from controller.measure.samples import Vocabulary
@@ -133,25 +133,24 @@ def read_measured(
     opts = source_opts(measurement_files, prometheus_url, feedback_files, since, until, step)
     # CSV files are parsed in threads while the policy loads: the parse needs no policy, only its check does.
     opts = dataclasses.replace(opts, prefetched=prefetched or prefetch(opts.files))
-    result = m._build(path, as_json)
+    result = common._build(path, as_json)
     now = time.time()
     vocab = Vocabulary(result.policy)
     got = read_sources(opts, result.policy, vocab, now)
     diags = list(got.diagnostics)
     if errors_only(diags):
-        m._report_failure(sort_diagnostics(diags) if len(diags) < 200 else diags, as_json)
+        common._report_failure(sort_diagnostics(diags) if len(diags) < 200 else diags, as_json)
         if not as_json:
-            m.err.print("measurement data has errors: nothing was evaluated", style="bold red")
-        raise SystemExit(m.EXIT_ERROR)
+            common.err.print("measurement data has errors: nothing was evaluated", style="bold red")
+        raise SystemExit(common.EXIT_ERROR)
     if not as_json:
-        m._print_diagnostics(diags)
+        common._print_diagnostics(diags)
     samples, answers, start, end = got.samples, list(got.answers), got.start, got.end
     return Measured(result, vocab, samples, answers, diags, start, end, now)
 
 
 def read_baseline(file: Path | None, as_json: bool) -> Baseline | None:
     """The ``--baseline`` file, or one error line and exit 1."""
-    from controller.cli import main as m
     from controller.evaluate.baseline import BaselineError, read
 
     if file is None:
@@ -160,10 +159,10 @@ def read_baseline(file: Path | None, as_json: bool) -> Baseline | None:
         return read(file)
     except BaselineError as exc:
         if as_json:
-            m._emit_json({"ok": False, "error": str(exc)})
+            common._emit_json({"ok": False, "error": str(exc)})
         else:
-            m.err.print(f"error: --baseline {exc}", style="red", markup=False, soft_wrap=True)
-        raise SystemExit(m.EXIT_ERROR) from None
+            common.err.print(f"error: --baseline {exc}", style="red", markup=False, soft_wrap=True)
+        raise SystemExit(common.EXIT_ERROR) from None
 
 
 @click.command()
@@ -214,7 +213,6 @@ def verify(
         raise click.UsageError("give --measurements FILE, --prometheus URL, or both (and optionally --feedback)")
     early = prefetch(measurement_files)  # parsed in threads while the rest imports and the policy loads
 
-    from controller.cli import main as m
     from controller.evaluate import baseline as bl
     from controller.evaluate import report
     from controller.evaluate.engine import Options, evaluate
@@ -246,25 +244,24 @@ def verify(
                 for r, row in zip(evaluation.results, data["results"], strict=True):
                     row["baseline_change"] = by_key.get(bl.segment_key(r.journey, r.segment))
                 data["baseline"] = bl.comparison_json(str(baseline_file), changes)
-            m._emit_json(data)
+            common._emit_json(data)
         else:
-            report.render_table(m.out, evaluation, all_rows=all_rows)
+            report.render_table(common.out, evaluation, all_rows=all_rows)
             if before is not None:
-                bl.render_table(m.out, changes, str(baseline_file))
+                bl.render_table(common.out, changes, str(baseline_file))
     raise SystemExit(report.exit_code(evaluation))
 
 
 def _write(target: Path, text: str, quiet: bool) -> None:
-    from controller.cli import main as m
 
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
     except OSError as exc:
-        m.err.print(f"{target}: cannot write: {exc.strerror}", style="red", markup=False)
-        raise SystemExit(m.EXIT_ERROR) from None
+        common.err.print(f"{target}: cannot write: {exc.strerror}", style="red", markup=False)
+        raise SystemExit(common.EXIT_ERROR) from None
     if not quiet:
-        m.err.print(f"wrote {target}", markup=False)
+        common.err.print(f"wrote {target}", markup=False)
 
 
 # --------------------------------------------------------------------------- probes
@@ -302,7 +299,6 @@ def voice_receive(
     as_json: bool,
 ) -> None:
     """Receive a probe stream: one-way delay, RFC 3550 jitter, loss, reordering and the DSCP seen."""
-    from controller.cli import main as m
     from controller.measure import probes
 
     _name(journey, "--journey")
@@ -313,25 +309,25 @@ def voice_receive(
     try:
         sock = probes.open_receiver(host, port)
     except probes.ProbeError as exc:
-        m.err.print(str(exc), style="red", markup=False)
-        raise SystemExit(m.EXIT_ERROR) from None
+        common.err.print(str(exc), style="red", markup=False)
+        raise SystemExit(common.EXIT_ERROR) from None
     with sock:
-        m.err.print(f"listening on {host}:{port}", markup=False)
+        common.err.print(f"listening on {host}:{port}", markup=False)
         sys.stderr.flush()
         arrivals, kernel = probes.receive_voice(sock, timeout_s=timeout_s, idle_s=idle_s)
     try:
         result = probes.analyse(arrivals, interval_s, kernel)
     except probes.ProbeError as exc:
-        m.err.print(str(exc), style="red", markup=False)
-        raise SystemExit(m.EXIT_ERROR) from None
+        common.err.print(str(exc), style="red", markup=False)
+        raise SystemExit(common.EXIT_ERROR) from None
     if out_file:
         probes.write_samples(out_file, probes.voice_samples(result, journey, site, context))
     summary = result.summary()
     if as_json:
-        m._emit_json(summary)
+        common._emit_json(summary)
     else:
         dscps = ", ".join(f"{k}: {v}" for k, v in summary["dscp_seen"].items()) or "-"
-        m.out.print(
+        common.out.print(
             f"received {result.received}/{result.count} (loss {result.loss_pct:.2f} %, reordered "
             f"{result.reordered}), one-way {result.one_way_delay_ms:.2f} ms, jitter {result.jitter_ms:.2f} ms, "
             f"DSCP seen {dscps}",
@@ -347,7 +343,6 @@ def voice_receive(
 @click.option("--size", type=click.IntRange(min=36, max=1472), default=172, show_default=True, help="UDP payload.")
 def voice_send(target: str, count: int, rate_pps: float, dscp: str, size: int) -> None:
     """Send RTP-sized probe packets (G.711, 20 ms: 172 bytes at 50/s) marked with DSCP."""
-    from controller.cli import main as m
     from controller.measure import probes
     from controller.spec.types import DSCP_NAMES
 
@@ -358,9 +353,9 @@ def voice_send(target: str, count: int, rate_pps: float, dscp: str, size: int) -
     try:
         sent = probes.send_voice(host, port, count=count, rate_pps=rate_pps, dscp=value, size=size)
     except probes.ProbeError as exc:
-        m.err.print(str(exc), style="red", markup=False)
-        raise SystemExit(m.EXIT_ERROR) from None
-    m.out.print(f"sent {sent} of {count} packets to {host}:{port} at {rate_pps:g}/s, DSCP {value}", markup=False)
+        common.err.print(str(exc), style="red", markup=False)
+        raise SystemExit(common.EXIT_ERROR) from None
+    common.out.print(f"sent {sent} of {count} packets to {host}:{port} at {rate_pps:g}/s, DSCP {value}", markup=False)
 
 
 @probe.command("http")
@@ -385,7 +380,6 @@ def http(
     threshold_ms: float | None,
 ) -> None:
     """Time COUNT HTTP transactions (new connection each, whole body): response times and errors for Apdex."""
-    from controller.cli import main as m
     from controller.measure import probes
     from controller.qoe.apdex import apdex
 
@@ -396,8 +390,8 @@ def http(
     try:
         done = probes.http_probe(url, count=count, interval_s=interval_s, timeout_s=timeout_s)
     except probes.ProbeError as exc:
-        m.err.print(str(exc), style="red", markup=False)
-        raise SystemExit(m.EXIT_ERROR) from None
+        common.err.print(str(exc), style="red", markup=False)
+        raise SystemExit(common.EXIT_ERROR) from None
     if out_file:
         probes.write_samples(out_file, probes.http_samples(done, journey, site, context))
     ok = [t.response_time_ms for t in done if t.response_time_ms is not None]
@@ -407,4 +401,4 @@ def http(
     if threshold_ms:
         a = apdex([t.response_time_ms for t in done], threshold_ms)
         line += f", Apdex({threshold_ms:g} ms) {a.score:.2f} {a.rating}"
-    m.out.print(line, markup=False)
+    common.out.print(line, markup=False)

@@ -234,7 +234,9 @@ def parse_fast(path: Path) -> tuple[dict[str, int], fastcsv.Parsed] | None:
         header = (head[:-1] if crlf else head).decode("utf-8").split(",")
     except UnicodeDecodeError:
         return None
-    columns = _header(header, display(path), Problems(display(path)))
+    # A problem with the header is the exact reader's to report: this one's are dropped (and the file's
+    # display name, which would import the policy loader, is not needed).
+    columns = _header(header, str(path), Problems(str(path)))
     if columns is None:
         return None
     parsed = fastcsv.parse_path(path, columns, crlf)

@@ -38,6 +38,7 @@ from controller.parallel import ordered_map
 
 Positions = dict[DataPath, tuple[int, int]]
 _File = tuple[str, str, str, str | None] | list[Diagnostic]  # (key, name, text, cached JSON), or why unreadable
+Parsed = tuple[list[YamlDocument], list[Diagnostic]]
 
 
 class ParseCache:
@@ -104,9 +105,12 @@ class ParseCache:
         """:func:`~controller.load.loader.load_files`, parsing only files not in the cache.
 
         A cached file's documents are made from its JSON, checked and converted
-        by the same workers that parse the others (a large policy's files in
-        ``jobs`` processes, cached or not), and each file's text is let go once
-        its documents are out, so that only a few files' values are in memory at a time.
+        in the workers (``jobs`` processes for a large policy), so that this
+        process is not left alone with that work while they would be idle; a file
+        parsed now is parsed there, with its new entry's JSON, and checked and
+        converted here as it comes, as :func:`~controller.load.loader.load_files` does.
+        Each file's text is let go once its documents are out, so that only a few
+        files' values are in memory at a time.
         """
         if not root.exists():
             yield from load_files(root, jobs, digests)  # its error
@@ -123,8 +127,9 @@ class ParseCache:
         keys = [f[0] if isinstance(f, tuple) else "" for f in files]
         documents: list[YamlDocument] = []
 
-        def load(entry: _File) -> tuple[LoadedFile, tuple[str, bytes] | None, bool]:
-            """The file checked and converted; its new cache entry (SHA-256, zlib-compressed JSON); reused."""
+        def load(entry: _File) -> tuple[LoadedFile | Parsed, tuple[str, bytes] | None, bool]:
+            """The file, checked and converted when cached, else as parsed; its new entry (SHA-256,
+            zlib-compressed JSON); whether it was cached."""
             if isinstance(entry, list):
                 return LoadedFile([], entry), None, False
             _, name, text, raw = entry
@@ -132,12 +137,14 @@ class ParseCache:
             if docs is not None:
                 return loaded(docs, [], digests), None, True
             docs, problems = load_documents(text, name)
-            return loaded(docs, problems, digests), self._entry(docs) if not problems else None, False
+            return (docs, problems), self._entry(docs) if not problems else None, False
 
         for at, (file, packed, reused) in enumerate(
             ordered_map(load, files, jobs if size >= MIN_PARALLEL_BYTES else 1)
         ):
             files[at] = []  # its text let go (workers have their own copy)
+            if not isinstance(file, LoadedFile):
+                file = loaded(*file, digests)
             key = keys[at]
             if reused:
                 self.kept[key] = self.digests[key]

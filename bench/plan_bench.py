@@ -59,8 +59,8 @@ def timed(source: Path, policy: Path, out: Path, flags: list[str]) -> tuple[floa
 
 
 def _knows(source: Path, flag: str) -> bool:
-    main = source / "controller" / "cli" / "main.py"
-    return flag in main.read_text(encoding="utf-8")
+    """Whether ``source``'s CLI has ``flag`` (in any module of controller/cli: the plan command left main.py)."""
+    return any(flag in p.read_text(encoding="utf-8") for p in (source / "controller" / "cli").glob("*.py"))
 
 
 def floor_timed(policy: Path, contexts: Path, out: Path, jobs: int) -> tuple[float, float, float]:

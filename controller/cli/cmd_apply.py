@@ -208,7 +208,7 @@ def register(cli: click.Group) -> None:
             part = parse_shard(shard) if shard else None
         except UsageError as exc:
             _fail(str(exc), as_json)
-        result_build = common._build(path, as_json)
+        result_build = common.build_or_exit(path, as_json)
         options = ApplyOptions(
             host_keys=HostKeyPolicy(
                 known_hosts=Path(os.path.expanduser(str(known_hosts))), accept_new=accept_new_host_keys

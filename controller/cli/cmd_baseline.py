@@ -65,13 +65,13 @@ def record(
     if not recorded.segments:
         message = "no samples of a metric with a distribution in the range: nothing recorded"
         if as_json:
-            common._emit_json({"ok": False, "error": message})
+            common.emit_json({"ok": False, "error": message})
         else:
             common.err.print(f"error: {message}", style="red", markup=False)
         raise SystemExit(common.EXIT_ERROR)
     _write(out_file, recorded.text(), as_json)
     if as_json:
-        common._emit_json({"ok": True, "out": str(out_file), **recorded.to_json()})
+        common.emit_json({"ok": True, "out": str(out_file), **recorded.to_json()})
         return
     samples = sum(d.count for metrics in recorded.segments.values() for d in metrics.values())
     common.out.print(

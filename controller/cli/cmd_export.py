@@ -43,7 +43,7 @@ def _finish(out_file: Path, text: str, journeys: list[str], notes: tuple[Note, .
 
     _write(out_file, text, as_json)
     if as_json:
-        common._emit_json(
+        common.emit_json(
             {"ok": True, "out": str(out_file), "journeys": journeys, "notes": [n.to_json() for n in notes]}
         )
         return
@@ -68,7 +68,7 @@ def prometheus_rules(path: Path, out_file: Path, interval: str, as_json: bool) -
     from controller.export.prometheus import rule_file
 
     seconds = _interval(interval)
-    result = rule_file(common._build(path, as_json), seconds)
+    result = rule_file(common.build_or_exit(path, as_json), seconds)
     _finish(out_file, result.text(), list(result.journeys), result.notes, as_json)
 
 
@@ -86,5 +86,5 @@ def grafana_dashboard(path: Path, out_file: Path, title: str, as_json: bool) -> 
     """
     from controller.export.grafana import dashboard
 
-    result = dashboard(common._build(path, as_json), title)
+    result = dashboard(common.build_or_exit(path, as_json), title)
     _finish(out_file, result.text(), list(result.journeys), result.notes, as_json)

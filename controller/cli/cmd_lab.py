@@ -281,7 +281,7 @@ def measure(
         state = control.status(_root(ctx))
         if state is None:
             raise control.LabError("no lab is up: start one with `qoectl lab up LABFILE`")
-        built = common._build(policy or Path(state.config.policy), as_json)
+        built = common.build_or_exit(policy or Path(state.config.policy), as_json)
         cycle = run_cycle(state, built, duration_s, journeys=journeys)
     if out_file is not None:
         cycle.write_samples(out_file)

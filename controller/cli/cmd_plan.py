@@ -20,11 +20,11 @@ from controller.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
-    _report_failure,
     err,
     json_opt,
     out,
     policy_arg,
+    report_failure,
 )
 from controller.cli.options import FILE
 from controller.cli.plan_report import json_streamed, markdown_plan, print_plan
@@ -137,7 +137,7 @@ def _plan_fleet(
             validated = validate_policy(policy, problems)
             todo = session.select(validated.context, validated.devices, validated.diagnostics)
     except PolicyError as exc:
-        _report_failure(exc.diagnostics, as_json)
+        report_failure(exc.diagnostics, as_json)
         raise SystemExit(EXIT_ERROR) from None
     created = _missing_parents(out_dir)
     staging = tree.begin(out_dir)
@@ -163,7 +163,7 @@ def _plan_fleet(
         tree.discard(staging)
         _remove_spool(spool)
         _remove_empty(created)
-        _report_failure(list(run.diagnostics), as_json)
+        report_failure(list(run.diagnostics), as_json)
         raise SystemExit(EXIT_ERROR)
     if session.reused:
         with bulk_allocation():

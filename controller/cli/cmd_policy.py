@@ -8,7 +8,16 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from controller.cli.common import EXIT_ERROR, _build, _emit_json, _print_diagnostics, err, json_opt, out, policy_arg
+from controller.cli.common import (
+    EXIT_ERROR,
+    build_or_exit,
+    emit_json,
+    err,
+    json_opt,
+    out,
+    policy_arg,
+    print_diagnostics,
+)
 from controller.cli.options import FILE
 from controller.cli.policy_path import policy_path
 
@@ -31,12 +40,12 @@ def validate(path: Path, as_json: bool, junit_file: Path | None) -> None:
     """Check the policy repository at PATH (schema and meaning); exit 1 on any error."""
     from controller.cli.validate_report import write_junit
 
-    result = _build(path, as_json, junit_file)
+    result = build_or_exit(path, as_json, junit_file)
     warnings = [d for d in result.diagnostics if d.severity == "warning"]
     if junit_file is not None:
         write_junit(junit_file, path, warnings)
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "ok": True,
                 "journeys": len(result.policy.journeys),
@@ -45,7 +54,7 @@ def validate(path: Path, as_json: bool, junit_file: Path | None) -> None:
             }
         )
         return
-    _print_diagnostics(warnings)
+    print_diagnostics(warnings)
     out.print(
         f"[green]ok[/green]: {len(result.policy.journeys)} journeys, {len(result.policy.devices)} devices, "
         f"{len(result.policy.sites)} sites"
@@ -62,7 +71,7 @@ def render(path: Path, device: str, out_dir: Path | None) -> None:
     from controller.render import tree
     from controller.render.outputs import update_tree
 
-    result = _build(path, False)
+    result = build_or_exit(path, False)
     plan_ = result.plan(device)
     if plan_ is None:
         names = ", ".join(p.device for p in result.plans[:20])
@@ -96,7 +105,7 @@ def explain(journey: str, path: Path, device: str | None, as_json: bool) -> None
     from controller.explain import explain as do_explain
     from controller.explain import read_back_text
 
-    result = _build(path, as_json)
+    result = build_or_exit(path, as_json)
     if device is not None and result.plan(device) is None:
         known = ", ".join(p.device for p in result.plans)
         err.print(f"unknown device '{device}'; devices: {known}", style="red", markup=False)
@@ -108,7 +117,7 @@ def explain(journey: str, path: Path, device: str | None, as_json: bool) -> None
         err.print(f"unknown journey '{journey}'; journeys: {known}", style="red", markup=False)
         raise SystemExit(EXIT_ERROR) from None
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     # Only what is set (never "owner None"); the owner is the user's text, not rich markup ("[/team]" is no tag).
     owner = f", owner {escape(data['owner'])}" if data["owner"] is not None else ""

@@ -49,7 +49,7 @@ def _read_response_times(path: Path) -> tuple[list[float | None], list[str]]:
 def _fail(messages: list[str], as_json: bool) -> None:
 
     if as_json:
-        common._emit_json({"ok": False, "errors": messages})
+        common.emit_json({"ok": False, "errors": messages})
     else:
         for message in messages:
             common.err.print(message, style="red", markup=False)
@@ -98,7 +98,7 @@ def register(cli: click.Group) -> None:
             "errors_frustrated": errors_frustrated,
         }
         if as_json:
-            common._emit_json(data)
+            common.emit_json(data)
             return
         common.out.print(
             f"Apdex({threshold_ms:g} ms) = {result.score:.2f} {result.rating}  "
@@ -180,7 +180,7 @@ def register(cli: click.Group) -> None:
             "ok": ok,
         }
         if as_json:
-            common._emit_json(data)
+            common.emit_json(data)
         else:
             common.out.print(
                 f"stall score = {result.stall_score:.2f} (1-5; SI {result.stalling_impact:.3f}, {result.stalls} "

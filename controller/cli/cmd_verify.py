@@ -133,18 +133,18 @@ def read_measured(
     opts = source_opts(measurement_files, prometheus_url, feedback_files, since, until, step)
     # CSV files are parsed in threads while the policy loads: the parse needs no policy, only its check does.
     opts = dataclasses.replace(opts, prefetched=prefetched or prefetch(opts.files))
-    result = common._build(path, as_json)
+    result = common.build_or_exit(path, as_json)
     now = time.time()
     vocab = Vocabulary(result.policy)
     got = read_sources(opts, result.policy, vocab, now)
     diags = list(got.diagnostics)
     if errors_only(diags):
-        common._report_failure(sort_diagnostics(diags) if len(diags) < 200 else diags, as_json)
+        common.report_failure(sort_diagnostics(diags) if len(diags) < 200 else diags, as_json)
         if not as_json:
             common.err.print("measurement data has errors: nothing was evaluated", style="bold red")
         raise SystemExit(common.EXIT_ERROR)
     if not as_json:
-        common._print_diagnostics(diags)
+        common.print_diagnostics(diags)
     samples, answers, start, end = got.samples, list(got.answers), got.start, got.end
     return Measured(result, vocab, samples, answers, diags, start, end, now)
 
@@ -159,7 +159,7 @@ def read_baseline(file: Path | None, as_json: bool) -> Baseline | None:
         return read(file)
     except BaselineError as exc:
         if as_json:
-            common._emit_json({"ok": False, "error": str(exc)})
+            common.emit_json({"ok": False, "error": str(exc)})
         else:
             common.err.print(f"error: --baseline {exc}", style="red", markup=False, soft_wrap=True)
         raise SystemExit(common.EXIT_ERROR) from None
@@ -244,7 +244,7 @@ def verify(
                 for r, row in zip(evaluation.results, data["results"], strict=True):
                     row["baseline_change"] = by_key.get(bl.segment_key(r.journey, r.segment))
                 data["baseline"] = bl.comparison_json(str(baseline_file), changes)
-            common._emit_json(data)
+            common.emit_json(data)
         else:
             report.render_table(common.out, evaluation, all_rows=all_rows)
             if before is not None:
@@ -324,7 +324,7 @@ def voice_receive(
         probes.write_samples(out_file, probes.voice_samples(result, journey, site, context))
     summary = result.summary()
     if as_json:
-        common._emit_json(summary)
+        common.emit_json(summary)
     else:
         dscps = ", ".join(f"{k}: {v}" for k, v in summary["dscp_seen"].items()) or "-"
         common.out.print(

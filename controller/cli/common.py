@@ -33,17 +33,17 @@ policy_arg = policy_path()  # every command that reads policies: PATH, default "
 json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 
 
-def _print_diagnostics(diags: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
+def print_diagnostics(diags: list[Diagnostic] | tuple[Diagnostic, ...]) -> None:
     for d in diags:
         style = "yellow" if d.severity == "warning" else "red"
         err.print(d.format(), style=style, markup=False)
 
 
-def _emit_json(data: Any) -> None:
+def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def _build(path: Path, as_json: bool, junit: Path | None = None) -> Build:
+def build_or_exit(path: Path, as_json: bool, junit: Path | None = None) -> Build:
     """Load+validate+compile, or report every problem and exit 1 (also as JUnit XML into ``junit``)."""
     from controller.errors import PolicyError
     from controller.parallel import default_jobs
@@ -52,25 +52,23 @@ def _build(path: Path, as_json: bool, junit: Path | None = None) -> Build:
     try:
         result = build(path, jobs=default_jobs())
     except PolicyError as exc:
-        _report_failure(exc.diagnostics, as_json, path, junit)
+        report_failure(exc.diagnostics, as_json, path, junit)
         raise SystemExit(EXIT_ERROR) from None
     if not result.ok:
-        _report_failure(list(result.diagnostics), as_json, path, junit)
+        report_failure(list(result.diagnostics), as_json, path, junit)
         raise SystemExit(EXIT_ERROR)
     return result
 
 
-def _report_failure(
-    diags: list[Diagnostic], as_json: bool, path: Path | None = None, junit: Path | None = None
-) -> None:
+def report_failure(diags: list[Diagnostic], as_json: bool, path: Path | None = None, junit: Path | None = None) -> None:
     if junit is not None and path is not None:
         from controller.cli.validate_report import write_junit
 
         write_junit(junit, path, diags)
     if as_json:
-        _emit_json({"ok": False, "diagnostics": [d.to_json() for d in diags]})
+        emit_json({"ok": False, "diagnostics": [d.to_json() for d in diags]})
     else:
-        _print_diagnostics(diags)
+        print_diagnostics(diags)
         n = sum(1 for d in diags if d.severity == "error")
         files = len({d.location.file for d in diags})
         err.print(f"{n} error(s) in {files} file(s)", style="bold red")

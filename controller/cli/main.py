@@ -18,7 +18,7 @@ import click
 
 from controller import __version__
 from controller.cli import common
-from controller.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, _emit_json, json_opt, out
+from controller.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, emit_json, json_opt, out
 
 __all__ = ["COMMAND_MODULES", "EXIT_CHANGES", "EXIT_ERROR", "EXIT_OK", "cli", "main"]
 
@@ -92,7 +92,7 @@ def voice(delay_ms: float, jitter_ms: float, loss_pct: float, codec: str, as_jso
 
     q = voice_quality(delay_ms, jitter_ms, loss_pct, codec)
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "r": round(q.r, 4),
                 "mos": round(q.mos, 4),

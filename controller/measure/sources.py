@@ -41,7 +41,7 @@ class SourceOptions:
     since_s: float | None = None
     until: float | None = None
     step_s: float = 60.0
-    prefetched: tuple[Prefetch | None, ...] = ()  # per file, its parse started early (files.prefetch)
+    prefetched: tuple[Prefetch | None, ...] = ()  # per file, its parse started early (controller.measure.prefetch)
 
     @property
     def measures(self) -> bool:
